@@ -1,0 +1,3 @@
+from videodub.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""videodub's own stage implementations: ordinary plugins, one module each, named after what they wrap."""

@@ -1,0 +1,64 @@
+"""ingest=local: a file ffmpeg can read. Probes it, checks it, extracts the audio later stages use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from videodub import hookimpl
+from videodub.config import Validation
+from videodub.errors import VideodubError
+from videodub.media import decode_check, probe, run_ffmpeg
+from videodub.model import JobContext, MediaInfo, WorkerHint
+
+
+@dataclass
+class LocalIngestOptions:
+    # Sample rate of the mixing track (the dubbed audio is written at this rate).
+    mix_sample_rate: int = 48000
+
+
+class LocalIngester:
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def worker_hint(self) -> WorkerHint:
+        return WorkerHint(cpu_bound=True, memory_mb=150, max_concurrency=1,
+                          reason="one input file")
+
+    def ingest(self, input_path: Path, ctx: JobContext) -> MediaInfo:
+        if not input_path.exists():
+            raise VideodubError(f"input not found: {input_path}")
+        if not input_path.is_file():
+            raise VideodubError(f"input is not a file: {input_path}")
+        info = probe(input_path)
+        audio = [s for s in info["streams"] if s["type"] == "audio"]
+        video = [s for s in info["streams"] if s["type"] == "video"
+                 and s["codec"] not in ("mjpeg", "png")]  # cover art is not a video stream
+        if not audio:
+            raise VideodubError(f"{input_path.name} has no audio stream to dub")
+        if not info["duration"]:
+            raise VideodubError(f"{input_path.name}: cannot tell its duration")
+        validation = self.options.validation
+        if validation == Validation.full:
+            decode_check(input_path, ctx)
+        speech = ctx.work_dir / "speech16k.wav"
+        full = ctx.work_dir / "original.wav"
+        rate = self.options.mix_sample_rate
+        # One decode, two outputs: 16 kHz mono for recognition, the mixing rate in stereo.
+        run_ffmpeg(["-v", "error", "-i", str(input_path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+                    "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(speech),
+                    "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "2", "-ar", str(rate),
+                    "-c:a", "pcm_s16le", str(full)],
+                   ctx, what=f"extracting audio from {input_path.name}")
+        return MediaInfo(
+            path=input_path, duration=float(info["duration"]), has_video=bool(video),
+            audio_streams=len(audio), audio_codec=audio[0]["codec"],
+            video_codec=video[0]["codec"] if video else None, speech_audio=speech,
+            full_audio=full, sample_rate=rate, extra={"format": info["format"]})
+
+
+@hookimpl
+def register_ingesters(register):
+    register("local", LocalIngester, LocalIngestOptions,
+             description="Any file ffmpeg reads; probes, validates and extracts audio.")

@@ -1,0 +1,189 @@
+"""mix=duck: lay the dubbed clips over the original audio, ducked under the speech, then
+normalise loudness (EBU R128) to a stated target.
+
+The speech track is written to disk as clips arrive, in start order, keeping only the
+overlap window in memory; background ducking and loudness normalisation run in ffmpeg as a
+stream. A long video is never held in memory as one array.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from videodub import hookimpl
+from videodub.config import Effort
+from videodub.errors import VideodubError
+from videodub.media import run_ffmpeg
+from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
+
+
+@dataclass
+class DuckMixOptions:
+    # Integrated loudness target of the dubbed track, LUFS.
+    loudness: float = -16.0
+    # True-peak ceiling, dBTP.
+    true_peak: float = -1.5
+    # Loudness range target for the normaliser, LU.
+    loudness_range: float = 11.0
+    # Background level relative to the original, dB, applied everywhere.
+    background_db: float = -4.0
+    # Sidechain compressor that ducks the background while dubbed speech plays.
+    duck_threshold: float = 0.01
+    duck_ratio: float = 20.0
+    duck_attack_ms: float = 20.0
+    duck_release_ms: float = 400.0
+
+    def __post_init__(self) -> None:
+        if not -70.0 <= self.loudness <= -5.0:
+            raise ValueError(f"loudness must be between -70 and -5 LUFS, got {self.loudness}")
+        if not -9.0 <= self.true_peak <= 0.0:
+            raise ValueError(f"true_peak must be between -9 and 0 dBTP, got {self.true_peak}")
+        if not 1.0 <= self.duck_ratio <= 20.0:
+            raise ValueError(f"duck_ratio must be between 1 and 20, got {self.duck_ratio}")
+
+
+def fit_clip(audio: np.ndarray, rate: int, segment: Segment) -> tuple[np.ndarray, float, float]:
+    """Stretch a clip (pitch-preserving) to fit its slot within the allowed speed-up.
+
+    Returns (audio, stretch applied, seconds still overflowing the slot)."""
+    import pedalboard
+
+    duration = audio.shape[-1] / rate
+    slot_start = segment.slot_start if segment.slot_start is not None else segment.start
+    slot_end = segment.slot_end if segment.slot_end is not None else segment.end
+    slot = max(slot_end - slot_start, 1e-3)
+    allowed = max(1.0, segment.max_speed / max(segment.tts_rate, 1e-3))
+    stretch = min(max(duration / slot, 1.0), allowed)
+    if stretch > 1.005 and audio.shape[-1] > 0:
+        audio = pedalboard.time_stretch(audio.reshape(1, -1).astype(np.float32), rate,
+                                        stretch_factor=stretch)[0]
+    else:
+        stretch = 1.0
+    overflow = max(0.0, audio.shape[-1] / rate - slot)
+    return audio, stretch, overflow
+
+
+class SpeechTrackWriter:
+    """Writes clips at their start times into a mono WAV, holding only overlapping tails."""
+
+    def __init__(self, path: Path, rate: int) -> None:
+        import soundfile
+
+        self.rate = rate
+        self.file = soundfile.SoundFile(str(path), "w", samplerate=rate, channels=1,
+                                        subtype="FLOAT")
+        self.written = 0  # samples already on disk
+        self.pending = np.zeros(0, dtype=np.float32)  # samples from ``written`` onwards
+
+    def add(self, audio: np.ndarray, start_s: float) -> None:
+        pos = max(int(round(start_s * self.rate)), self.written)
+        if pos > self.written + len(self.pending):
+            self._flush(len(self.pending))
+            gap = pos - self.written
+            self.file.write(np.zeros(gap, dtype=np.float32))
+            self.written += gap
+        else:
+            self._flush(pos - self.written)
+        need = len(audio)
+        if need > len(self.pending):
+            self.pending = np.concatenate([self.pending, np.zeros(need - len(self.pending),
+                                                                  dtype=np.float32)])
+        self.pending[:need] += audio
+
+    def _flush(self, n: int) -> None:
+        if n > 0:
+            self.file.write(self.pending[:n])
+            self.pending = self.pending[n:]
+            self.written += n
+
+    def close(self, total_s: float) -> None:
+        self._flush(len(self.pending))
+        total = int(round(total_s * self.rate))
+        if total > self.written:
+            self.file.write(np.zeros(total - self.written, dtype=np.float32))
+        self.file.close()
+
+
+class DuckMixer:
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def worker_hint(self) -> WorkerHint:
+        return WorkerHint(cpu_bound=True, memory_mb=200, max_concurrency=1,
+                          reason="one speech track, written in order")
+
+    def mix(self, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext) -> Path:
+        from pedalboard.io import AudioFile
+
+        rate = media.sample_rate
+        speech_path = ctx.work_dir / "speech_track.wav"
+        writer = SpeechTrackWriter(speech_path, rate)
+        try:
+            for seg in segments:
+                if not seg.audio_path:
+                    continue
+                with AudioFile(seg.audio_path).resampled_to(rate) as f:
+                    audio = f.read(f.frames).mean(axis=0).astype(np.float32)
+                audio, seg.stretch, seg.overflow = fit_clip(audio, rate, seg)
+                seg.stretch = round(seg.stretch, 4)
+                seg.overflow = round(seg.overflow, 3)
+                if seg.overflow > 0.05:
+                    seg.flags.append("overflow")
+                writer.add(audio, seg.slot_start if seg.slot_start is not None else seg.start)
+        finally:
+            writer.close(media.duration)
+        out = ctx.work_dir / "dub_mix.wav"
+        self._render(media, speech_path, out, ctx)
+        return out
+
+    def _graph(self, loudnorm: str) -> str:
+        o = self.options
+        return (
+            "[1:a]aformat=channel_layouts=stereo,asplit=2[sc][voice];"
+            f"[0:a]volume={o.background_db}dB[bgin];"
+            f"[bgin][sc]sidechaincompress=threshold={o.duck_threshold}:ratio={o.duck_ratio}"
+            f":attack={o.duck_attack_ms}:release={o.duck_release_ms}[bg];"
+            "[bg][voice]amix=inputs=2:duration=first:normalize=0,"
+            f"{loudnorm}[out]"
+        )
+
+    def _render(self, media: MediaInfo, speech: Path, out: Path, ctx: JobContext) -> None:
+        o = self.options
+        target = f"I={o.loudness}:TP={o.true_peak}:LRA={o.loudness_range}"
+        inputs = ["-i", str(media.full_audio), "-i", str(speech)]
+        loudnorm = f"loudnorm={target}"
+        if o.effort != Effort.low:
+            # Two passes: measure, then apply one linear gain (no pumping) where the peak allows.
+            log = run_ffmpeg(["-v", "info", *inputs, "-filter_complex",
+                              self._graph(f"{loudnorm}:print_format=json"), "-map", "[out]",
+                              "-f", "null", "-"], ctx, what="measuring loudness")
+            m = _loudnorm_json(log)
+            loudnorm = (f"{loudnorm}:measured_I={m['input_i']}:measured_TP={m['input_tp']}"
+                        f":measured_LRA={m['input_lra']}:measured_thresh={m['input_thresh']}"
+                        f":offset={m['target_offset']}:linear=true")
+        run_ffmpeg(["-v", "error", *inputs, "-filter_complex", self._graph(loudnorm),
+                    "-map", "[out]", "-ar", str(media.sample_rate), "-c:a", "pcm_s16le", str(out)],
+                   ctx, what="mixing the dubbed audio")
+
+
+def _loudnorm_json(stderr: str) -> dict:
+    match = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr, re.S)
+    if not match:
+        raise VideodubError("mixing: ffmpeg loudnorm printed no measurement")
+    data = json.loads(match.group(0))
+    for k in ("input_i", "input_tp", "input_lra", "input_thresh"):
+        if data.get(k) in ("-inf", "inf", None):
+            data[k] = "-70.0" if k != "input_lra" else "0.0"
+    return data
+
+
+@hookimpl
+def register_mixers(register):
+    register("duck", DuckMixer, DuckMixOptions,
+             description="Clips over the ducked original, loudness-normalised (EBU R128).")

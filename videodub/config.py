@@ -1,0 +1,222 @@
+"""Typed configuration: the top-level schema, the per-stage base options, and validation.
+
+Every implementation's options dataclass is combined with its stage's base dataclass
+below, so the keys a profile sets (``align.max_speed``, ``transcribe.effort``...) exist
+whatever implementation the user picks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from videodub.errors import VideodubError
+from videodub.languages import check_language
+from videodub.model import STAGES
+
+
+class Effort(str, Enum):
+    """How much work a stage should spend on quality (profiles set it per stage)."""
+
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+class Validation(str, Enum):
+    """How thoroughly ingest checks the input: full decode, headers and a probe, or nothing."""
+
+    full = "full"
+    quick = "quick"
+    none = "none"
+
+
+class Display(str, Enum):
+    auto = "auto"  # rich on a terminal, plain lines otherwise
+    rich = "rich"
+    plain = "plain"
+    quiet = "quiet"  # only the final path and errors
+
+
+@dataclass
+class StageOptions:
+    """Options every stage accepts."""
+
+    # Upper bound on this stage's workers; 0 lets the runner decide from the machine.
+    workers: int = 0
+    # Quality/effort trade-off; each implementation documents what it changes.
+    effort: Effort = Effort.medium
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+
+
+@dataclass
+class IngestOptions(StageOptions):
+    # full: decode every packet of every stream; quick: probe headers; none: trust the file.
+    validation: Validation = Validation.quick
+
+
+@dataclass
+class TranscribeOptions(StageOptions):
+    pass
+
+
+@dataclass
+class TranslateOptions(StageOptions):
+    # Segments per translation call, for implementations that batch (None: the whole transcript).
+    batch_size: Optional[int] = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class AlignOptions(StageOptions):
+    # Largest speed-up applied to a line to fit its slot (1.0 = never speed up).
+    max_speed: float = 1.3
+    # Let a line run on into the silence before the next line.
+    borrow_silence: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1.0 <= self.max_speed <= 4.0:
+            raise ValueError(f"max_speed must be between 1.0 and 4.0, got {self.max_speed}")
+
+
+@dataclass
+class TTSOptions(StageOptions):
+    pass
+
+
+@dataclass
+class MixOptions(StageOptions):
+    pass
+
+
+@dataclass
+class MuxOptions(StageOptions):
+    pass
+
+
+STAGE_OPTIONS: dict[str, type] = {
+    "ingest": IngestOptions,
+    "transcribe": TranscribeOptions,
+    "translate": TranslateOptions,
+    "align": AlignOptions,
+    "tts": TTSOptions,
+    "mix": MixOptions,
+    "mux": MuxOptions,
+}
+
+
+@dataclass
+class RunnerConfig:
+    display: Display = Display.auto
+    # Cap on any stage's worker pool; 0 means size from the machine and the providers.
+    max_workers: int = 0
+    # Segments buffered between two stages before the upstream stage waits.
+    queue_size: int = 64
+    # Only stage start/end lines, no periodic progress (the speed profile sets it).
+    minimal_logging: bool = False
+
+
+@dataclass
+class VideodubConfig:
+    # The video (or audio) file to dub.
+    input: str = MISSING
+    # Language of the dub, an ISO 639-1 code (es, de, en...).
+    target_lang: str = MISSING
+    # Language spoken in the input; null detects it.
+    source_lang: Optional[str] = None
+    # Set by the selected profile.
+    profile_name: str = "custom"
+    # Show tracebacks for errors.
+    verbose: bool = False
+    # Reuse transcripts and clips from earlier runs of the same input and options.
+    cache: bool = True
+    cache_dir: str = "outputs/cache"
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    ingest: Any = MISSING
+    transcribe: Any = MISSING
+    translate: Any = MISSING
+    align: Any = MISSING
+    tts: Any = MISSING
+    mix: Any = MISSING
+    mux: Any = MISSING
+
+
+def implementation_config(stage: str, name: str, options: type | None) -> type:
+    """The dataclass stored in the config group: the plugin's options, the stage's base
+    options, and ``impl`` naming the selected implementation."""
+    base = STAGE_OPTIONS[stage]
+    bases: tuple[type, ...] = (base,)
+    if options is not None:
+        if not dataclasses.is_dataclass(options):
+            raise TypeError(f"{stage}={name}: config must be a dataclass, got {options!r}")
+        bases = (options,) if issubclass(options, base) else (options, base)
+    cls_name = "".join(p.capitalize() for p in f"{stage}_{name}".split("_")) + "Config"
+    return dataclasses.make_dataclass(
+        cls_name, [("impl", str, field(default=name))], bases=bases)
+
+
+@dataclass
+class JobConfig:
+    """A validated job: plain values plus one options object per stage."""
+
+    input: str
+    target_lang: str
+    source_lang: str | None
+    profile_name: str
+    verbose: bool
+    cache: bool
+    cache_dir: str
+    runner: RunnerConfig
+    stages: dict[str, Any]  # stage -> options dataclass instance (with .impl)
+
+
+def validate(cfg: DictConfig) -> JobConfig:
+    """Turn a composed config into typed objects, raising one-line VideodubErrors."""
+    for key in ("input", "target_lang"):
+        if OmegaConf.is_missing(cfg, key):
+            raise VideodubError(f"{key} is required (e.g. input=talk.mp4 target_lang=es)")
+    try:
+        target = check_language(str(cfg.target_lang), "target_lang")
+        source = check_language(str(cfg.source_lang), "source_lang") if cfg.source_lang else None
+        runner = OmegaConf.to_object(cfg.runner)
+    except OmegaConfBaseException as exc:
+        raise VideodubError(one_line(exc)) from exc
+    stages: dict[str, Any] = {}
+    for stage in STAGES:
+        node = cfg.get(stage)
+        if node is None or not isinstance(node, DictConfig):
+            raise VideodubError(f"no {stage} implementation selected (set {stage}=<name>)")
+        try:
+            stages[stage] = OmegaConf.to_object(node)
+        except (ValueError, TypeError) as exc:
+            raise VideodubError(f"{stage}: {exc}") from exc
+        except OmegaConfBaseException as exc:
+            raise VideodubError(one_line(exc)) from exc
+    return JobConfig(
+        input=str(cfg.input), target_lang=target, source_lang=source,
+        profile_name=str(cfg.profile_name), verbose=bool(cfg.verbose), cache=bool(cfg.cache),
+        cache_dir=str(cfg.cache_dir), runner=runner, stages=stages)
+
+
+def one_line(exc: BaseException) -> str:
+    """OmegaConf/Hydra errors span several lines; keep what names the key and the problem."""
+    text = str(exc).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), None)
+    head = lines[0] if lines else type(exc).__name__
+    if full_key and full_key not in head:
+        head = f"{full_key}: {head}"
+    return head

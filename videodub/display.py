@@ -1,0 +1,159 @@
+"""Progress for people: a live rich table on a terminal, plain lines elsewhere, a summary at the end."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from videodub.stats import ProcessMonitor, StageStats
+
+
+def _fmt_done(s: StageStats) -> str:
+    if s.unit == "s":
+        total = f"{s.total:.0f}" if s.total is not None else "?"
+        return f"{s.done:.0f}/{total} s"
+    total = f"{s.total:.0f}" if s.total is not None else "?"
+    return f"{s.done:.0f}/{total}"
+
+
+def _fmt_rate(s: StageStats) -> str:
+    rate = s.throughput
+    if not rate:
+        return ""
+    return f"{rate:.1f}x" if s.unit == "s" else f"{rate:.1f}/s"
+
+
+class Display:
+    """Base: shows nothing (``runner.display=quiet``)."""
+
+    def __init__(self, stages: list[StageStats], monitor: ProcessMonitor,
+                 stream: TextIO | None = None) -> None:
+        self.stages = stages
+        self.monitor = monitor
+        self.stream = stream or sys.stderr
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def message(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def summary_table(self) -> Table:
+        table = Table(title="videodub stages", title_justify="left")
+        for col in ("stage", "impl", "items", "wall s", "cpu s", "workers", "peak RSS MiB"):
+            table.add_column(col, justify="left" if col in ("stage", "impl") else "right")
+        for s in self.stages:
+            table.add_row(s.name, s.impl + (" (cached)" if s.cached else ""), str(s.items),
+                          f"{s.elapsed:.2f}", f"{s.cpu_s:.2f}", str(s.workers),
+                          f"{s.peak_rss / 2**20:.0f}")
+        return table
+
+    def summary(self) -> None:
+        Console(file=self.stream, width=100).print(self.summary_table())
+
+
+class PlainDisplay(Display):
+    """One line per stage event, and a progress line at most every ``every`` seconds."""
+
+    def __init__(self, *args, every: float = 5.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="videodub-display", daemon=True)
+        self._seen_start: set[str] = set()
+        self._seen_end: set[str] = set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        self._events()
+
+    def _events(self) -> None:
+        for s in self.stages:
+            if s.started is not None and s.name not in self._seen_start:
+                self._seen_start.add(s.name)
+                self.message(f"[{s.name}] started ({s.impl}, {s.workers} workers: {s.worker_reason})")
+            if s.finished is not None and s.name not in self._seen_end:
+                self._seen_end.add(s.name)
+                self.message(f"[{s.name}] done {_fmt_done(s)} in {s.elapsed:.2f}s"
+                             + (" (cached)" if s.cached else ""))
+
+    def _loop(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(0.2):
+            self._events()
+            if time.monotonic() - last >= self.every:
+                last = time.monotonic()
+                parts = [f"{s.name} {_fmt_done(s)}" for s in self.stages if s.active]
+                if parts:
+                    self.message("progress: " + ", ".join(parts)
+                                 + f" | cpu {self.monitor.cpu_percent:.0f}%"
+                                 f" rss {self.monitor.rss / 2**20:.0f} MiB")
+
+
+class StageEventsDisplay(PlainDisplay):
+    """Stage start/end lines only (the speed profile's minimal logging)."""
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.2):
+            self._events()
+
+
+class RichDisplay(Display):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.console = Console(file=self.stream)
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4,
+                         transient=False, get_renderable=self._render)
+
+    def _render(self) -> Group:
+        table = Table(expand=False, box=None, pad_edge=False)
+        for col in ("stage", "impl", "done", "", "elapsed", "rate", "workers"):
+            table.add_column(col, justify="right" if col in ("done", "elapsed", "rate") else "left")
+        for s in self.stages:
+            total = s.total if s.total else None
+            bar = ProgressBar(total=total or 1, completed=s.done if total else 0,
+                              width=24, pulse=s.active and total is None)
+            style = "green" if s.finished else ("bold" if s.active else "dim")
+            table.add_row(Text(s.name, style=style), s.impl, _fmt_done(s), bar,
+                          f"{s.elapsed:.1f}s", _fmt_rate(s), f"{s.workers_busy}/{s.workers}")
+        footer = Text(f"cpu {self.monitor.cpu_percent:.0f}%   rss "
+                      f"{self.monitor.rss / 2**20:.0f} MiB   peak {self.monitor.peak_rss / 2**20:.0f} MiB",
+                      style="dim")
+        return Group(table, footer)
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def start(self) -> None:
+        self.live.start()
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def summary(self) -> None:
+        self.console.print(self.summary_table())
+
+
+def make_display(mode: str, stages: list[StageStats], monitor: ProcessMonitor,
+                 minimal: bool = False) -> Display:
+    stream = sys.stderr
+    if mode == "auto":
+        mode = "rich" if stream.isatty() else "plain"
+    if mode == "quiet":
+        return Display(stages, monitor, stream)
+    if mode == "rich":
+        return RichDisplay(stages, monitor, stream)
+    return (StageEventsDisplay if minimal else PlainDisplay)(stages, monitor, stream)

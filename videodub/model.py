@@ -1,0 +1,214 @@
+"""The data that flows between stages, and the small interfaces stages implement.
+
+Data moves one way: ingest -> transcribe -> translate -> align -> tts -> mix -> mux.
+Stages exchange :class:`Segment` objects; a stage never reaches back into another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from videodub.errors import Cancelled
+
+STAGES = ("ingest", "transcribe", "translate", "align", "tts", "mix", "mux")
+
+
+@dataclass
+class Segment:
+    """One line of speech, from its transcription to its place in the dubbed track."""
+
+    id: int
+    start: float  # seconds, in the input's timeline
+    end: float
+    source_text: str = ""
+    target_text: str | None = None
+    # Set by align: the window the dubbed line may occupy (end may borrow following silence).
+    slot_start: float | None = None
+    slot_end: float | None = None
+    # Set by align: the speech rate the TTS is asked for (1.0 = natural), from the text length,
+    # and the largest total speed-up (TTS rate x mix stretch) allowed for this line.
+    tts_rate: float = 1.0
+    max_speed: float = 1.0
+    # Set by tts.
+    audio_path: str | None = None
+    synth_duration: float | None = None
+    # Set by mix: the pitch-preserving speed-up applied to the clip, and what still did not fit.
+    stretch: float | None = None
+    overflow: float = 0.0
+    flags: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def speed_factor(self) -> float | None:
+        """Total speed-up relative to natural speech: the TTS rate times the mix stretch."""
+        if self.stretch is None:
+            return None
+        return round(self.tts_rate * self.stretch, 4)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["speed_factor"] = self.speed_factor
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Segment:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class MediaInfo:
+    """What ingest found out about the input, and the audio it extracted for later stages."""
+
+    path: Path  # the original input file
+    duration: float
+    has_video: bool
+    audio_streams: int
+    audio_codec: str | None
+    video_codec: str | None
+    speech_audio: Path  # 16 kHz mono WAV for speech recognition
+    full_audio: Path  # the original audio track as 48 kHz stereo WAV, for mixing
+    sample_rate: int = 48000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorkerHint:
+    """What a stage tells the runner about its work, so the runner can size its pool."""
+
+    cpu_bound: bool = True  # True: at most one worker per usable CPU
+    memory_mb: float = 100.0  # estimated resident memory per worker
+    max_concurrency: int | None = None  # a hard cap (library not reentrant, provider limit)
+    reason: str = ""  # why the cap exists, shown in the report
+
+
+class JobContext:
+    """Per-job state shared with the stages: directories, languages, cancellation, subprocesses."""
+
+    def __init__(self, run_dir: Path, target_lang: str, source_lang: str | None,
+                 cache_dir: Path | None = None, verbose: bool = False) -> None:
+        self.run_dir = run_dir
+        self.work_dir = run_dir / "work"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.target_lang = target_lang
+        self.source_lang = source_lang  # None until detected by transcribe
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+        self.cancel_event = threading.Event()
+        self.media: MediaInfo | None = None
+        self.notes: list[str] = []  # warnings worth showing in the report
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise Cancelled()
+
+    def note(self, message: str) -> None:
+        with self._lock:
+            self.notes.append(message)
+
+    def track_process(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.add(proc)
+
+    def untrack_process(self, proc: subprocess.Popen) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def kill_processes(self) -> None:
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+@runtime_checkable
+class Ingester(Protocol):
+    def ingest(self, input_path: Path, ctx: JobContext) -> MediaInfo: ...
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """Yields segments as they are recognised; sets ``ctx.source_lang`` when it detects it."""
+
+    def transcribe(self, media: MediaInfo, ctx: JobContext) -> Iterator[Segment]: ...
+
+
+@runtime_checkable
+class Translator(Protocol):
+    """Translates a batch; may return different segments when the target lines differ.
+
+    ``batch_size``: how many segments one call takes; ``None`` means the whole transcript.
+    """
+
+    batch_size: int | None
+
+    def translate(self, segments: list[Segment], ctx: JobContext) -> list[Segment]: ...
+
+
+@runtime_checkable
+class Aligner(Protocol):
+    """Plans one segment's slot; ``next_start`` is the following segment's start (or the media end)."""
+
+    def align(self, segment: Segment, next_start: float, ctx: JobContext) -> Segment: ...
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    def synthesize(self, segment: Segment, ctx: JobContext) -> Segment: ...
+
+
+@runtime_checkable
+class Mixer(Protocol):
+    """Consumes segments in start order as their clips become ready; returns the mixed audio file."""
+
+    def mix(self, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext) -> Path: ...
+
+
+@runtime_checkable
+class Muxer(Protocol):
+    def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
+            ctx: JobContext) -> Path: ...
+
+
+STAGE_PROTOCOLS: dict[str, type] = {
+    "ingest": Ingester,
+    "transcribe": Transcriber,
+    "translate": Translator,
+    "align": Aligner,
+    "tts": Synthesizer,
+    "mix": Mixer,
+    "mux": Muxer,
+}
+
+
+def worker_hint(stage_obj: Any) -> WorkerHint:
+    """The stage's own hint, or a conservative default."""
+    hint = getattr(stage_obj, "worker_hint", None)
+    if callable(hint):
+        hint = hint()
+    return hint if isinstance(hint, WorkerHint) else WorkerHint()
+
+
+def cancellable(ctx: JobContext, items: Iterable[Any]) -> Iterator[Any]:
+    for item in items:
+        ctx.check_cancelled()
+        yield item
+
+
+__all__ = [
+    "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "Cancelled",
+    "Ingester", "Transcriber", "Translator", "Aligner", "Synthesizer", "Mixer", "Muxer",
+]

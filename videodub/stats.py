@@ -1,0 +1,122 @@
+"""Live per-stage counters and process sampling, shared by the runner, the display and the report."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+
+@dataclass
+class StageStats:
+    name: str
+    impl: str = ""
+    unit: str = "segments"
+    total: float | None = None
+    done: float = 0
+    items: int = 0
+    workers: int = 0
+    workers_busy: int = 0
+    worker_reason: str = ""
+    started: float | None = None
+    finished: float | None = None
+    cpu_s: float = 0.0
+    peak_rss: int = 0
+    cached: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def begin(self) -> None:
+        with self._lock:
+            if self.started is None:
+                self.started = time.monotonic()
+
+    def finish(self) -> None:
+        with self._lock:
+            self.finished = time.monotonic()
+            if self.total is None:
+                self.total = self.done
+
+    def advance(self, amount: float = 1, items: int = 1) -> None:
+        with self._lock:
+            self.done += amount
+            self.items += items
+
+    def busy(self, delta: int) -> None:
+        with self._lock:
+            self.workers_busy += delta
+
+    @property
+    def active(self) -> bool:
+        return self.started is not None and self.finished is None
+
+    @property
+    def elapsed(self) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def throughput(self) -> float:
+        elapsed = self.elapsed
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def as_report(self) -> dict:
+        return {
+            "impl": self.impl,
+            "wall_s": round(self.elapsed, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "items": self.items,
+            "unit": self.unit,
+            "done": round(self.done, 3),
+            "workers": self.workers,
+            "worker_reason": self.worker_reason,
+            "peak_rss_mb": round(self.peak_rss / 2**20, 1),
+            "cached": self.cached,
+        }
+
+
+class ProcessMonitor(threading.Thread):
+    """Samples process CPU and RSS; splits each interval's CPU among the stages busy in it."""
+
+    def __init__(self, stages: list[StageStats], interval: float = 0.1) -> None:
+        super().__init__(name="videodub-monitor", daemon=True)
+        self.stages = stages
+        self.interval = interval
+        self.proc = psutil.Process()
+        self.cpu_percent = 0.0
+        self.rss = 0
+        self.peak_rss = 0
+        self.cpu_total = 0.0
+        self._stop = threading.Event()
+        self._last_cpu = self._cpu()
+
+    def _cpu(self) -> float:
+        t = self.proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def sample(self) -> None:
+        now_cpu = self._cpu()
+        delta = max(0.0, now_cpu - self._last_cpu)
+        self._last_cpu = now_cpu
+        self.cpu_total += delta
+        self.cpu_percent = 100.0 * delta / self.interval
+        try:
+            self.rss = self.proc.memory_info().rss
+        except psutil.Error:
+            return
+        self.peak_rss = max(self.peak_rss, self.rss)
+        active = [s for s in self.stages if s.active]
+        for s in active:
+            s.cpu_s += delta / len(active)
+            s.peak_rss = max(s.peak_rss, self.rss)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(timeout=1)
+        self.sample()
