@@ -69,8 +69,26 @@ def preflight(argv: list[str]) -> None:
             try:
                 cfg = compose(config_name="config", overrides=list(combo))
             except (HydraException, OmegaConfBaseException) as exc:
-                raise VideodubError(one_line(exc)) from exc
+                message = one_line(exc)
+                raise VideodubError(message + _known_keys(message, list(combo), compose)) from exc
             validate(cfg)
+
+
+def _known_keys(message: str, overrides: list[str], compose) -> str:
+    """For an unknown key, the keys its parent does take."""
+    if " not in " not in message or ":" not in message:
+        return ""
+    full_key = message.split(":", 1)[0]
+    parent = full_key.rpartition(".")[0]
+    rest = [o for o in overrides if not o.lstrip("+").startswith(full_key + "=")]
+    try:
+        node = compose(config_name="config", overrides=rest)
+        if parent:
+            node = node.select(parent) if hasattr(node, "select") else node[parent]
+    except Exception:  # noqa: BLE001 - only a hint
+        return ""
+    keys = [k for k in node.keys() if isinstance(k, str)] if hasattr(node, "keys") else []
+    return f"; {parent or 'top level'} takes: {', '.join(keys)}" if keys else ""
 
 
 def _prefix(o) -> str:
@@ -123,6 +141,10 @@ def task(cfg) -> None:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; completed work is kept (subtitles, cached transcript and clips)", 130)
+    except Exception as exc:  # noqa: BLE001 - a bug: still one line unless verbose
+        if verbose:
+            raise
+        fail(f"internal error: {type(exc).__name__}: {exc} (run with verbose=true for details)", 1)
     print(result.video, flush=True)
 
 

@@ -144,6 +144,8 @@ class VideodubConfig:
     # Reuse transcripts and clips from earlier runs of the same input and options.
     cache: bool = True
     cache_dir: str = "outputs/cache"
+    # Keep the run's intermediate audio (work/) after a successful run.
+    keep_work: bool = False
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     ingest: Any = MISSING
     transcribe: Any = MISSING
@@ -179,6 +181,7 @@ class JobConfig:
     verbose: bool
     cache: bool
     cache_dir: str
+    keep_work: bool
     runner: RunnerConfig
     stages: dict[str, Any]  # stage -> options dataclass instance (with .impl)
 
@@ -208,15 +211,26 @@ def validate(cfg: DictConfig) -> JobConfig:
     return JobConfig(
         input=str(cfg.input), target_lang=target, source_lang=source,
         profile_name=str(cfg.profile_name), verbose=bool(cfg.verbose), cache=bool(cfg.cache),
-        cache_dir=str(cfg.cache_dir), runner=runner, stages=stages)
+        cache_dir=str(cfg.cache_dir), keep_work=bool(cfg.keep_work), runner=runner, stages=stages)
 
 
 def one_line(exc: BaseException) -> str:
-    """OmegaConf/Hydra errors span several lines; keep what names the key and the problem."""
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    """OmegaConf/Hydra errors span several lines; keep the ones that name the key and the problem."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    lines = [ln.strip() for e in chain for ln in str(e).splitlines() if ln.strip()]
+    exc = chain[0]
     full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), None)
-    head = lines[0] if lines else type(exc).__name__
+    detail = [ln for ln in lines if not ln.startswith(("full_key:", "object_type=", "reference_type=",
+                                                        "To append to your config", "Set the environment"))]
+    if not detail:
+        return type(exc).__name__
+    head = detail[0]
+    # Hydra's first line is often only "Error merging override x=y": the cause follows it.
+    if len(detail) > 1 and (head.startswith(("Error merging", "Could not override"))):
+        head = detail[1]
     if full_key and full_key not in head:
         head = f"{full_key}: {head}"
     return head

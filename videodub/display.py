@@ -57,8 +57,7 @@ class Display:
                           f"{s.peak_rss / 2**20:.0f}")
         return table
 
-    def summary(self) -> None:
-        Console(file=self.stream, width=100).print(self.summary_table())
+    def summary(self) -> None: ...
 
 
 class PlainDisplay(Display):
@@ -89,6 +88,9 @@ class PlainDisplay(Display):
                 self._seen_end.add(s.name)
                 self.message(f"[{s.name}] done {_fmt_done(s)} in {s.elapsed:.2f}s"
                              + (" (cached)" if s.cached else ""))
+
+    def summary(self) -> None:
+        Console(file=self.stream, width=100).print(self.summary_table())
 
     def _loop(self) -> None:
         last = time.monotonic()

@@ -200,6 +200,8 @@ class Runner:
             write_json_atomic(self.run_dir / "report.json", report)
             if status == "ok":
                 display.summary()
+                if not job.keep_work:
+                    shutil.rmtree(ctx.work_dir, ignore_errors=True)
             else:
                 # Intermediate media is only useful to a finished job; completed work
                 # (subtitles, cached transcripts and clips) stays.

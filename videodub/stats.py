@@ -89,19 +89,21 @@ class ProcessMonitor(threading.Thread):
         self.rss = 0
         self.peak_rss = 0
         self.cpu_total = 0.0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._last_cpu = self._cpu()
+        self._last_time = time.monotonic()
 
     def _cpu(self) -> float:
         t = self.proc.cpu_times()
         return t.user + t.system + t.children_user + t.children_system
 
     def sample(self) -> None:
-        now_cpu = self._cpu()
+        now_cpu, now = self._cpu(), time.monotonic()
         delta = max(0.0, now_cpu - self._last_cpu)
-        self._last_cpu = now_cpu
+        elapsed = max(now - self._last_time, 1e-6)
+        self._last_cpu, self._last_time = now_cpu, now
         self.cpu_total += delta
-        self.cpu_percent = 100.0 * delta / self.interval
+        self.cpu_percent = 100.0 * delta / elapsed
         try:
             self.rss = self.proc.memory_info().rss
         except psutil.Error:
@@ -113,10 +115,10 @@ class ProcessMonitor(threading.Thread):
             s.peak_rss = max(s.peak_rss, self.rss)
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             self.sample()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=1)
         self.sample()

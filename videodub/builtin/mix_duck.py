@@ -124,6 +124,7 @@ class DuckMixer:
         rate = media.sample_rate
         speech_path = ctx.work_dir / "speech_track.wav"
         writer = SpeechTrackWriter(speech_path, rate)
+        done = False
         try:
             for seg in segments:
                 if not seg.audio_path:
@@ -136,8 +137,9 @@ class DuckMixer:
                 if seg.overflow > 0.05:
                     seg.flags.append("overflow")
                 writer.add(audio, seg.slot_start if seg.slot_start is not None else seg.start)
+            done = True
         finally:
-            writer.close(media.duration)
+            writer.close(media.duration if done else 0.0)
         out = ctx.work_dir / "dub_mix.wav"
         self._render(media, speech_path, out, ctx)
         return out
