@@ -45,7 +45,7 @@ class FasterWhisperOptions:
     vad: bool = True
     # Silence that splits speech into separate segments, ms.
     vad_min_silence_ms: int = 500
-    # Word-level timestamps tighten segment boundaries; null picks by effort (high only).
+    # Word-level timestamps tighten segment boundaries; null picks by effort (off for low).
     word_timestamps: Optional[bool] = None
     # CPU threads for the decoder; 0 uses every usable CPU.
     cpu_threads: int = 0
@@ -134,7 +134,7 @@ class FasterWhisperTranscriber:
                 f"the {name} Whisper model only transcribes English but source_lang="
                 f"{ctx.source_lang}; set transcribe.model to a multilingual model (e.g. small)")
         beam = opts.beam_size or {Effort.high: 5, Effort.medium: 2, Effort.low: 1}[opts.effort]
-        words = opts.word_timestamps if opts.word_timestamps is not None else opts.effort == Effort.high
+        words = opts.word_timestamps if opts.word_timestamps is not None else opts.effort != Effort.low
         segments, info = model.transcribe(
             str(media.speech_audio),
             language=primary(ctx.source_lang) if ctx.source_lang else ("en" if english_only(name) else None),
