@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -141,8 +142,17 @@ class RichDisplay(Display):
 
     def start(self) -> None:
         self.live.start()
+        # Log handlers hold the real stderr; point them at Live's proxy so that a warning
+        # prints above the table instead of tearing it.
+        self._swapped = []
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, sys.__stdout__):
+                self._swapped.append((handler, handler.stream))
+                handler.setStream(sys.stderr)
 
     def stop(self) -> None:
+        for handler, stream in getattr(self, "_swapped", []):
+            handler.setStream(stream)
         self.live.stop()
 
     def summary(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import os
 import platform
 import queue
 import shutil
@@ -124,6 +125,7 @@ class Runner:
         self.machine = Machine.detect()
         self.stats = {stage: StageStats(stage, impl=job.stages[stage].impl) for stage in STAGES}
         self.stats["transcribe"].unit = "s"
+        self.stats["translate"].pooled = self.stats["tts"].pooled = True
         self.ctx: JobContext | None = None
         self.errors: list[BaseException] = []
         self.source_segments: list[Segment] = []
@@ -451,6 +453,8 @@ class Runner:
                 "implementations": {s: o.impl for s, o in job.stages.items()},
                 "options": {s: _plain(dataclasses.asdict(o)) for s, o in job.stages.items()},
                 "started_at": started_at.isoformat(timespec="seconds"),
+                "host": platform.node(),
+                "pid": os.getpid(),
                 "media_duration_s": round(duration, 3) if duration else None,
                 "segments": {"source": len(self.source_segments),
                              "target": len(self.target_segments)},

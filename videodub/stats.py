@@ -27,14 +27,21 @@ class StageStats:
     cached: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    # Stages without a pool count as one busy worker while they run.
+    pooled: bool = False
+
     def begin(self) -> None:
         with self._lock:
             if self.started is None:
                 self.started = time.monotonic()
+                if not self.pooled:
+                    self.workers_busy = 1
 
     def finish(self) -> None:
         with self._lock:
             self.finished = time.monotonic()
+            if not self.pooled:
+                self.workers_busy = 0
             if self.total is None:
                 self.total = self.done
 
@@ -103,7 +110,8 @@ class ProcessMonitor(threading.Thread):
         elapsed = max(now - self._last_time, 1e-6)
         self._last_cpu, self._last_time = now_cpu, now
         self.cpu_total += delta
-        self.cpu_percent = 100.0 * delta / elapsed
+        if elapsed >= self.interval / 2:  # a final sample right after the last one says nothing
+            self.cpu_percent = 100.0 * delta / elapsed
         try:
             self.rss = self.proc.memory_info().rss
         except psutil.Error:

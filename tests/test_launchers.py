@@ -1,0 +1,44 @@
+"""Sweeps run through Hydra launchers unchanged: here the joblib launcher, in parallel processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from videodub.samples import ENGLISH_TALK, make_talk
+
+
+@pytest.fixture(scope="module")
+def short_talk(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("launch") / "short.mp4"
+    make_talk(path, ENGLISH_TALK[:2], pause=0.8)
+    return path
+
+
+def test_joblib_launcher_runs_each_job_in_its_own_process(short_talk, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher",
+                        reason="hydra-joblib-launcher is part of the test extras")
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, "-m", "videodub", "-m", f"input={short_talk}", "target_lang=en",
+         "profile=speed,balanced", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+         f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path / 'cache'}", "runner.display=plain"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    profiles, pids = set(), set()
+    for job in ("0", "1"):
+        run = sweep / job
+        report = json.loads((run / "report.json").read_text())
+        assert report["status"] == "ok"
+        assert (run / "short.en.mp4").stat().st_size > 0
+        assert (run / ".hydra" / "overrides.yaml").exists()
+        profiles.add(report["job"]["profile"])
+        pids.add(report["job"]["pid"])
+    assert profiles == {"speed", "balanced"}
+    assert len(pids) == 2, "joblib ran both jobs in one process"
+    assert str(sweep / "0" / "short.en.mp4") in proc.stdout
+    assert str(sweep / "1" / "short.en.mp4") in proc.stdout
