@@ -18,9 +18,8 @@ import queue
 import shutil
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +81,11 @@ def _result(fut: Future, ctx: JobContext) -> Any:
 
 def ordered_pool(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, ctx: JobContext,
                  stats: StageStats, name: str) -> Iterator[Any]:
-    """Apply ``fn`` to items with ``workers`` threads; yield results in input order, as soon
-    as each one and all before it are ready. At most ``2 * workers`` items are in flight."""
+    """Apply ``fn`` to items with ``workers`` threads; yield results in input order, each as
+    soon as it and all before it are ready. At most ``2 * workers`` items are in flight.
+
+    Items are pulled and submitted by a feeder thread, so a finished result is passed on
+    at once even while the next input is still on its way."""
 
     def call(item: Any) -> Any:
         ctx.check_cancelled()
@@ -94,14 +96,35 @@ def ordered_pool(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, c
             stats.busy(-1)
 
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"videodub-{name}")
-    pending: deque[Future] = deque()
+    submitted: queue.Queue = queue.Queue()
+    slots = threading.BoundedSemaphore(2 * workers)
+
+    def feed() -> None:
+        try:
+            for item in items:
+                while not slots.acquire(timeout=0.1):
+                    ctx.check_cancelled()
+                submitted.put(pool.submit(call, item))
+            submitted.put(_END)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            submitted.put(exc)
+
+    feeder = threading.Thread(target=feed, name=f"videodub-{name}-feed", daemon=True)
+    feeder.start()
     try:
-        for item in items:
-            pending.append(pool.submit(call, item))
-            while pending and (pending[0].done() or len(pending) >= 2 * workers):
-                yield _result(pending.popleft(), ctx)
-        while pending:
-            yield _result(pending.popleft(), ctx)
+        while True:
+            try:
+                entry = submitted.get(timeout=0.1)
+            except queue.Empty:
+                ctx.check_cancelled()
+                continue
+            if entry is _END:
+                return
+            if isinstance(entry, BaseException):
+                raise entry
+            result = _result(entry, ctx)
+            slots.release()
+            yield result
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
