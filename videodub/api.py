@@ -11,6 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from videodub.cli import check_choice
 from videodub.config import JobConfig, one_line, validate
 from videodub.errors import VideodubError
 from videodub.plugins import Registry, collect, register_configs
@@ -25,6 +26,10 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     register_configs(collect())
+    for override in overrides or []:
+        group, sep, choice = override.partition("=")
+        if sep and "." not in group and "@" not in group and "," not in choice:
+            check_choice(group.lstrip("+~"), choice)
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
     with initialize_config_module(config_module="videodub.conf", version_base="1.3"):

@@ -7,6 +7,7 @@ implementation name or value fails at once with one line naming the key and the 
 from __future__ import annotations
 
 import itertools
+import re
 import logging
 import sys
 from importlib import resources
@@ -41,10 +42,6 @@ def preflight(argv: list[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from videodub.config import one_line, validate
-    from videodub.model import STAGES
-    from videodub.plugins import collect
-
-    registry = collect()
     try:
         parsed = OverridesParser.create().parse_overrides(_overrides(argv))
     except HydraException as exc:
@@ -56,13 +53,9 @@ def preflight(argv: list[str]) -> None:
             continue
         values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [
             o.get_value_element_as_str()]
-        if key in STAGES and o.package is None:
+        if o.package is None:
             for v in values:
-                registry.get(key, v)  # raises "unknown tts implementation 'x'; choices: ..."
-        elif key == "profile":
-            for v in values:
-                if v not in profiles():
-                    raise VideodubError(f"unknown profile {v!r}; choices: {', '.join(profiles())}")
+                check_choice(key, v)
         axes.append([f"{_prefix(o)}{key}{_package(o)}={v}" for v in values])
     with initialize_config_module(config_module="videodub.conf", version_base="1.3"):
         for combo in itertools.islice(itertools.product(*axes), MAX_PREFLIGHT_COMBINATIONS):
@@ -76,9 +69,10 @@ def preflight(argv: list[str]) -> None:
 
 def _known_keys(message: str, overrides: list[str], compose) -> str:
     """For an unknown key, the keys its parent does take."""
-    if " not in " not in message or ":" not in message:
+    match = re.search(r"Key '([^']+)' not in", message)
+    if not match:
         return ""
-    full_key = message.split(":", 1)[0]
+    full_key = message.split(":", 1)[0] if ":" in message.split("Key", 1)[0] else match.group(1)
     parent = full_key.rpartition(".")[0]
     rest = [o for o in overrides if not o.lstrip("+").startswith(full_key + "=")]
     try:
@@ -89,6 +83,29 @@ def _known_keys(message: str, overrides: list[str], compose) -> str:
         return ""
     keys = [k for k in node.keys() if isinstance(k, str)] if hasattr(node, "keys") else []
     return f"; {parent or 'top level'} takes: {', '.join(keys)}" if keys else ""
+
+
+def stored_choices(group: str) -> list[str]:
+    """The implementations stored in Hydra's ConfigStore for a stage group."""
+    from hydra.core.config_store import ConfigStore
+
+    try:
+        return sorted(n.removesuffix(".yaml") for n in ConfigStore.instance().list(group))
+    except OSError:
+        return []
+
+
+def check_choice(group: str, choice: str) -> None:
+    """A config-group choice names something that exists; else one line with the choices."""
+    from videodub.model import STAGES
+
+    if group in STAGES:
+        names = stored_choices(group)
+        if choice not in names:
+            raise VideodubError(
+                f"unknown {group} implementation {choice!r}; choices: {', '.join(names)}")
+    elif group == "profile" and choice not in profiles():
+        raise VideodubError(f"unknown profile {choice!r}; choices: {', '.join(profiles())}")
 
 
 def _prefix(o) -> str:

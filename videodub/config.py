@@ -167,7 +167,19 @@ def implementation_config(stage: str, name: str, options: type | None) -> type:
         bases = (options,) if issubclass(options, base) else (options, base)
     cls_name = "".join(p.capitalize() for p in f"{stage}_{name}".split("_")) + "Config"
     return dataclasses.make_dataclass(
-        cls_name, [("impl", str, field(default=name))], bases=bases)
+        cls_name, [("impl", str, field(default=name))], bases=bases,
+        namespace={"__post_init__": _check_all_bases})
+
+
+def _check_all_bases(self) -> None:
+    """Run every base's own ``__post_init__`` once: a plugin's check must not hide the
+    stage's (``workers >= 0``), nor the other way round."""
+    seen = set()
+    for klass in type(self).__mro__[1:]:
+        check = klass.__dict__.get("__post_init__")
+        if check is not None and check not in seen and check is not _check_all_bases:
+            seen.add(check)
+            check(self)
 
 
 @dataclass

@@ -110,17 +110,23 @@ def load_entry_points(pm: pluggy.PluginManager) -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if pm.get_plugin(ep.name) is not None:
             continue
+        dist = ep.dist.name if ep.dist else "?"
         try:
             plugin = ep.load()
-        except Exception as exc:  # noqa: BLE001 - any import error in someone else's package
-            dist = ep.dist.name if ep.dist else "?"
+            pm.register(plugin, name=ep.name)
+            # A misspelled hook name is accepted silently by register(); check now, per
+            # plugin, so that the culprit is the one skipped.
+            pm.check_pending()
+        except Exception as exc:  # noqa: BLE001 - any error in someone else's package
             if dist == "videodub":
                 raise
-            message = f"plugin {ep.name!r} from {dist} failed to load and is skipped: {exc}"
+            if pm.get_plugin(ep.name) is not None:
+                pm.unregister(name=ep.name)
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = f"plugin {ep.name!r} from {dist} failed to load and is skipped: {reason}"
             _load_warnings.append(message)
             log.warning(message)
             continue
-        pm.register(plugin, name=ep.name)
         if ep.dist is not None:
             _distributions[ep.name] = f"{ep.dist.name} {ep.dist.version}"
 

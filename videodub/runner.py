@@ -188,11 +188,13 @@ class Runner:
     # -- the job -----------------------------------------------------------------------
     def run(self) -> RunResult:
         job = self.job
+        # A stage that cannot start (missing subtitle file, bad option) fails before anything
+        # is written.
+        stages = self._create_stages()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         cache = Cache(Path(job.cache_dir).resolve() if job.cache else None)
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
-        stages = self._create_stages()
         monitor = ProcessMonitor(list(self.stats.values()))
         display = make_display(self.display_mode, list(self.stats.values()), monitor,
                                minimal=job.runner.minimal_logging)
@@ -261,7 +263,7 @@ class Runner:
             self._plan("transcribe", stages["transcribe"], pending=1)
             st.begin()
             opts = job.stages["transcribe"]
-            ck = key("transcript", file_fingerprint(media.path), dataclasses.asdict(opts),
+            ck = key("transcript", file_fingerprint(media.path), _result_options(opts),
                      job.source_lang)
             hit = cache.get_json("transcripts", ck)
             if hit is not None:
@@ -322,8 +324,13 @@ class Runner:
             total = len(self.target_segments)
             for later in ("align", "tts", "mix"):
                 self.stats[later].total = total
-            self.outputs["target_srt"] = str(write_srt(
-                self.target_segments, self.run_dir / f"{stem}.{job.target_lang}.srt", target=True))
+            target_srt = self.run_dir / f"{stem}.{job.target_lang}.srt"
+            if Path(self.outputs["source_srt"]) == target_srt and any(
+                    s.source_text != s.target_text for s in self.target_segments):
+                # Same language, different text: keep the transcript under its own name.
+                self.outputs["source_srt"] = str(target_srt.replace(
+                    target_srt.with_suffix(".source.srt")))
+            self.outputs["target_srt"] = str(write_srt(self.target_segments, target_srt, target=True))
             st.finish()
             to_align.close()
 
@@ -410,8 +417,17 @@ class Runner:
         self.outputs["segments"] = str(write_json_atomic(
             self.run_dir / "segments.json",
             {"source_lang": ctx.source_lang, "target_lang": job.target_lang,
-             "segments": [s.to_json() for s in self.target_segments]}))
+             "segments": [self._segment_record(s) for s in self.target_segments]}))
         return result["video"]
+
+    def _segment_record(self, seg: Segment) -> dict[str, Any]:
+        record = seg.to_json()
+        assert self.ctx is not None
+        # Clips under work/ go away with it unless keep_work; cached clips stay.
+        if (record["audio_path"] and not self.job.keep_work
+                and Path(record["audio_path"]).is_relative_to(self.ctx.work_dir)):
+            record["audio_path"] = None
+        return record
 
     def _join(self, threads: list[threading.Thread], ctx: JobContext) -> None:
         """Wait for the threads; the main thread stays responsive to Ctrl-C."""
@@ -441,17 +457,18 @@ class Runner:
         """Synthesize one clip, or reuse the identical clip from an earlier run."""
         import soundfile
 
-        ck = key("clip", dataclasses.asdict(opts), ctx.target_lang, seg.target_text,
+        ck = key("clip", _result_options(opts), ctx.target_lang, seg.target_text,
                  round(seg.tts_rate, 3))
         hit = cache.get_file("clips", ck, ".wav")
         if hit is not None:
             seg.audio_path = str(hit)
-            seg.synth_duration = soundfile.info(str(hit)).duration
+            seg.synth_duration = round(soundfile.info(str(hit)).duration, 4)
             seg.flags.append("clip_cached")
             return seg
         seg = synth.synthesize(seg, ctx)
         if seg.audio_path and cache.enabled:
             cache.put_file("clips", ck, Path(seg.audio_path))
+            seg.audio_path = str(cache.get_file("clips", ck, Path(seg.audio_path).suffix))
         return seg
 
     # -- report ------------------------------------------------------------------------
@@ -493,6 +510,11 @@ class Runner:
             "notes": list(ctx.notes) if ctx else [],
             "versions": {"videodub": videodub.__version__, "python": platform.python_version()},
         }
+
+
+def _result_options(options: Any) -> dict[str, Any]:
+    """The options that can change a stage's result (pool size cannot), for cache keys."""
+    return {k: v for k, v in dataclasses.asdict(options).items() if k != "workers"}
 
 
 def _plain(value: Any) -> Any:

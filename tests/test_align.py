@@ -1,0 +1,102 @@
+"""align=length: the slot a line may use, and the TTS rate predicted from its text."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from videodub.builtin.align_length import CHARS_PER_SECOND, LengthAligner, LengthAlignOptions
+from videodub.config import implementation_config
+from videodub.model import JobContext, Segment
+
+AlignLengthConfig = implementation_config("align", "length", LengthAlignOptions)
+
+
+@pytest.fixture
+def ctx(tmp_path) -> JobContext:
+    return JobContext(tmp_path, target_lang="es", source_lang="en")
+
+
+def aligner(**options) -> LengthAligner:
+    return LengthAligner(AlignLengthConfig(**options))
+
+
+def line(start: float, end: float, text: str = "Hola.") -> Segment:
+    return Segment(id=0, start=start, end=end, source_text="Hello.", target_text=text)
+
+
+def test_borrows_silence_up_to_the_next_start_minus_the_gap(ctx):
+    seg = aligner(gap=0.1).align(line(1.0, 2.0), next_start=4.0, ctx=ctx)
+    assert (seg.slot_start, seg.slot_end) == (1.0, 3.9)
+
+
+def test_does_not_borrow_when_borrow_silence_is_off(ctx):
+    seg = aligner(borrow_silence=False).align(line(1.0, 2.0), next_start=4.0, ctx=ctx)
+    assert (seg.slot_start, seg.slot_end) == (1.0, 2.0)
+
+
+def test_nothing_to_borrow_when_the_next_line_follows_closely(ctx):
+    seg = aligner(gap=0.1).align(line(1.0, 2.0), next_start=2.05, ctx=ctx)
+    assert seg.slot_end == 2.0
+
+
+def test_slot_never_runs_into_an_overlapping_next_line(ctx):
+    seg = aligner().align(line(1.0, 2.0), next_start=1.8, ctx=ctx)
+    assert seg.slot_end == 1.8
+
+
+def test_borrowing_lowers_the_rate_asked_of_the_tts(ctx):
+    text = "x" * 31  # 2 s of Spanish at 15.5 characters per second
+    tight = aligner(borrow_silence=False).align(line(0.0, 1.0, text), next_start=5.0, ctx=ctx)
+    roomy = aligner(borrow_silence=True).align(line(0.0, 1.0, text), next_start=5.0, ctx=ctx)
+    assert tight.tts_rate > 1.0
+    assert roomy.tts_rate == 1.0
+
+
+def test_rate_is_what_the_slot_needs(ctx):
+    text = "x" * 31  # 2 s predicted, in a 1.6 s slot
+    seg = aligner(max_speed=2.0, borrow_silence=False).align(line(0.0, 1.6, text), 5.0, ctx)
+    assert seg.tts_rate == pytest.approx(2.0 / 1.6, abs=0.001)
+    assert seg.max_speed == 2.0
+    assert seg.extra["predicted_s"] == pytest.approx(2.0)
+
+
+def test_short_line_is_spoken_at_the_natural_rate(ctx):
+    seg = aligner().align(line(0.0, 3.0, "Sí."), next_start=3.5, ctx=ctx)
+    assert seg.tts_rate == 1.0
+
+
+@pytest.mark.parametrize("max_speed", [1.0, 1.2, 1.5, 3.0])
+def test_rate_never_exceeds_max_speed(ctx, max_speed):
+    rng = random.Random(7)
+    aln = aligner(max_speed=max_speed)
+    for _ in range(200):
+        start = rng.uniform(0, 100)
+        seg = line(start, start + rng.uniform(0.0, 4.0), "palabra " * rng.randint(0, 40))
+        seg = aln.align(seg, next_start=start + rng.uniform(-1.0, 6.0), ctx=ctx)
+        assert 1.0 <= seg.tts_rate <= max_speed
+        assert seg.max_speed == max_speed
+        assert seg.slot_end > seg.slot_start
+
+
+def test_long_line_in_a_short_slot_gets_exactly_max_speed(ctx):
+    seg = aligner(max_speed=1.3).align(line(0.0, 0.5, "una frase larga " * 10), 0.6, ctx)
+    assert seg.tts_rate == 1.3
+
+
+def test_predicted_duration_scales_with_text_length(ctx):
+    aln = aligner()
+    one = aln.predicted_duration("hola " * 10, "es")
+    two = aln.predicted_duration("hola " * 20, "es")
+    assert two == pytest.approx(2 * one, rel=0.03)
+    assert aln.predicted_duration("a" * 155, "es") == pytest.approx(155 / CHARS_PER_SECOND["es"])
+    # Extra whitespace is not spoken.
+    assert aln.predicted_duration("  hola \n  mundo ", "es") == aln.predicted_duration(
+        "hola mundo", "es")
+
+
+def test_predicted_duration_uses_the_language_rate_or_the_override():
+    assert aligner().predicted_duration("x" * 80, "ja") == pytest.approx(10.0)
+    assert aligner().predicted_duration("x" * 80, "pt-br") == pytest.approx(80 / 15.0)
+    assert aligner(chars_per_second=20.0).predicted_duration("x" * 80, "ja") == pytest.approx(4.0)

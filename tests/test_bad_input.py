@@ -1,0 +1,136 @@
+"""Bad inputs and bad settings, through the command line: each fails with one ``error:`` line
+that names the problem, no traceback, and no media left behind in the run folder.
+
+``verbose=true`` is the one way to get the traceback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass(frozen=True)
+class BadFiles:
+    folder: Path
+    missing: Path
+    text: Path
+    no_audio: Path
+    silence: Path
+    garbage_srt: Path
+
+
+def ffmpeg(*args: str) -> None:
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error",
+                    "-y", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> BadFiles:
+    folder = tmp_path_factory.mktemp("bad_input")
+    files = BadFiles(folder=folder, missing=folder / "missing.mp4", text=folder / "notes.mp4",
+                     no_audio=folder / "no_audio.mp4", silence=folder / "silence.mp4",
+                     garbage_srt=folder / "garbage.srt")
+    # Text in a file with a media name: the name must not fool ingest.
+    files.text.write_text("These are notes, not a video.\n" * 20, encoding="utf-8")
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=3",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(files.no_audio))
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=4",
+           "-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo", "-t", "4",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+           "-shortest", str(files.silence))
+    # Deterministic binary noise that is not UTF-8 and not SRT.
+    files.garbage_srt.write_bytes(bytes((i * 197 + 91) % 256 for i in range(4096)))
+    return files
+
+
+# (case id, overrides given the fixture and a good input, words the error line must contain)
+def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
+    return {
+        "missing_file": ([f"input={bad.missing}", "target_lang=es"],
+                         ["missing.mp4", "not found"]),
+        "not_media": ([f"input={bad.text}", "target_lang=es"],
+                      ["notes.mp4", "not a readable media file"]),
+        "video_without_audio": ([f"input={bad.no_audio}", "target_lang=es"],
+                                ["no_audio.mp4", "no audio"]),
+        "silence_only": ([f"input={bad.silence}", "target_lang=en"],
+                         ["silence.mp4", "no speech"]),
+        "unreadable_subtitles": ([f"input={good}", "target_lang=es", "translate=subtitles",
+                                  f"translate.file={bad.garbage_srt}"],
+                                 ["garbage.srt", "subtitle"]),
+        "unknown_language": ([f"input={good}", "target_lang=xq"],
+                             ["target_lang", "'xq'", "language code"]),
+        "unknown_implementation": ([f"input={good}", "target_lang=es", "tts=espek"],
+                                   ["tts", "'espek'", "espeak"]),
+        "bad_value": ([f"input={good}", "target_lang=es", "align.max_speed=-1"],
+                      ["max_speed", "-1"]),
+        "unknown_top_level_key": ([f"input={good}", "target_lang=es", "speling=1"],
+                                  ["speling"]),
+        "unknown_stage_key": ([f"input={good}", "target_lang=es", "align.max_sped=1.2"],
+                              ["align.max_sped", "max_speed"]),
+    }
+
+
+CASE_IDS = ["missing_file", "not_media", "video_without_audio", "silence_only",
+            "unreadable_subtitles", "unknown_language", "unknown_implementation", "bad_value",
+            "unknown_top_level_key", "unknown_stage_key"]
+
+
+@pytest.fixture(scope="module")
+def failed_runs(run_cli, bad, short_talk):
+    """Every case run once (lazily), shared by the tests that look at different aspects."""
+    runs = {}
+
+    def get(case: str):
+        if case not in runs:
+            overrides, _ = cases(bad, short_talk.path)[case]
+            runs[case] = run_cli(*overrides, "profile=speed")
+        return runs[case]
+
+    return get
+
+
+@pytest.mark.parametrize("case", CASE_IDS)
+def test_fails_with_one_error_line(case, failed_runs, bad, short_talk):
+    run = failed_runs(case)
+    _, expected = cases(bad, short_talk.path)[case]
+    assert run.returncode != 0, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    line = run.error_lines[0]
+    for word in expected:
+        assert word in line, f"{word!r} not in {line!r}"
+    assert "Traceback" not in run.stderr + run.stdout, run.describe()
+    assert not run.stdout.strip().endswith(".mp4"), "a failed run must not print an output path"
+
+
+@pytest.mark.parametrize("case", CASE_IDS)
+def test_leaves_no_media(case, failed_runs):
+    run = failed_runs(case)
+    assert run.returncode != 0
+    assert run.media_files() == [], run.media_files()
+    assert not (run.run_dir / "work").exists(), sorted(run.run_dir.rglob("*"))
+
+
+def test_runtime_failure_is_reported(failed_runs):
+    """A job that started and failed says so in its report.json."""
+    report = failed_runs("silence_only").report()
+    assert report["status"] == "failed"
+    assert "no speech" in report["error"]
+    assert report["stages"]["ingest"]["items"] == 1
+
+
+@pytest.mark.parametrize("case", ["missing_file", "unknown_implementation"])
+def test_verbose_shows_the_traceback(case, run_cli, bad, short_talk):
+    overrides, expected = cases(bad, short_talk.path)[case]
+    run = run_cli(*overrides, "profile=speed", "verbose=true")
+    assert run.returncode != 0
+    assert "Traceback" in run.stderr, run.describe()
+    assert "VideodubError" in run.stderr
+    assert all(word in run.stderr for word in expected), run.describe()
+    assert run.media_files() == []
+    assert not (run.run_dir / "work").exists()

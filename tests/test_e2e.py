@@ -1,0 +1,309 @@
+"""End to end: run the command line on synthesized talks and check what it really wrote.
+
+The streams of the output video (demuxed with PyAV), the subtitle files, segments.json and
+report.json, where the dubbed speech sits in the track, what Whisper hears in a re-voiced
+track, and its loudness measured with ffmpeg's ``ebur128`` (the product normalises with
+``loudnorm``, so the measurement does not share its code). Most tests read one of two
+session-wide runs (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import srt
+
+from videodub.model import STAGES
+from videodub.samples import ENGLISH_TALK
+
+# The reference text in ../shared/media/README.md.
+JFK_REFERENCE = ("And so, my fellow Americans, ask not what your country can do for you; "
+                 "ask what you can do for your country.")
+TARGET_LUFS = -16.0
+MAX_TRUE_PEAK = -1.0
+MIN_WORD_OVERLAP = 0.6
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def word_overlap(expected: str, heard: str) -> float:
+    """Share of the expected words (with repeats) found in what was heard."""
+    want, got = Counter(words(expected)), Counter(words(heard))
+    return sum((want & got).values()) / max(1, sum(want.values()))
+
+
+def video_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def decode_audio(path: Path, track: int = 0, rate: int = 16000) -> np.ndarray:
+    """One audio track of a media file as mono float32 at ``rate``."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    chunks: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[track]
+        for frame in container.decode(stream):
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def ebur128(path: Path) -> tuple[float, float]:
+    """(integrated loudness LUFS, true peak dBTP) of the first audio track, by ffmpeg's ebur128."""
+    import imageio_ffmpeg
+
+    proc = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
+         "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"],
+        capture_output=True, text=True, check=True)
+    summary = proc.stderr[proc.stderr.rindex("Summary:"):]
+    integrated = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))
+    peak = float(re.search(r"True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS", summary).group(1))
+    return integrated, peak
+
+
+def read_srt(path: Path) -> list[srt.Subtitle]:
+    return list(srt.parse(path.read_text(encoding="utf-8")))
+
+
+def transcribe_array(audio: np.ndarray) -> str:
+    """What the bundled Whisper model (tiny.en) hears in 16 kHz mono audio."""
+    from videodub.builtin.transcribe_faster_whisper import load_model
+
+    model = load_model("bundled", "int8", 2)
+    segments, _ = model.transcribe(audio, language="en", beam_size=2, vad_filter=True)
+    return " ".join(s.text.strip() for s in segments)
+
+
+# -- the output video ------------------------------------------------------------------------
+
+def test_last_stdout_line_is_the_video(spanish_dub, talk):
+    assert spanish_dub.video == spanish_dub.run_dir / f"{talk.path.stem}.es.mp4"
+    assert spanish_dub.video.is_file()
+
+
+def test_video_stream_is_copied_bit_for_bit(spanish_dub, talk):
+    original = video_packets(talk.path)
+    dubbed = video_packets(spanish_dub.video)
+    assert len(original) > 100
+    assert len(dubbed) == len(original)
+    differing = [i for i, (a, b) in enumerate(zip(original, dubbed)) if a != b]
+    assert not differing, f"{len(differing)} packets differ, the first is packet {differing[0]}"
+    with av.open(str(spanish_dub.video)) as container:
+        assert [s.codec_context.name for s in container.streams.video] == ["h264"]
+
+
+def test_audio_and_subtitle_tracks(spanish_dub, talk):
+    with av.open(str(spanish_dub.video)) as container:
+        audio = list(container.streams.audio)
+        subtitles = list(container.streams.subtitles)
+        assert len(audio) == 2
+        dub, original = audio
+        assert dub.metadata.get("language") == "spa"
+        assert dub.disposition & av.stream.Disposition.default
+        assert original.metadata.get("language") == "eng"
+        assert not original.disposition & av.stream.Disposition.default
+        assert [s.codec_context.name for s in subtitles] == ["mov_text"]
+        assert subtitles[0].metadata.get("language") == "spa"
+    dub_seconds = len(decode_audio(spanish_dub.video, 0)) / 16000
+    input_seconds = len(decode_audio(talk.path, 0)) / 16000
+    assert dub_seconds == pytest.approx(input_seconds, abs=0.15)
+    # The second track really is the original: same length, and it correlates with the input.
+    kept = decode_audio(spanish_dub.video, 1)
+    source = decode_audio(talk.path, 0)
+    n = min(len(kept), len(source))
+    assert np.corrcoef(kept[:n], source[:n])[0, 1] > 0.95
+
+
+# -- subtitles, segments, report ---------------------------------------------------------------
+
+def test_subtitle_files(spanish_dub, talk):
+    stem = talk.path.stem
+    english = read_srt(spanish_dub.run_dir / f"{stem}.en.srt")
+    spanish = read_srt(spanish_dub.run_dir / f"{stem}.es.srt")
+    assert len(english) == len(talk.script)
+    for cue, line in zip(english, talk.script):
+        assert word_overlap(line.text, cue.content) >= MIN_WORD_OVERLAP, (line.text, cue.content)
+    assert [c.content for c in spanish] == [line.translation for line in talk.script]
+    for cue, line in zip(spanish, talk.script):
+        # Each cue is timed on the speech it translates.
+        assert cue.start.total_seconds() < line.end and cue.end.total_seconds() > line.start
+
+
+def test_segments_json(spanish_dub, talk):
+    max_speed = spanish_dub.report()["job"]["options"]["align"]["max_speed"]
+    segments = spanish_dub.segments()
+    assert [s["target_text"] for s in segments] == [line.translation for line in talk.script]
+    previous_start = -1.0
+    for seg in segments:
+        assert 0 <= seg["start"] < seg["end"] <= talk.duration + 0.5, seg
+        assert seg["start"] > previous_start, "segments are in time order"
+        previous_start = seg["start"]
+        assert seg["source_text"].strip(), seg
+        assert seg["synth_duration"] > 0.3, seg
+        assert seg["speed_factor"] is not None, seg
+        assert 1.0 <= seg["speed_factor"] <= max_speed + 1e-3, seg
+    for seg, line in zip(segments, talk.script):
+        assert word_overlap(line.text, seg["source_text"]) >= MIN_WORD_OVERLAP, seg
+
+
+def test_report_json(spanish_dub, talk):
+    report = spanish_dub.report()
+    assert report["status"] == "ok"
+    assert report["error"] is None
+    job = report["job"]
+    assert job["input"] == str(talk.path)
+    assert (job["target_lang"], job["source_lang"], job["profile"]) == ("es", "en", "balanced")
+    assert job["implementations"]["translate"] == "subtitles"
+    assert job["media_duration_s"] == pytest.approx(talk.duration, abs=0.05)
+    assert job["segments"] == {"source": len(talk.script), "target": len(talk.script)}
+    assert set(report["stages"]) == set(STAGES)
+    for name, stage in report["stages"].items():
+        for key in ("wall_s", "cpu_s", "items", "workers", "peak_rss_mb"):
+            assert isinstance(stage[key], (int, float)), (name, key, stage)
+        assert stage["wall_s"] >= 0 and stage["cpu_s"] >= 0
+        assert stage["items"] >= 1 and stage["workers"] >= 1, (name, stage)
+    assert report["stages"]["tts"]["items"] == len(talk.script)
+    assert report["wall_s"] > 0 and report["peak_rss_mb"] > 0
+    assert report["outputs"]["video"] == spanish_dub.video.name
+
+
+# -- the dubbed audio -----------------------------------------------------------------------
+
+def test_dub_speech_is_where_the_segments_are(spanish_dub):
+    rate = 16000
+    audio = decode_audio(spanish_dub.video, 0, rate)
+    segments = spanish_dub.segments()
+
+    def rms(mask: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(audio[mask] ** 2)))
+
+    t = np.arange(len(audio)) / rate
+
+    def clip_end(seg: dict) -> float:
+        return seg["slot_start"] + seg["synth_duration"] / seg["stretch"]
+
+    # Away from every line (and the compressor's release after it) only the hum remains.
+    near_speech = np.zeros(len(audio), dtype=bool)
+    for seg in segments:
+        near_speech |= (t >= seg["start"] - 0.2) & (t < max(seg["end"], clip_end(seg)) + 0.6)
+    outside = ~near_speech
+    assert outside.sum() > 1.0 * rate, "the talk has silence before and after its lines"
+    quiet = rms(outside)
+    for seg in segments:
+        inside = (t >= seg["slot_start"]) & (t < clip_end(seg))
+        assert rms(inside) > 4 * quiet, (seg["target_text"], rms(inside), quiet)
+
+
+def test_revoiced_english_is_intelligible(english_revoice, talk):
+    heard = transcribe_array(decode_audio(english_revoice.video, 0))
+    script = " ".join(line.text for line in talk.script)
+    assert word_overlap(script, heard) >= MIN_WORD_OVERLAP, heard
+
+
+@pytest.mark.parametrize("run", ["spanish_dub", "english_revoice"])
+def test_dub_loudness(run, request):
+    integrated, true_peak = ebur128(request.getfixturevalue(run).video)
+    assert abs(integrated - TARGET_LUFS) <= 1.0, integrated
+    assert true_peak <= MAX_TRUE_PEAK, true_peak
+
+
+# -- other ways of running ----------------------------------------------------------------------
+
+def test_profile_sweep(run_cli, short_talk):
+    """One multirun, three profiles: each run gets its own folder, report and speed-up cap.
+
+    The voice is slowed down so every line must be sped up, and the profiles' different
+    ``align.max_speed`` caps are what limit it.
+    """
+    profiles = ["quality", "balanced", "speed"]
+    run = run_cli(f"input={short_talk.path}", "target_lang=en", "translate=none",
+                  "tts.words_per_minute=90", f"profile={','.join(profiles)}",
+                  multirun=True).check()
+    run_dirs = sorted(p for p in run.run_dir.iterdir() if p.is_dir())
+    assert [p.name for p in run_dirs] == ["0", "1", "2"]
+    seen, caps = [], []
+    for run_dir in run_dirs:
+        assert (run_dir / f"{short_talk.path.stem}.en.mp4").is_file()
+        report = run.report(run_dir)
+        assert report["status"] == "ok"
+        seen.append(report["job"]["profile"])
+        cap = report["job"]["options"]["align"]["max_speed"]
+        caps.append(cap)
+        factors = [s["speed_factor"] for s in run.segments(run_dir)]
+        assert len(factors) == len(short_talk.script)
+        assert all(1.0 <= f <= cap + 1e-3 for f in factors), (report["job"]["profile"], factors)
+        assert max(factors) > 1.1, "the slow voice had to be sped up"
+    assert sorted(seen) == sorted(profiles)
+    assert len(set(caps)) == 3
+    assert len({json.dumps(run.report(d)["job"]["options"], sort_keys=True)
+                for d in run_dirs}) == 3
+
+
+@pytest.mark.parametrize("suffix, codec", [(".m4a", "aac"), (".wav", "pcm_s16le")])
+def test_audio_only_input(run_cli, talk_factory, tmp_path, suffix, codec):
+    voice = talk_factory(tmp_path, f"voice{suffix}", ENGLISH_TALK[:2], video=False,
+                         audio_codec=codec)
+    run = run_cli(f"input={voice.path}", "target_lang=en", "translate=none",
+                  "profile=speed").check()
+    assert run.video == run.run_dir / "voice.en.mp4"
+    with av.open(str(run.video)) as container:
+        assert len(container.streams.video) == 0
+        assert len(container.streams.audio) == 2
+        assert len(container.streams.subtitles) == 1
+    assert len(run.segments()) == len(voice.script)
+
+
+def test_rerun_reuses_completed_work(run_cli, spanish_dub, talk):
+    first = spanish_dub.report()
+    assert first["stages"]["transcribe"]["cached"] is False
+    assert not any("clip_cached" in s["flags"] for s in spanish_dub.segments())
+
+    again = run_cli(*spanish_dub.overrides, cache_dir=spanish_dub.cache_dir).check()
+    report = again.report()
+    assert report["status"] == "ok"
+    assert report["stages"]["transcribe"]["cached"] is True
+    segments = again.segments()
+    assert segments and all("clip_cached" in s["flags"] for s in segments)
+    # Reused work gives the same result.
+    assert [(s["start"], s["end"], s["target_text"]) for s in segments] == [
+        (s["start"], s["end"], s["target_text"]) for s in spanish_dub.segments()]
+    assert (again.run_dir / f"{talk.path.stem}.es.srt").read_text() == (
+        spanish_dub.run_dir / f"{talk.path.stem}.es.srt").read_text()
+
+
+@pytest.mark.needs_jfk
+def test_jfk_transcription(jfk_flac, tmp_path):
+    """Real speech, through videodub's own ingest and transcribe stages."""
+    from videodub.api import compose_job
+    from videodub.model import JobContext
+    from videodub.plugins import collect
+
+    job = compose_job([f"input={jfk_flac}", "target_lang=en", "transcribe.model=bundled"])
+    registry = collect()
+
+    def stage(name):
+        return registry.get(name, job.stages[name].impl).create(job.stages[name])
+
+    ctx = JobContext(tmp_path, "en", None)
+    media = stage("ingest").ingest(jfk_flac, ctx)
+    assert media.duration == pytest.approx(11.0, abs=0.2)
+    assert not media.has_video
+    segments = list(stage("transcribe").transcribe(media, ctx))
+    assert ctx.source_lang == "en"
+    assert all(0 <= s.start < s.end <= media.duration for s in segments), segments
+    heard = " ".join(s.source_text for s in segments)
+    assert words(heard) == words(JFK_REFERENCE), heard

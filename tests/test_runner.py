@@ -1,0 +1,363 @@
+"""The streaming runner, driven by throwaway stage plugins registered in code.
+
+Ingest, mix and mux are the real built-ins on a synthesized talk; transcribe, translate and
+tts are fakes from ``helpers_runner`` that record what the runner asked of them and when.
+Nothing here asserts a duration: where an order of events matters, a fake waits for the
+event it needs (with a generous deadlock breaker), so a slow machine cannot fail the test
+and a wrong runner cannot pass it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from videodub.api import compose_job
+from videodub.errors import Cancelled, VideodubError
+from videodub.model import JobContext
+from videodub.plugins import collect, make_plugin_manager, register_configs
+from videodub.runner import Runner, ordered_pool
+from videodub.samples import ENGLISH_TALK, make_talk
+from videodub.stats import StageStats
+from videodub.subtitles import read_cues
+
+from helpers_runner import FakeStages, Recorder, register_builtins_and_fakes
+
+HELPER = Path(__file__).with_name("helpers_runner.py")
+DEADLOCK_BREAKER = 5.0  # seconds; only reached when the behaviour under test is broken
+
+
+@pytest.fixture(scope="module")
+def fakes() -> FakeStages:
+    return FakeStages()
+
+
+@pytest.fixture(scope="module")
+def registry(fakes):
+    pm = make_plugin_manager()
+    register_builtins_and_fakes(pm, fakes)
+    reg = collect(pm)
+    register_configs(reg)  # compose_job needs the fakes' configs in Hydra's store
+    return reg
+
+
+@pytest.fixture(scope="module")
+def fake_input(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("runner_media") / "talk.mp4"
+    make_talk(path, ENGLISH_TALK[:2], pause=0.5, min_duration=8.0)
+    return path
+
+
+class Run:
+    """One finished (or failed) job: its outcome, what the fakes recorded, its report."""
+
+    def __init__(self, run_dir: Path, recorder: Recorder, result=None,
+                 error: BaseException | None = None) -> None:
+        self.run_dir = run_dir
+        self.recorder = recorder
+        self.result = result
+        self.error = error
+        self.report = json.loads((run_dir / "report.json").read_text())
+
+
+def run_job(registry, fakes: FakeStages, media: Path, tmp: Path, *overrides: str) -> Run:
+    recorder = fakes.reset()
+    run_dir = tmp / "run"
+    job = compose_job([f"input={media}", "target_lang=es", "profile=speed",
+                       f"cache_dir={tmp / 'cache'}", *overrides])
+    runner = Runner(job, run_dir, registry=registry, display="quiet")
+    try:
+        result = runner.run()
+    except BaseException as exc:  # noqa: BLE001 - the tests inspect it
+        return Run(run_dir, recorder, error=exc)
+    return Run(run_dir, recorder, result=result)
+
+
+STREAMING = ("transcribe=fake", "transcribe.segments=8", "transcribe.hold_last=true",
+             "translate=fake", "translate.batch_size=3",
+             "tts=fake", "tts.workers=4", "tts.hold_pairs=2", "mix=recording_duck")
+
+
+@pytest.fixture(scope="module")
+def streamed(registry, fakes, fake_input, tmp_path_factory) -> Run:
+    run = run_job(registry, fakes, fake_input, tmp_path_factory.mktemp("streamed"), *STREAMING)
+    if run.error is not None:
+        raise run.error
+    return run
+
+
+def read_cue_texts(path: Path) -> list[str]:
+    return [cue.text for cue in read_cues(path)]
+
+
+def stage_threads_alive(before: set[threading.Thread]) -> list[str]:
+    return [t.name for t in threading.enumerate()
+            if t not in before and t.name.startswith("videodub-") and t.is_alive()]
+
+
+def wait_for_threads_to_end(before: set[threading.Thread], bound: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + bound
+    while stage_threads_alive(before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return stage_threads_alive(before)
+
+
+# -- a successful streamed job ---------------------------------------------------------
+
+def test_streamed_job_writes_the_video_and_a_complete_report(streamed):
+    assert streamed.report["status"] == "ok"
+    assert streamed.report["error"] is None
+    assert streamed.result.video.is_file() and streamed.result.video.suffix == ".mp4"
+    assert streamed.report["job"]["segments"] == {"source": 8, "target": 8}
+    sources = [f"This is test line number {i}." for i in range(8)]
+    assert [s.target_text for s in streamed.result.segments] == [f"[es] {t}" for t in sources]
+    assert streamed.report["outputs"]["source_srt"] == "talk.en.srt"
+    assert streamed.report["outputs"]["target_srt"] == "talk.es.srt"
+    assert read_cue_texts(streamed.run_dir / "talk.en.srt") == sources
+    assert read_cue_texts(streamed.run_dir / "talk.es.srt") == [f"[es] {t}" for t in sources]
+    assert all(s.stretch is not None for s in streamed.result.segments)  # the real mixer ran
+
+
+def test_first_clip_is_synthesized_before_the_last_segment_is_transcribed(streamed):
+    rec = streamed.recorder
+    # The fake transcriber holds its last segment until a clip is being synthesized; a
+    # runner that waited for the whole transcript would make that hold time out.
+    assert rec.ids("transcribe_hold_timed_out") == []
+    assert min(rec.times("tts_start")) < max(rec.times("transcribe_yield"))
+    assert rec.ids("transcribe_yield") == list(range(8))
+
+
+def test_translator_gets_batches_of_batch_size_in_order(streamed):
+    batches = streamed.recorder.batches
+    assert all(1 <= len(b) <= 3 for b in batches)
+    assert [i for b in batches for i in b] == list(range(8))
+    assert batches == [[0, 1, 2], [3, 4, 5], [6, 7]]
+
+
+def test_translator_without_batch_size_gets_the_whole_transcript(registry, fakes, fake_input,
+                                                                 tmp_path):
+    run = run_job(registry, fakes, fake_input, tmp_path, "transcribe=fake",
+                  "transcribe.segments=8", "translate=fake", "translate.batch_size=null",
+                  "tts=fake")
+    assert run.error is None
+    assert run.recorder.batches == [list(range(8))]
+
+
+def test_clips_reach_the_mixer_in_order_when_they_finish_out_of_order(streamed):
+    rec = streamed.recorder
+    assert rec.ids("tts_hold_timed_out") == []
+    finished = rec.ids("tts_done")
+    assert sorted(finished) == list(range(8))
+    assert finished.index(1) < finished.index(0) and finished.index(3) < finished.index(2)
+    assert rec.ids("mix_received") == list(range(8))
+    segments = json.loads((streamed.run_dir / "segments.json").read_text())["segments"]
+    starts = [s["start"] for s in segments]
+    assert starts == sorted(starts)
+
+
+def test_report_says_how_each_pool_was_sized(streamed):
+    stages = streamed.report["stages"]
+    assert stages["tts"]["workers"] == 4
+    assert stages["tts"]["worker_reason"] == "configured workers=4"
+    # Ingest, mix and mux each declare that they work one item at a time.
+    for stage in ("ingest", "mix", "mux"):
+        assert stages[stage]["workers"] == 1
+        assert stages[stage]["worker_reason"].startswith("implementation limit 1")
+    for stage, info in stages.items():
+        assert info["workers"] >= 1 and info["worker_reason"], stage
+
+
+def test_runner_max_workers_caps_a_pool(registry, fakes, fake_input, tmp_path):
+    run = run_job(registry, fakes, fake_input, tmp_path, "transcribe=fake", "translate=fake",
+                  "tts=fake", "runner.max_workers=2")
+    assert run.error is None
+    assert run.report["stages"]["tts"]["workers"] == 2
+    assert run.report["stages"]["tts"]["worker_reason"] == "runner.max_workers=2"
+
+
+# -- failures --------------------------------------------------------------------------
+
+def test_first_failure_cancels_the_job(registry, fakes, fake_input, tmp_path):
+    before = set(threading.enumerate())
+    # Many segments and short queues: the transcriber cannot finish unless the job goes on.
+    run = run_job(registry, fakes, fake_input, tmp_path, "cache=false", "runner.queue_size=2",
+                  "transcribe=fake", "transcribe.segments=200", "transcribe.delay=0.005",
+                  "translate=fake", "translate.batch_size=1", "tts=fake", "tts.workers=2",
+                  "tts.fail_on=2", "mix=recording_duck")
+    assert isinstance(run.error, RuntimeError)
+    assert str(run.error) == "fake tts failed on segment 2"
+    assert run.report["status"] == "failed"
+    assert run.report["error"] == "fake tts failed on segment 2"
+    assert not list(run.run_dir.rglob("*.mp4*"))
+    assert not (run.run_dir / "work").exists()
+    assert len(run.recorder.ids("transcribe_yield")) < 200
+    assert set(run.recorder.ids("mix_received")) <= {0, 1}
+    assert wait_for_threads_to_end(before) == []
+
+
+def test_videodub_error_in_transcribe_fails_cleanly(registry, fakes, fake_input, tmp_path):
+    before = set(threading.enumerate())
+    run = run_job(registry, fakes, fake_input, tmp_path, "transcribe=fake",
+                  "transcribe.fail_after=3", "translate=fake", "translate.batch_size=1",
+                  "tts=fake")
+    assert isinstance(run.error, VideodubError)
+    assert str(run.error) == "fake transcriber: lost the audio"
+    assert run.report["status"] == "failed"
+    assert run.report["error"] == "fake transcriber: lost the audio"
+    assert "source_srt" not in run.report["outputs"]  # the transcript never completed
+    assert not list(run.run_dir.rglob("*.mp4*"))
+    assert not list(run.run_dir.glob("*.srt"))
+    assert wait_for_threads_to_end(before) == []
+
+
+def test_a_stage_that_cannot_start_leaves_nothing_behind(registry, fakes, fake_input, tmp_path):
+    run_dir = tmp_path / "run"
+    job = compose_job([f"input={fake_input}", "target_lang=es", "cache=false",
+                       "translate=subtitles", f"translate.file={tmp_path / 'missing.srt'}"])
+    with pytest.raises(VideodubError, match="subtitle file not found"):
+        Runner(job, run_dir, registry=registry, display="quiet").run()
+    assert not (run_dir / "work").exists()
+
+
+def test_ctrl_c_exits_130_and_keeps_completed_work(tmp_path):
+    long_talk = tmp_path / "long.mp4"
+    make_talk(long_talk, min_duration=30.0)
+    run_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
+    source_srt = run_dir / "long.en.srt"
+    cmd = [sys.executable, str(HELPER), f"input={long_talk}", "target_lang=es", "profile=speed",
+           "transcribe=fake", "transcribe.segments=12", "translate=fake", "tts=fake",
+           "tts.workers=1", "tts.block_after=2", f"cache_dir={cache_dir}",
+           f"hydra.run.dir={run_dir}", "runner.display=quiet"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        # The fake tts hangs after two clips, so the job is still running when these appear.
+        deadline = time.monotonic() + 120
+        while not (source_srt.is_file() and list(cache_dir.glob("clips/*.wav"))):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the job never got going"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(error_lines) == 1, err
+    assert "interrupted" in error_lines[0]
+    assert out.strip() == ""  # no video path is printed
+    assert source_srt.is_file()
+    assert len(list(cache_dir.glob("clips/*.wav"))) >= 1
+    assert not list(run_dir.rglob("*.mp4*"))
+    assert not (run_dir / "work").exists()  # intermediate audio of an unfinished job goes
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["status"] == "cancelled"
+    assert report["error"] is None
+
+
+# -- ordered_pool ----------------------------------------------------------------------
+
+def _ctx(tmp_path: Path) -> JobContext:
+    return JobContext(tmp_path, "en", "en")
+
+
+def test_ordered_pool_keeps_input_order(tmp_path):
+    ctx = _ctx(tmp_path)
+    released = {i: threading.Event() for i in range(6)}
+
+    def work(i: int) -> int:
+        # Each item waits for the one after it: they finish in reverse order.
+        if i < 5:
+            released[i + 1].wait(DEADLOCK_BREAKER)
+        released[i].set()
+        return i * 10
+
+    assert list(ordered_pool(work, range(6), 6, ctx, StageStats("t"), "t")) == [
+        0, 10, 20, 30, 40, 50]
+
+
+def test_ordered_pool_stops_at_the_first_error(tmp_path):
+    ctx = _ctx(tmp_path)
+    seen = []
+
+    def work(i: int) -> int:
+        if i == 2:
+            raise ValueError("item 2")
+        return i
+
+    with pytest.raises(ValueError, match="item 2"):
+        for value in ordered_pool(work, range(10), 2, ctx, StageStats("t"), "t"):
+            seen.append(value)
+    assert seen == [0, 1]
+
+
+def test_ordered_pool_gives_up_when_cancelled(tmp_path):
+    ctx = _ctx(tmp_path)
+    gate = threading.Event()
+
+    def work(i: int) -> int:
+        gate.wait(DEADLOCK_BREAKER)
+        return i
+
+    results = ordered_pool(work, range(4), 2, ctx, StageStats("t"), "t")
+    threading.Timer(0.2, ctx.cancel_event.set).start()
+    with pytest.raises(Cancelled):
+        next(results)
+    gate.set()
+
+
+def test_ordered_pool_yields_a_result_before_asking_for_the_next_item(tmp_path):
+    ctx = _ctx(tmp_path)
+    asked_for_next, first_out = threading.Event(), threading.Event()
+    waited_in_vain = []
+
+    def items() -> Iterator[int]:
+        yield 0
+        asked_for_next.set()
+        # An upstream stage that is still working: the next item comes much later.
+        if not first_out.wait(DEADLOCK_BREAKER):
+            waited_in_vain.append(True)
+        yield 1
+
+    def work(i: int) -> int:
+        if i == 0:  # still running when the pool goes back to the upstream for more
+            asked_for_next.wait(DEADLOCK_BREAKER)
+        return i
+
+    for value in ordered_pool(work, items(), 2, ctx, StageStats("t"), "t"):
+        if value == 0:
+            first_out.set()
+    assert waited_in_vain == []
+
+
+def test_ordered_pool_reports_a_failure_while_the_upstream_is_still_working(tmp_path):
+    ctx = _ctx(tmp_path)
+    asked_for_next, failure_seen = threading.Event(), threading.Event()
+    waited_in_vain = []
+
+    def items() -> Iterator[int]:
+        yield 0
+        asked_for_next.set()
+        if not failure_seen.wait(DEADLOCK_BREAKER):
+            waited_in_vain.append(True)
+        yield 1
+
+    def work(i: int) -> int:
+        asked_for_next.wait(DEADLOCK_BREAKER)  # fails only once the pool is back upstream
+        raise ValueError(f"item {i}")
+
+    results = ordered_pool(work, items(), 2, ctx, StageStats("t"), "t")
+    with pytest.raises(ValueError, match="item 0"):
+        next(results)
+    failure_seen.set()
+    assert waited_in_vain == []
