@@ -172,7 +172,10 @@ def main(argv: list[str] | None = None) -> None:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["plugins"], ["--plugins"]):
-        list_plugins()
+        try:
+            list_plugins()
+        except VideodubError as exc:
+            fail(str(exc))
         return
     verbose = any(a in ("verbose=true", "verbose=True") for a in argv)
     try:

@@ -122,7 +122,7 @@ def load_entry_points(pm: pluggy.PluginManager) -> None:
                 raise
             if pm.get_plugin(ep.name) is not None:
                 pm.unregister(name=ep.name)
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = " ".join(str(exc).split()) or type(exc).__name__
             message = f"plugin {ep.name!r} from {dist} failed to load and is skipped: {reason}"
             _load_warnings.append(message)
             log.warning(message)
@@ -147,10 +147,13 @@ def collect(pm: pluggy.PluginManager | None = None) -> Registry:
             def register(name: str, factory: Callable[[Any], Any], config: type | None = None,
                          description: str = "", _stage: str = stage, _plugin: str = plugin_name
                          ) -> None:
-                registry.add(Implementation(
-                    stage=_stage, name=name, factory=factory,
-                    config=implementation_config(_stage, name, config),
-                    description=description, plugin=_plugin))
+                try:
+                    options = implementation_config(_stage, name, config)
+                except TypeError as exc:
+                    raise VideodubError(f"plugin {_plugin}: {exc}") from exc
+                registry.add(Implementation(stage=_stage, name=name, factory=factory,
+                                            config=options, description=description,
+                                            plugin=_plugin))
 
             hookimpl.function(register=register)
     return registry

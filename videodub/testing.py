@@ -302,7 +302,8 @@ class TTSSuite:
 
     def test_cancelled_job_writes_no_clip(self, tmp_path: Path) -> None:
         if not self.checks_cancellation:
-                pytest.skip("synthesize does not check cancellation (the runner does, between clips)")
+            pytest.skip("synthesize does not check cancellation (the runner does, "
+                        "between clips)")
         synth, ctx = self.synthesizer(), self.context(tmp_path)
         ctx.cancel_event.set()
         try:
