@@ -18,8 +18,9 @@ from videodub.plugins import Registry, collect, register_configs
 from videodub.runner import Runner, RunResult
 
 
-def compose_config(overrides: list[str] | None = None) -> DictConfig:
-    """The composed config for these overrides (the same one the command line would run)."""
+def compose_config(overrides: list[str] | None = None, with_hydra: bool = False) -> DictConfig:
+    """The composed config for these overrides (the same one the command line would run);
+    ``with_hydra`` keeps Hydra's own node (run dirs, help texts)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
@@ -34,7 +35,8 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
         GlobalHydra.instance().clear()
     with initialize_config_module(config_module="videodub.conf", version_base="1.3"):
         try:
-            return compose(config_name="config", overrides=list(overrides or []))
+            return compose(config_name="config", overrides=list(overrides or []),
+                           return_hydra_config=with_hydra)
         except (HydraException, OmegaConfBaseException) as exc:
             raise VideodubError(one_line(exc)) from exc
 

@@ -140,6 +140,30 @@ def list_plugins() -> None:
         console.print(f"warning: {warning}")
 
 
+def print_help(argv: list[str]) -> None:
+    """Groups, choices and the composed config. Hydra's own --help lists groups by deep-copying
+    its config repository once per group, which takes most of a second; this is the same page
+    from the registry and one composition."""
+    from omegaconf import OmegaConf, open_dict
+
+    from videodub.api import compose_config
+    from videodub.model import STAGES
+
+    cfg = compose_config(_overrides(argv), with_hydra=True)
+    texts = cfg.hydra.help
+    header, footer = str(texts.header).rstrip(), str(texts.footer).rstrip()
+    with open_dict(cfg):
+        del cfg["hydra"]
+    print(header)
+    print("\n== Configuration groups ==\nCompose your configuration from those groups (group=option)\n")
+    for group in sorted([*STAGES, "profile"]):
+        names = profiles() if group == "profile" else stored_choices(group)
+        print(f"{group}: {', '.join(names)}")
+    print("\n== Config ==\nOverride anything in the config (foo.bar=value)\n")
+    print(OmegaConf.to_yaml(cfg, resolve=False).rstrip())
+    print("\n" + footer)
+
+
 def task(cfg) -> None:
     """The Hydra task: validate, run, print the dubbed video's path last."""
     from hydra.core.hydra_config import HydraConfig
@@ -178,6 +202,12 @@ def main(argv: list[str] | None = None) -> None:
             fail(str(exc))
         return
     verbose = any(a in ("verbose=true", "verbose=True") for a in argv)
+    if ("--help" in argv or "-h" in argv) and "--hydra-help" not in argv:
+        try:
+            print_help(argv)
+        except VideodubError as exc:
+            fail(str(exc))
+        return
     try:
         register_configs(collect())
         if not PASS_THROUGH_FLAGS.intersection(a.split("=", 1)[0] for a in argv):

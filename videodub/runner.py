@@ -129,6 +129,20 @@ def ordered_pool(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, c
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def waiting(items: Iterable[Any], stats: StageStats) -> Iterator[Any]:
+    """Iterate, counting the stage as idle (not busy) while it waits for the next item."""
+    it = iter(items)
+    while True:
+        stats.busy(-1)
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            stats.busy(+1)
+        yield item
+
+
 @dataclass
 class RunResult:
     video: Path
@@ -154,6 +168,7 @@ class Runner:
         self.source_segments: list[Segment] = []
         self.target_segments: list[Segment] = []
         self.outputs: dict[str, str] = {}
+        self.monitor: ProcessMonitor | None = None
 
     # -- wiring ------------------------------------------------------------------------
     def _create_stages(self) -> dict[str, Any]:
@@ -168,6 +183,11 @@ class Runner:
         self.stats[stage].worker_reason = plan.reason
         log.info("%s: %d workers (%s)", stage, plan.workers, plan.reason)
         return plan.workers
+
+    def _finish(self, st: StageStats) -> None:
+        if self.monitor is not None:
+            self.monitor.sample()  # charge the stage's last child process to it
+        st.finish()
 
     def _thread(self, name: str, target: Callable[[], None]) -> threading.Thread:
         def body() -> None:
@@ -195,7 +215,7 @@ class Runner:
         cache = Cache(Path(job.cache_dir).resolve() if job.cache else None)
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
-        monitor = ProcessMonitor(list(self.stats.values()))
+        monitor = self.monitor = ProcessMonitor(list(self.stats.values()))
         display = make_display(self.display_mode, list(self.stats.values()), monitor,
                                minimal=job.runner.minimal_logging)
         started_at = dt.datetime.now(dt.timezone.utc)
@@ -250,7 +270,7 @@ class Runner:
             st.begin()
             ctx.media = stages["ingest"].ingest(Path(job.input), ctx)
             st.advance()
-            st.finish()
+            self._finish(st)
             media_ready.set()
 
         def transcribe() -> None:
@@ -290,7 +310,7 @@ class Runner:
             self.stats["translate"].total = len(self.source_segments)
             self.outputs["source_srt"] = str(write_srt(
                 self.source_segments, self.run_dir / f"{stem}.{ctx.source_lang}.srt", target=False))
-            st.finish()
+            self._finish(st)
             to_translate.close()
 
         def translate() -> None:
@@ -331,7 +351,7 @@ class Runner:
                 self.outputs["source_srt"] = str(target_srt.replace(
                     target_srt.with_suffix(".source.srt")))
             self.outputs["target_srt"] = str(write_srt(self.target_segments, target_srt, target=True))
-            st.finish()
+            self._finish(st)
             to_align.close()
 
         def align() -> None:
@@ -339,7 +359,7 @@ class Runner:
             st = self.stats["align"]
             self._plan("align", aligner, pending=1)
             held: Segment | None = None
-            for seg in to_align:
+            for seg in waiting(to_align, st):
                 st.begin()
                 if held is not None:
                     to_tts.put(aligner.align(held, seg.start, ctx))
@@ -350,7 +370,7 @@ class Runner:
                 assert ctx.media is not None
                 to_tts.put(aligner.align(held, max(ctx.media.duration, held.end), ctx))
                 st.advance()
-            st.finish()
+            self._finish(st)
             to_tts.close()
 
         def tts() -> None:
@@ -371,7 +391,7 @@ class Runner:
                 st.advance()
                 to_mix.put(seg)
             st.begin()
-            st.finish()
+            self._finish(st)
             to_mix.close()
 
         def mix() -> None:
@@ -380,7 +400,7 @@ class Runner:
             self._plan("mix", mixer, pending=1)
 
             def feed() -> Iterator[Segment]:
-                for seg in to_mix:
+                for seg in waiting(to_mix, st):
                     st.begin()
                     yield seg
                     st.advance()
@@ -390,7 +410,7 @@ class Runner:
             assert ctx.media is not None
             path = mixer.mix(feed(), ctx.media, ctx)
             st.begin()
-            st.finish()
+            self._finish(st)
             mixed["audio"] = path
 
         threads = [self._thread(n, f) for n, f in (
@@ -412,7 +432,7 @@ class Runner:
 
         self._join([self._thread("mux", mux)], ctx)
         st.advance()
-        st.finish()
+        self._finish(st)
         self.outputs["video"] = str(result["video"])
         self.outputs["segments"] = str(write_json_atomic(
             self.run_dir / "segments.json",

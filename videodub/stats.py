@@ -52,7 +52,7 @@ class StageStats:
 
     def busy(self, delta: int) -> None:
         with self._lock:
-            self.workers_busy += delta
+            self.workers_busy = max(0, self.workers_busy + delta)
 
     @property
     def active(self) -> bool:
@@ -85,7 +85,10 @@ class StageStats:
 
 
 class ProcessMonitor(threading.Thread):
-    """Samples process CPU and RSS; splits each interval's CPU among the stages busy in it."""
+    """Samples process CPU and RSS; splits each interval's CPU among the stages busy in it.
+
+    A child process's CPU time is counted when it exits, so the runner samples once more
+    just before a stage finishes: its last ffmpeg run is charged to it."""
 
     def __init__(self, stages: list[StageStats], interval: float = 0.1) -> None:
         super().__init__(name="videodub-monitor", daemon=True)
@@ -97,6 +100,7 @@ class ProcessMonitor(threading.Thread):
         self.peak_rss = 0
         self.cpu_total = 0.0
         self._halt = threading.Event()
+        self._sample_lock = threading.Lock()
         self._last_cpu = self._cpu()
         self._last_time = time.monotonic()
 
@@ -105,6 +109,10 @@ class ProcessMonitor(threading.Thread):
         return t.user + t.system + t.children_user + t.children_system
 
     def sample(self) -> None:
+        with self._sample_lock:
+            self._sample()
+
+    def _sample(self) -> None:
         now_cpu, now = self._cpu(), time.monotonic()
         delta = max(0.0, now_cpu - self._last_cpu)
         elapsed = max(now - self._last_time, 1e-6)
@@ -119,8 +127,12 @@ class ProcessMonitor(threading.Thread):
         self.peak_rss = max(self.peak_rss, self.rss)
         active = [s for s in self.stages if s.active]
         for s in active:
-            s.cpu_s += delta / len(active)
             s.peak_rss = max(s.peak_rss, self.rss)
+        # CPU goes to the stages doing work (by busy workers), not to those waiting for input.
+        busy = [s for s in active if s.workers_busy > 0] or active
+        weights = [max(s.workers_busy, 1) for s in busy]
+        for s, w in zip(busy, weights):
+            s.cpu_s += delta * w / sum(weights)
 
     def run(self) -> None:
         while not self._halt.wait(self.interval):
