@@ -7,8 +7,10 @@ implementation name or value fails at once with one line naming the key and the 
 from __future__ import annotations
 
 import itertools
-import re
 import logging
+import os
+import re
+import threading
 import sys
 from importlib import resources
 from pathlib import Path
@@ -22,6 +24,13 @@ PASS_THROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "
 
 def fail(message: str, code: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
+    if any(t.name.startswith("videodub-") and t.is_alive() for t in threading.enumerate()):
+        # A stage thread may still be inside native code (CTranslate2 finishing a window);
+        # letting the interpreter tear it down aborts the process. Everything the job keeps
+        # is already on disk, so flush and leave at once.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
     sys.exit(code)
 
 
