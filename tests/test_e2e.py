@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -307,3 +308,15 @@ def test_jfk_transcription(jfk_flac, tmp_path):
     assert all(0 <= s.start < s.end <= media.duration for s in segments), segments
     heard = " ".join(s.source_text for s in segments)
     assert words(heard) == words(JFK_REFERENCE), heard
+
+
+def test_input_name_that_looks_like_an_ffmpeg_protocol(run_cli, short_talk, tmp_path):
+    # "a:b" would be read by ffmpeg as protocol "a"; a leading dash and a space as options.
+    odd = tmp_path / "a:b -x.mp4"
+    odd.write_bytes(short_talk.path.read_bytes())
+    run = subprocess.run([sys.executable, "-m", "videodub", "input=a:b -x.mp4", "target_lang=en",
+                          "profile=speed", f"hydra.run.dir={tmp_path / 'run'}",
+                          f"cache_dir={tmp_path / 'cache'}"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert Path(run.stdout.splitlines()[-1]) == tmp_path / "run" / "a:b -x.en.mp4"

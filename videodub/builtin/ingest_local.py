@@ -31,6 +31,8 @@ class LocalIngester:
             raise VideodubError(f"input not found: {input_path}")
         if not input_path.is_file():
             raise VideodubError(f"input is not a file: {input_path}")
+        # Absolute, so that ffmpeg never reads a name like "concat:x" or "a:b.mp4" as a protocol.
+        input_path = input_path.resolve()
         info = probe(input_path)
         audio = [s for s in info["streams"] if s["type"] == "audio"]
         video = [s for s in info["streams"] if s["type"] == "video"
