@@ -73,12 +73,26 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
                                   ["speling"]),
         "unknown_stage_key": ([f"input={good}", "target_lang=es", "align.max_sped=1.2"],
                               ["align.max_sped", "max_speed"]),
+        # Known from the job alone: stages' check() fails these before any media work.
+        "missing_subtitle_file": ([f"input={good}", "target_lang=es", "translate=subtitles",
+                                   f"translate.file={bad.folder / 'missing.srt'}"],
+                                  ["missing.srt", "subtitle file not found"]),
+        "no_voice_for_language": ([f"input={good}", "target_lang=yo", "translate=subtitles",
+                                   f"translate.file={good.with_name(good.stem + '.es.given.srt')}"],
+                                  ["espeak-ng", "voice", "target_lang=yo"]),
+        "english_model_other_source": ([f"input={good}", "target_lang=es", "source_lang=es"],
+                                       ["tiny.en", "only transcribes English", "source_lang=es"]),
+        "same_language_needed": ([f"input={good}", "target_lang=es", "source_lang=en"],
+                                 ["translate=none", "target_lang=es"]),
     }
+
+BEFORE_ANY_WORK = ["no_voice_for_language", "english_model_other_source", "same_language_needed"]
 
 
 CASE_IDS = ["missing_file", "not_media", "video_without_audio", "silence_only",
             "unreadable_subtitles", "unknown_language", "unknown_implementation", "bad_value",
-            "unknown_top_level_key", "unknown_stage_key"]
+            "unknown_top_level_key", "unknown_stage_key", "missing_subtitle_file",
+            "no_voice_for_language", "english_model_other_source", "same_language_needed"]
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +148,12 @@ def test_verbose_shows_the_traceback(case, run_cli, bad, short_talk):
     assert all(word in run.stderr for word in expected), run.describe()
     assert run.media_files() == []
     assert not (run.run_dir / "work").exists()
+
+
+@pytest.mark.parametrize("case", BEFORE_ANY_WORK)
+def test_fails_before_any_media_work(case, failed_runs):
+    run = failed_runs(case)
+    report = run.report()
+    assert report["status"] == "failed"
+    assert all(stage["items"] == 0 for stage in report["stages"].values()), report["stages"]
+    assert report["job"]["media_duration_s"] is None  # ingest never ran

@@ -134,6 +134,11 @@ class JobContext:
                 proc.kill()
 
 
+# Any stage object may also have ``check(ctx) -> None``: the runner calls it before any media
+# work, so that what can be known from the job alone (a voice for the target language, a
+# model for the source language, a provider's key) fails at once with a VideodubError.
+
+
 @runtime_checkable
 class Ingester(Protocol):
     def ingest(self, input_path: Path, ctx: JobContext) -> MediaInfo: ...

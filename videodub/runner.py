@@ -258,6 +258,12 @@ class Runner:
 
     def _run_threads(self, stages: dict[str, Any], cache: Cache, ctx: JobContext) -> Path:
         job = self.job
+        # Problems a stage can see from the job alone (no voice for the target language, a
+        # model that cannot transcribe the source language) fail before any media work.
+        for stage in STAGES:
+            check = getattr(stages[stage], "check", None)
+            if callable(check):
+                check(ctx)
         qsize = job.runner.queue_size
         to_translate, to_align, to_tts, to_mix = (Pipe(ctx, qsize) for _ in range(4))
         media_ready = threading.Event()

@@ -125,6 +125,16 @@ class FasterWhisperTranscriber:
             ) from exc
         return load_model(path, self.options.compute_type, threads)
 
+    def check(self, ctx: JobContext) -> None:
+        """An English-only model with another source language fails before any work."""
+        opts = self.options
+        bundled = opts.model == BUNDLED or (opts.model == "auto" and opts.effort != Effort.high)
+        if ctx.source_lang and primary(ctx.source_lang) != "en" and (bundled or opts.model.endswith(".en")):
+            name = "bundled tiny.en" if bundled else opts.model
+            raise VideodubError(
+                f"the {name} Whisper model only transcribes English but source_lang="
+                f"{ctx.source_lang}; set transcribe.model to a multilingual model (e.g. small)")
+
     def transcribe(self, media: MediaInfo, ctx: JobContext) -> Iterator[Segment]:
         opts = self.options
         name, model = self._choose_model(ctx)

@@ -54,6 +54,10 @@ class _Engine:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         return 0
 
+    def has_voice(self, voice: str) -> bool:
+        with _lock:
+            return self.lib.espeak_SetVoiceByName(voice.encode()) == 0
+
     def synth(self, text: str, voice: str, wpm: int, pitch: int) -> np.ndarray:
         with _lock:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -116,6 +120,14 @@ class EspeakSynthesizer:
     def voice(self, lang: str) -> str:
         voice = self.options.voice or VOICE_FOR_LANG.get(primary(lang), lang)
         return f"{voice}+{self.options.variant}" if self.options.variant else voice
+
+    def check(self, ctx: JobContext) -> None:
+        eng = engine()
+        voice = self.voice(ctx.target_lang)
+        if not (eng.has_voice(voice) or (not self.options.voice and eng.has_voice(primary(ctx.target_lang)))):
+            what = f"tts.voice={self.options.voice}" if self.options.voice else f"target_lang={ctx.target_lang}"
+            raise VideodubError(f"espeak-ng has no voice for {what}; set tts.voice to one it has "
+                                f"(e.g. es, en-gb, fr-fr) or choose another tts")
 
     def synthesize(self, segment: Segment, ctx: JobContext) -> Segment:
         import soundfile
