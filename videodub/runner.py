@@ -31,7 +31,7 @@ from videodub.display import Display, make_display
 from videodub.errors import Cancelled, VideodubError
 from videodub.media import write_json_atomic
 from videodub.model import STAGES, JobContext, MediaInfo, Segment, worker_hint
-from videodub.plugins import Registry, collect
+from videodub.plugins import Registry, collect, plugin_distribution
 from videodub.resources import Machine, plan_workers
 from videodub.stats import ProcessMonitor, StageStats
 from videodub.subtitles import write_srt
@@ -517,6 +517,8 @@ class Runner:
                 "source_lang": ctx.source_lang if ctx else job.source_lang,
                 "profile": job.profile_name,
                 "implementations": {s: o.impl for s, o in job.stages.items()},
+                "packages": {s: plugin_distribution(self.registry.get(s, o.impl).plugin)
+                             for s, o in job.stages.items()},
                 "options": {s: _plain(dataclasses.asdict(o)) for s, o in job.stages.items()},
                 "started_at": started_at.isoformat(timespec="seconds"),
                 "host": platform.node(),
