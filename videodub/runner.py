@@ -27,10 +27,10 @@ from typing import Any
 import videodub
 from videodub.cache import Cache, file_fingerprint, key
 from videodub.config import JobConfig
-from videodub.display import Display, make_display
+from videodub.display import make_display
 from videodub.errors import Cancelled, VideodubError
 from videodub.media import write_json_atomic
-from videodub.model import STAGES, JobContext, MediaInfo, Segment, worker_hint
+from videodub.model import STAGES, JobContext, Segment, worker_hint
 from videodub.plugins import Registry, collect, plugin_distribution
 from videodub.resources import Machine, plan_workers
 from videodub.stats import ProcessMonitor, StageStats

@@ -9,7 +9,6 @@ import ctypes
 import threading
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 
