@@ -111,36 +111,37 @@ def trim_silence(audio: np.ndarray, threshold: int = 64) -> np.ndarray:
 class EspeakSynthesizer:
     def __init__(self, options) -> None:
         self.options = options
+        self._voices: dict[str, str] = {}
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=30, max_concurrency=1,
                           reason="espeak-ng has one global synthesizer per process")
 
     def voice(self, lang: str) -> str:
-        voice = self.options.voice or VOICE_FOR_LANG.get(primary(lang), lang)
-        return f"{voice}+{self.options.variant}" if self.options.variant else voice
+        """The espeak-ng voice for ``lang`` that the engine has: the configured or mapped name,
+        else the primary language subtag. One rule for check() and synthesize()."""
+        if lang not in self._voices:
+            base = self.options.voice or VOICE_FOR_LANG.get(primary(lang), lang)
+            candidates = [base] if self.options.voice else [base, primary(lang)]
+            suffix = f"+{self.options.variant}" if self.options.variant else ""
+            found = next((c + suffix for c in candidates if engine().has_voice(c + suffix)), None)
+            if found is None:
+                what = f"tts.voice={self.options.voice}" if self.options.voice else f"target_lang={lang}"
+                raise VideodubError(f"espeak-ng has no voice for {what}; set tts.voice to one it "
+                                    f"has (e.g. es, en-gb, fr-fr) or choose another tts")
+            self._voices[lang] = found
+        return self._voices[lang]
 
     def check(self, ctx: JobContext) -> None:
-        eng = engine()
-        voice = self.voice(ctx.target_lang)
-        if not (eng.has_voice(voice) or (not self.options.voice and eng.has_voice(primary(ctx.target_lang)))):
-            what = f"tts.voice={self.options.voice}" if self.options.voice else f"target_lang={ctx.target_lang}"
-            raise VideodubError(f"espeak-ng has no voice for {what}; set tts.voice to one it has "
-                                f"(e.g. es, en-gb, fr-fr) or choose another tts")
+        self.voice(ctx.target_lang)
 
     def synthesize(self, segment: Segment, ctx: JobContext) -> Segment:
         import soundfile
 
         eng = engine()
         wpm = int(round(min(450, self.options.words_per_minute * segment.tts_rate)))
-        try:
-            audio = eng.synth(segment.target_text or "", self.voice(ctx.target_lang), wpm,
-                              self.options.pitch)
-        except VideodubError:
-            fallback = primary(ctx.target_lang)
-            if self.options.voice or fallback == ctx.target_lang:
-                raise
-            audio = eng.synth(segment.target_text or "", fallback, wpm, self.options.pitch)
+        audio = eng.synth(segment.target_text or "", self.voice(ctx.target_lang), wpm,
+                          self.options.pitch)
         audio = trim_silence(audio)
         clips = ctx.work_dir / "clips"
         clips.mkdir(exist_ok=True)
