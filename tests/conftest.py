@@ -16,7 +16,10 @@ Fixtures:
   profile);
 - ``english_revoice``: a finished English re-voice of ``talk`` (``translate=none``,
   ``profile=speed``);
-- ``jfk_flac``: the path of ``../shared/media/jfk.flac``, or a skip when it is absent.
+- ``jfk_flac``: the path of ``../shared/media/jfk.flac``, or a skip when it is absent;
+- ``loopback``: a :class:`videodub.loopback.LoopbackServer` on 127.0.0.1 that requires the
+  key in ``$VIDEODUB_TEST_KEY`` (set for the test); ``openai_overrides(server)`` gives the
+  overrides that point all three OpenAI stages at it.
 
 Marker: ``@pytest.mark.needs_jfk`` skips a test, with the reason, when that file is absent
 (a fresh clone has no ``../shared``).
@@ -215,3 +218,33 @@ def english_revoice(run_cli: RunCli, talk: Talk) -> CliRun:
     """``talk`` re-voiced in English (``translate=none``) with ``profile=speed``."""
     return run_cli(f"input={talk.path}", "target_lang=en", "translate=none",
                    "profile=speed").check()
+
+
+TEST_KEY_ENV = "VIDEODUB_TEST_KEY"
+TEST_KEY = "sk-loopback-7f3c9a1e5b2d4c6e8a0f"
+
+
+def openai_overrides(server: Any, stages: tuple[str, ...] = ("transcribe", "translate", "tts"),
+                     fast_retries: bool = True) -> list[str]:
+    """Select the OpenAI implementation for ``stages`` and point them at ``server``."""
+    out: list[str] = []
+    for stage in stages:
+        out += [f"{stage}=openai", f"{stage}.base_url={server.base_url}",
+                f"{stage}.api_key_env={TEST_KEY_ENV}"]
+        if fast_retries:
+            out += [f"{stage}.retry_base_s=0.02", f"{stage}.retry_max_s=0.2"]
+    return out
+
+
+@pytest.fixture
+def loopback(monkeypatch):
+    """A fresh loopback OpenAI-compatible server for one test, and its key in the environment."""
+    from videodub.loopback import LoopbackServer
+
+    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
+    server = LoopbackServer(api_key=TEST_KEY)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -43,8 +43,11 @@ def _overrides(argv: list[str]) -> list[str]:
     return [a for a in argv if not a.startswith("-")]
 
 
-def preflight(argv: list[str]) -> None:
-    """Compose and validate every combination the overrides ask for (the first few of a sweep)."""
+def preflight(argv: list[str]) -> bool:
+    """Compose and validate every combination the overrides ask for (the first few of a sweep).
+
+    With ``dry_run=true``, also check each job (input, providers) and print its estimated
+    cost; returns True when it did, and nothing should run."""
     from hydra import compose, initialize_config_module
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -66,6 +69,7 @@ def preflight(argv: list[str]) -> None:
             for v in values:
                 check_choice(key, v)
         axes.append([f"{_prefix(o)}{key}{_package(o)}={v}" for v in values])
+    jobs = []
     with initialize_config_module(config_module="videodub.conf", version_base="1.3"):
         for combo in itertools.islice(itertools.product(*axes), MAX_PREFLIGHT_COMBINATIONS):
             try:
@@ -73,7 +77,17 @@ def preflight(argv: list[str]) -> None:
             except (HydraException, OmegaConfBaseException) as exc:
                 message = one_line(exc)
                 raise VideodubError(message + _known_keys(message, list(combo), compose)) from exc
-            validate(cfg)
+            jobs.append((combo, validate(cfg)))
+    if not any(job.dry_run for _, job in jobs):
+        return False
+    from videodub.runner import Runner
+
+    for combo, job in jobs:
+        result = Runner(job, Path("."), display="quiet").dry_run()
+        label = " ".join(c for c in combo if "=" in c) if len(jobs) > 1 else ""
+        print(f"{label + ': ' if label else ''}{result.report['summary']} "
+              f"(checks took {result.report['preflight_s']:.2f} s)", flush=True)
+    return True
 
 
 def _known_keys(message: str, overrides: list[str], compose) -> str:
@@ -220,7 +234,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         register_configs(collect())
         if not PASS_THROUGH_FLAGS.intersection(a.split("=", 1)[0] for a in argv):
-            preflight(argv)
+            if preflight(argv):
+                return
     except VideodubError as exc:
         if verbose:
             raise

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 from videodub.errors import VideodubError
 from videodub.languages import check_language
 from videodub.model import STAGES
+from videodub.providers.usage import Price, default_prices
 
 
 class Effort(str, Enum):
@@ -146,6 +147,10 @@ class VideodubConfig:
     cache_dir: str = "outputs/cache"
     # Keep the run's intermediate audio (work/) after a successful run.
     keep_work: bool = False
+    # Check everything, print the estimated cost of the paid calls, and stop before any work.
+    dry_run: bool = False
+    # US dollars per model, for cost estimates and the report (OpenAI's list prices).
+    prices: Dict[str, Price] = field(default_factory=default_prices)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     ingest: Any = MISSING
     transcribe: Any = MISSING
@@ -196,6 +201,8 @@ class JobConfig:
     keep_work: bool
     runner: RunnerConfig
     stages: dict[str, Any]  # stage -> options dataclass instance (with .impl)
+    dry_run: bool = False
+    prices: dict[str, Price] = field(default_factory=default_prices)
 
 
 def validate(cfg: DictConfig) -> JobConfig:
@@ -207,6 +214,7 @@ def validate(cfg: DictConfig) -> JobConfig:
         target = check_language(str(cfg.target_lang), "target_lang")
         source = check_language(str(cfg.source_lang), "source_lang") if cfg.source_lang else None
         runner = OmegaConf.to_object(cfg.runner)
+        prices = OmegaConf.to_object(cfg.prices) if "prices" in cfg else default_prices()
     except OmegaConfBaseException as exc:
         raise VideodubError(one_line(exc)) from exc
     stages: dict[str, Any] = {}
@@ -223,7 +231,8 @@ def validate(cfg: DictConfig) -> JobConfig:
     return JobConfig(
         input=str(cfg.input), target_lang=target, source_lang=source,
         profile_name=str(cfg.profile_name), verbose=bool(cfg.verbose), cache=bool(cfg.cache),
-        cache_dir=str(cfg.cache_dir), keep_work=bool(cfg.keep_work), runner=runner, stages=stages)
+        cache_dir=str(cfg.cache_dir), keep_work=bool(cfg.keep_work), runner=runner, stages=stages,
+        dry_run=bool(cfg.get("dry_run", False)), prices=prices)
 
 
 def one_line(exc: BaseException) -> str:

@@ -14,7 +14,14 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from videodub.providers.usage import ProviderStats
 from videodub.stats import ProcessMonitor, StageStats
+
+
+def provider_line(p: ProviderStats) -> str:
+    """``translate gpt-4o-mini: 12 calls, 3 in flight, 1 retry, 0 x 429``"""
+    return (f"{p.stage} {p.model}: {p.calls} calls, {p.in_flight} in flight (max "
+            f"{p.max_in_flight}), {p.retries} retries, {p.rate_limited} x 429")
 
 
 def _fmt_done(s: StageStats) -> str:
@@ -36,10 +43,12 @@ class Display:
     """Base: shows nothing (``runner.display=quiet``)."""
 
     def __init__(self, stages: list[StageStats], monitor: ProcessMonitor,
-                 stream: TextIO | None = None) -> None:
+                 stream: TextIO | None = None, providers: list[ProviderStats] | None = None
+                 ) -> None:
         self.stages = stages
         self.monitor = monitor
         self.stream = stream or sys.stderr
+        self.providers = providers or []
 
     def start(self) -> None: ...
 
@@ -56,6 +65,17 @@ class Display:
             table.add_row(s.name, s.impl + (" (cached)" if s.cached else ""), str(s.items),
                           f"{s.elapsed:.2f}", f"{s.cpu_s:.2f}", str(s.workers),
                           f"{s.peak_rss / 2**20:.0f}")
+        return table
+
+    def provider_table(self) -> Table:
+        table = Table(title="providers", title_justify="left")
+        for col in ("stage", "model", "endpoint", "calls", "in flight", "retries", "429s",
+                    "limiter wait s"):
+            table.add_column(col, justify="left" if col in ("stage", "model", "endpoint") else "right")
+        for p in self.providers:
+            table.add_row(p.stage, p.model, p.endpoint, str(p.calls),
+                          f"{p.in_flight} (max {p.max_in_flight})", str(p.retries),
+                          str(p.rate_limited), f"{p.limiter_wait_s:.1f}")
         return table
 
     def summary(self) -> None: ...
@@ -91,7 +111,10 @@ class PlainDisplay(Display):
                              + (" (cached)" if s.cached else ""))
 
     def summary(self) -> None:
-        Console(file=self.stream, width=100).print(self.summary_table())
+        console = Console(file=self.stream, width=100)
+        console.print(self.summary_table())
+        if self.providers:
+            console.print(self.provider_table())
 
     def _loop(self) -> None:
         last = time.monotonic()
@@ -104,6 +127,9 @@ class PlainDisplay(Display):
                     self.message("progress: " + ", ".join(parts)
                                  + f" | cpu {self.monitor.cpu_percent:.0f}%"
                                  f" rss {self.monitor.rss / 2**20:.0f} MiB")
+                    for p in self.providers:
+                        if p.calls:
+                            self.message(f"  {provider_line(p)}")
 
 
 class StageEventsDisplay(PlainDisplay):
@@ -135,7 +161,16 @@ class RichDisplay(Display):
         footer = Text(f"cpu {self.monitor.cpu_percent:.0f}%   rss "
                       f"{self.monitor.rss / 2**20:.0f} MiB   peak {self.monitor.peak_rss / 2**20:.0f} MiB",
                       style="dim")
-        return Group(table, footer)
+        parts: list = [table]
+        if self.providers:
+            providers = Table(expand=False, box=None, pad_edge=False)
+            for col in ("provider", "model", "calls", "in flight", "retries", "429s", "waiting"):
+                providers.add_column(col, justify="left" if col in ("provider", "model") else "right")
+            for p in self.providers:
+                providers.add_row(p.stage, p.model, str(p.calls), f"{p.in_flight}/{p.max_in_flight}",
+                                  str(p.retries), str(p.rate_limited), f"{p.limiter_wait_s:.1f}s")
+            parts.append(providers)
+        return Group(*parts, footer)
 
     def message(self, text: str) -> None:
         self.console.print(text)
@@ -157,15 +192,17 @@ class RichDisplay(Display):
 
     def summary(self) -> None:
         self.console.print(self.summary_table())
+        if self.providers:
+            self.console.print(self.provider_table())
 
 
 def make_display(mode: str, stages: list[StageStats], monitor: ProcessMonitor,
-                 minimal: bool = False) -> Display:
+                 minimal: bool = False, providers: list[ProviderStats] | None = None) -> Display:
     stream = sys.stderr
     if mode == "auto":
         mode = "rich" if stream.isatty() else "plain"
     if mode == "quiet":
-        return Display(stages, monitor, stream)
+        return Display(stages, monitor, stream, providers)
     if mode == "rich":
-        return RichDisplay(stages, monitor, stream)
-    return (StageEventsDisplay if minimal else PlainDisplay)(stages, monitor, stream)
+        return RichDisplay(stages, monitor, stream, providers)
+    return (StageEventsDisplay if minimal else PlainDisplay)(stages, monitor, stream, providers)

@@ -106,6 +106,9 @@ class JobContext:
         self.verbose = verbose
         self.cancel_event = threading.Event()
         self.media: MediaInfo | None = None
+        # Set before any stage runs; ingest's check() fills in the duration from a probe.
+        self.input_path: Path | None = None
+        self.input_duration: float | None = None
         self.notes: list[str] = []  # warnings worth showing in the report
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()

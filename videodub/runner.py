@@ -32,6 +32,8 @@ from videodub.errors import Cancelled, VideodubError
 from videodub.media import write_json_atomic
 from videodub.model import STAGES, JobContext, Segment, worker_hint
 from videodub.plugins import Registry, collect, plugin_distribution
+from videodub.providers.openai_api import TRANSPORT_OPTIONS, redact, reset_shared_state
+from videodub.providers.usage import Estimate, ProviderStats, estimate
 from videodub.resources import Machine, plan_workers
 from videodub.stats import ProcessMonitor, StageStats
 from videodub.subtitles import write_srt
@@ -145,7 +147,7 @@ def waiting(items: Iterable[Any], stats: StageStats) -> Iterator[Any]:
 
 @dataclass
 class RunResult:
-    video: Path
+    video: Path | None  # None for a dry run
     report: dict[str, Any]
     segments: list[Segment]
 
@@ -169,11 +171,51 @@ class Runner:
         self.target_segments: list[Segment] = []
         self.outputs: dict[str, str] = {}
         self.monitor: ProcessMonitor | None = None
+        self.providers: list[ProviderStats] = []
+        self.estimate: Estimate | None = None
+        self.preflight_s: float | None = None
 
     # -- wiring ------------------------------------------------------------------------
     def _create_stages(self) -> dict[str, Any]:
-        return {stage: self.registry.get(stage, opts.impl).create(opts)
-                for stage, opts in self.job.stages.items()}
+        reset_shared_state()  # each job starts from its own configured provider limits
+        stages = {stage: self.registry.get(stage, opts.impl).create(opts)
+                  for stage, opts in self.job.stages.items()}
+        self.providers = [p for obj in stages.values()
+                          if isinstance(p := getattr(obj, "provider_stats", None), ProviderStats)]
+        return stages
+
+    def _preflight(self, stages: dict[str, Any], ctx: JobContext) -> None:
+        """Everything that can fail before media work, in parallel: the input (ingest's
+        check probes it and the disk), then every other stage's check (voices, models,
+        provider keys and endpoints). Then the cost estimate."""
+        t0 = time.monotonic()
+        ctx.input_path = Path(self.job.input)
+        check = getattr(stages["ingest"], "check", None)
+        if callable(check):
+            check(ctx)
+        checks = [(s, c) for s in STAGES[1:] if callable(c := getattr(stages[s], "check", None))]
+        if checks:
+            with ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="videodub-check") as pool:
+                futures = [pool.submit(c, ctx) for _, c in checks]
+                for fut in futures:
+                    fut.result()
+        self.preflight_s = time.monotonic() - t0
+        log.info("preflight: %.2f s", self.preflight_s)
+        if ctx.input_duration:
+            self.estimate = estimate(stages, ctx.input_duration, self.job.prices)
+
+    def dry_run(self) -> RunResult:
+        """Check the job and estimate its cost without running it or writing a run folder."""
+        import tempfile
+
+        stages = self._create_stages()
+        with tempfile.TemporaryDirectory(prefix="videodub-dry-run-") as tmp:
+            ctx = self.ctx = JobContext(Path(tmp), self.job.target_lang, self.job.source_lang)
+            self._preflight(stages, ctx)
+        est = self.estimate or Estimate([])
+        report = {"status": "dry_run", "preflight_s": round(self.preflight_s or 0, 3),
+                  "estimate": est.as_report(), "summary": est.summary()}
+        return RunResult(video=None, report=report, segments=[])
 
     def _plan(self, stage: str, obj: Any, pending: int | None = None) -> int:
         plan = plan_workers(worker_hint(obj), self.machine,
@@ -208,6 +250,8 @@ class Runner:
     # -- the job -----------------------------------------------------------------------
     def run(self) -> RunResult:
         job = self.job
+        if job.dry_run:
+            return self.dry_run()
         # A stage that cannot start (missing subtitle file, bad option) fails before anything
         # is written.
         stages = self._create_stages()
@@ -217,7 +261,8 @@ class Runner:
                                     cache_dir=cache.root, verbose=job.verbose)
         monitor = self.monitor = ProcessMonitor(list(self.stats.values()))
         display = make_display(self.display_mode, list(self.stats.values()), monitor,
-                               minimal=job.runner.minimal_logging)
+                               minimal=job.runner.minimal_logging, providers=self.providers)
+        self.display = display
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.monotonic()
         monitor.start()
@@ -259,11 +304,13 @@ class Runner:
     def _run_threads(self, stages: dict[str, Any], cache: Cache, ctx: JobContext) -> Path:
         job = self.job
         # Problems a stage can see from the job alone (no voice for the target language, a
-        # model that cannot transcribe the source language) fail before any media work.
-        for stage in STAGES:
-            check = getattr(stages[stage], "check", None)
-            if callable(check):
-                check(ctx)
+        # model that cannot transcribe the source language, a provider without its key)
+        # fail before any media work.
+        self._preflight(stages, ctx)
+        if self.estimate is not None and self.estimate.paid:
+            log.info("%s", self.estimate.summary())
+            if self.display_mode != "quiet":
+                self.display.message(self.estimate.summary())
         qsize = job.runner.queue_size
         to_translate, to_align, to_tts, to_mix = (Pipe(ctx, qsize) for _ in range(4))
         media_ready = threading.Event()
@@ -336,9 +383,24 @@ class Runner:
                     yield batch
 
             workers = self._plan("translate", translator)
+            # Paid translations are kept per batch, so an interrupted run does not pay twice.
+            keep = cache.enabled and getattr(translator, "cache_results", False)
+            opts = job.stages["translate"]
 
             def run_batch(batch: list[Segment]) -> tuple[int, list[Segment]]:
-                return len(batch), translator.translate(batch, ctx)
+                if not keep:
+                    return len(batch), translator.translate(batch, ctx)
+                ck = key("translation", _result_options(opts), ctx.source_lang, ctx.target_lang,
+                         [(s.start, s.end, s.source_text) for s in batch])
+                hit = cache.get_json("translations", ck)
+                if hit is not None:
+                    remember = getattr(translator, "remember", None)
+                    if callable(remember):
+                        remember(batch)
+                    return len(batch), [Segment.from_json(d) for d in hit]
+                result = translator.translate(batch, ctx)
+                cache.put_json("translations", ck, [s.to_json() for s in result])
+                return len(batch), result
 
             for n_in, result in ordered_pool(run_batch, batches(), workers, ctx, st, "translate"):
                 for seg in result:
@@ -498,6 +560,12 @@ class Runner:
         return seg
 
     # -- report ------------------------------------------------------------------------
+    def _cost(self) -> float | None:
+        """What the provider calls cost at list prices (None if no provider is priced)."""
+        costs = [p.as_report(self.job.prices)["cost_usd"] for p in self.providers]
+        priced = [c for c in costs if c is not None]
+        return round(sum(priced), 6) if priced else None
+
     def _report(self, status: str, started_at: dt.datetime, wall: float,
                 monitor: ProcessMonitor, stages: dict[str, Any]) -> dict[str, Any]:
         job = self.job
@@ -506,7 +574,7 @@ class Runner:
         duration = media.duration if media else None
         error = None
         if self.errors and not isinstance(self.errors[0], Cancelled):
-            error = str(self.errors[0]).splitlines()[0] if str(self.errors[0]) else type(
+            error = redact(str(self.errors[0]).splitlines()[0]) if str(self.errors[0]) else type(
                 self.errors[0]).__name__
         return {
             "status": status,
@@ -534,6 +602,10 @@ class Runner:
             "machine": {"usable_cpus": self.machine.cpus, "cpu_reason": self.machine.cpu_reason,
                         "memory_available_mb": round(self.machine.memory_available / 2**20)},
             "stages": {name: st.as_report() for name, st in self.stats.items()},
+            "preflight_s": round(self.preflight_s, 3) if self.preflight_s is not None else None,
+            "providers": {p.stage: p.as_report(job.prices) for p in self.providers},
+            "cost_usd": self._cost(),
+            "estimate": self.estimate.as_report() if self.estimate else None,
             "outputs": {k: Path(v).name for k, v in self.outputs.items()},
             "notes": list(ctx.notes) if ctx else [],
             "versions": {"videodub": videodub.__version__, "python": platform.python_version()},
@@ -541,8 +613,10 @@ class Runner:
 
 
 def _result_options(options: Any) -> dict[str, Any]:
-    """The options that can change a stage's result (pool size cannot), for cache keys."""
-    return {k: v for k, v in dataclasses.asdict(options).items() if k != "workers"}
+    """The options that can change a stage's result (pool size, timeouts and rate limits
+    cannot), for cache keys."""
+    return {k: v for k, v in dataclasses.asdict(options).items()
+            if k != "workers" and k not in TRANSPORT_OPTIONS}
 
 
 def _plain(value: Any) -> Any:

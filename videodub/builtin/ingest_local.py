@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,7 @@ class LocalIngester:
         return WorkerHint(cpu_bound=True, memory_mb=150, max_concurrency=1,
                           reason="one input file")
 
-    def ingest(self, input_path: Path, ctx: JobContext) -> MediaInfo:
+    def _probe(self, input_path: Path) -> tuple[Path, dict]:
         if not input_path.exists():
             raise VideodubError(f"input not found: {input_path}")
         if not input_path.is_file():
@@ -34,13 +35,34 @@ class LocalIngester:
         # Absolute, so that ffmpeg never reads a name like "concat:x" or "a:b.mp4" as a protocol.
         input_path = input_path.resolve()
         info = probe(input_path)
-        audio = [s for s in info["streams"] if s["type"] == "audio"]
-        video = [s for s in info["streams"] if s["type"] == "video"
-                 and s["codec"] not in ("mjpeg", "png")]  # cover art is not a video stream
-        if not audio:
+        if not any(s["type"] == "audio" for s in info["streams"]):
             raise VideodubError(f"{input_path.name} has no audio stream to dub")
         if not info["duration"]:
             raise VideodubError(f"{input_path.name}: cannot tell its duration")
+        return input_path, info
+
+    def check(self, ctx: JobContext) -> None:
+        """Readable media with an audio stream, and room on disk for the run, before any work."""
+        if ctx.input_path is None:
+            return
+        path, info = self._probe(ctx.input_path)
+        duration = float(info["duration"])
+        ctx.input_duration = duration
+        # Extracted WAVs (16 kHz mono + stereo at the mix rate), the mixed track, the output
+        # (about the input's size) and a margin.
+        need = duration * (32000 + 2 * 2 * 2 * self.options.mix_sample_rate) + path.stat().st_size
+        need = int(need * 1.2) + 50 * 2**20
+        free = shutil.disk_usage(ctx.run_dir).free
+        if free < need:
+            raise VideodubError(
+                f"not enough disk space in {ctx.run_dir}: the run needs about {need / 2**20:.0f} "
+                f"MiB, {free / 2**20:.0f} MiB are free; free space or set hydra.run.dir elsewhere")
+
+    def ingest(self, input_path: Path, ctx: JobContext) -> MediaInfo:
+        input_path, info = self._probe(input_path)
+        audio = [s for s in info["streams"] if s["type"] == "audio"]
+        video = [s for s in info["streams"] if s["type"] == "video"
+                 and s["codec"] not in ("mjpeg", "png")]  # cover art is not a video stream
         validation = self.options.validation
         if validation == Validation.full:
             decode_check(input_path, ctx)

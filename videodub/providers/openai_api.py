@@ -1,0 +1,405 @@
+"""Calling OpenAI, or any OpenAI-compatible server, from a stage: client, limits, retries, checks.
+
+Every stage that talks to such an endpoint holds an :class:`OpenAIProvider`. It owns:
+
+- the key, read from the environment variable the config names (never from the config
+  itself, so it cannot reach ``.hydra/``, logs or reports);
+- one ``openai.AsyncOpenAI`` client per endpoint and key, with the SDK's own retries
+  switched off: the retry layer here is the only one;
+- the endpoint's :class:`~videodub.providers.limits.RateLimiter`, shared by every stage
+  that calls the same route of the same server;
+- :meth:`OpenAIProvider.request`, which waits for the limiter, sends, parses, and retries
+  timeouts, dropped connections, 408/409/429/5xx and unparseable bodies with exponential
+  backoff and full jitter (a 429's ``Retry-After`` pauses the whole endpoint); 401/403 and
+  other 4xx answers fail at once with one line that says what to change;
+- :meth:`OpenAIProvider.check`, the preflight: key set, endpoint answering, model present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import random
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from videodub.errors import Cancelled, VideodubError
+from videodub.providers import aio
+from videodub.providers.limits import RateLimiter, parse_retry_after
+from videodub.providers.usage import ProviderStats
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+RETRY_STATUS = frozenset({408, 409, 429})
+# Time the whole preflight of one provider may take (the issue's budget is 2 s for all).
+PREFLIGHT_TIMEOUT_S = 1.5
+
+
+@dataclass
+class OpenAIOptions:
+    """Options every OpenAI-compatible provider takes."""
+
+    # Server root including /v1; empty: $OPENAI_BASE_URL, else https://api.openai.com/v1.
+    base_url: str = ""
+    # Name of the environment variable that holds the API key (the key itself never goes in
+    # the config); empty: the server needs no key.
+    api_key_env: str = "OPENAI_API_KEY"
+    # Seconds one request may take before it is abandoned and retried.
+    timeout_s: float = 120.0
+    # Retries after the first attempt, for timeouts, 408/409/429/5xx and unparseable answers.
+    max_retries: int = 6
+    # Backoff: a random delay up to retry_base_s * 2**attempt, at most retry_max_s.
+    retry_base_s: float = 0.5
+    retry_max_s: float = 30.0
+    # Client-side limits for this endpoint (0: none); server x-ratelimit-* headers tighten them.
+    requests_per_minute: int = 0
+    tokens_per_minute: int = 0
+    # Requests in flight at once on this endpoint; also caps the stage's worker pool.
+    max_in_flight: int = 16
+    # Ask the server, before any media work, whether it answers and has the model.
+    preflight: bool = True
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight}")
+        if self.requests_per_minute < 0 or self.tokens_per_minute < 0:
+            raise ValueError("requests_per_minute and tokens_per_minute must be >= 0")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+
+
+# Options that change how a result is fetched, not what it is (left out of cache keys).
+TRANSPORT_OPTIONS = frozenset(f for f in OpenAIOptions.__dataclass_fields__ if f != "base_url")
+
+
+def resolve_base_url(options: OpenAIOptions) -> str:
+    return (options.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL).rstrip("/")
+
+
+def public_url(url: str) -> str:
+    """The URL without user:password@ (what reports and messages may show)."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def is_openai(url: str) -> bool:
+    return (urlsplit(url).hostname or "").endswith("api.openai.com")
+
+
+# -- secrets -------------------------------------------------------------------------------
+_secrets: set[str] = set()
+
+
+class RedactSecrets(logging.Filter):
+    """Replaces any API key this process has read with ``***`` in every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            message = record.getMessage()
+            if any(s in message for s in _secrets):
+                for secret in _secrets:
+                    message = message.replace(secret, "***")
+                record.msg, record.args = message, None
+        return True
+
+
+_redactor = RedactSecrets()
+
+
+def _remember_secret(value: str) -> None:
+    if value and value not in _secrets:
+        _secrets.add(value)
+        for handler in logging.getLogger().handlers:
+            if _redactor not in handler.filters:
+                handler.addFilter(_redactor)
+    # The SDK and its HTTP client log request details at DEBUG; never let them reach a file.
+    for name in ("openai", "httpx2", "httpcore2", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+# -- shared clients and limiters -----------------------------------------------------------
+_clients: dict[tuple, Any] = {}
+_limiters: dict[tuple[str, str], RateLimiter] = {}
+_shared_lock = threading.Lock()
+
+
+def limiter_for(base_url: str, route: str, options: OpenAIOptions) -> RateLimiter:
+    with _shared_lock:
+        key = (public_url(base_url), route)
+        limiter = _limiters.get(key)
+        if limiter is None:
+            limiter = _limiters[key] = RateLimiter(
+                f"{public_url(base_url)} {route}", options.requests_per_minute,
+                options.tokens_per_minute, options.max_in_flight)
+        else:
+            limiter.tighten(options.requests_per_minute, options.tokens_per_minute,
+                            options.max_in_flight)
+        return limiter
+
+
+def reset_shared_state() -> None:
+    """Forget clients and limiters (a new job in the same process starts with fresh limits)."""
+    with _shared_lock:
+        _limiters.clear()
+        _clients.clear()
+
+
+class RetryableError(Exception):
+    """An answer that another attempt may fix (a body that does not parse, a bad structure)."""
+
+
+class OpenAIProvider:
+    """One stage's access to one route (``chat``, ``speech``, ``transcriptions``) of a server."""
+
+    def __init__(self, stage: str, options: OpenAIOptions, route: str, model: str) -> None:
+        self.stage = stage
+        self.options = options
+        self.route = route
+        self.model = model
+        self.base_url = resolve_base_url(options)
+        self.stats = ProviderStats(stage=stage, model=model, endpoint=public_url(self.base_url))
+        self._limiter: RateLimiter | None = None
+        self._checked = False
+        self.key_missing = False  # no key set, and the server is not OpenAI's
+
+    # -- key and client --------------------------------------------------------------------
+    def api_key(self) -> str:
+        name = self.options.api_key_env
+        if not name:
+            return "no-key"  # the SDK insists on a value; keyless local servers ignore it
+        value = os.environ.get(name, "").strip()
+        if value:
+            _remember_secret(value)
+            return value
+        if is_openai(self.base_url):
+            raise VideodubError(
+                f"{self.stage}={self.route_impl}: ${name} is not set; export your OpenAI key as "
+                f"{name} (or name another variable with {self.stage}.api_key_env), or use a local "
+                f"server with {self.stage}.base_url=http://localhost:8000/v1{self.alternative}")
+        self.key_missing = True
+        return "no-key"  # a local server that does not check keys
+
+    @property
+    def route_impl(self) -> str:
+        return "openai"
+
+    @property
+    def alternative(self) -> str:
+        return {"transcribe": ", or transcribe=faster_whisper (offline)",
+                "translate": ", or translate=subtitles with a translated SRT",
+                "tts": ", or tts=espeak (offline)"}.get(self.stage, "")
+
+    def client(self) -> Any:
+        """The shared AsyncOpenAI client for this server and key (call on the provider loop)."""
+        import openai
+
+        key = self.api_key()
+        ident = (self.base_url, hashlib.sha256(key.encode()).hexdigest(), self.options.timeout_s)
+        with _shared_lock:
+            client = _clients.get(ident)
+            if client is None:
+                client = _clients[ident] = openai.AsyncOpenAI(
+                    api_key=key, base_url=self.base_url, max_retries=0,
+                    timeout=self.options.timeout_s)
+        return client
+
+    @property
+    def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            self._limiter = limiter_for(self.base_url, self.route, self.options)
+            self.stats.limits = self._limiter.describe()
+        return self._limiter
+
+    # -- requests --------------------------------------------------------------------------
+    def run(self, coro: Awaitable[T], cancel_event: threading.Event | None = None) -> T:
+        """Run a coroutine of this provider on the provider loop from a worker thread."""
+        return aio.run(coro, cancel_event)  # type: ignore[arg-type]
+
+    async def request(self, send: Callable[[Any], Awaitable[Any]],
+                      parse: Callable[[Any], T], what: str, tokens: int = 0,
+                      used_tokens: Callable[[T], int | None] | None = None) -> T:
+        """Send with ``send(client)`` (a ``with_raw_response`` call), then ``parse(raw)``.
+
+        Waits for the endpoint's limiter (``tokens`` is the request's estimated size for the
+        tokens-per-minute budget), retries what may succeed on another attempt, and turns
+        what will not into a one-line :class:`VideodubError`.
+        """
+        import openai
+
+        opts = self.options
+        limiter = self.limiter
+        attempt = 0
+        while True:
+            waited = await limiter.acquire(tokens)
+            self.stats.limiter_wait_s += waited
+            self.stats.started()
+            retry_after: float | None = None
+            used: int | None = None
+            try:
+                raw = await send(self.client())
+                limiter.observe(raw.headers)
+                result = parse(raw)
+                used = used_tokens(result) if used_tokens else None
+                self.stats.succeeded += 1
+                self.stats.limits = limiter.describe()
+                return result
+            except openai.APIStatusError as exc:
+                limiter.observe(exc.response.headers)
+                status = exc.status_code
+                if status == 429:
+                    self.stats.rate_limited += 1
+                    retry_after = parse_retry_after(exc.response.headers)
+                    limiter.pause(retry_after if retry_after is not None else 1.0)
+                    reason = "429 rate limited"
+                elif status in RETRY_STATUS or status >= 500:
+                    self.stats.server_errors += 1
+                    reason = f"{status} {_message(exc)}"
+                else:
+                    raise self._fatal(exc, what) from None
+            except openai.APITimeoutError:
+                self.stats.timeouts += 1
+                reason = f"no answer within {opts.timeout_s:g} s"
+            except openai.APIConnectionError as exc:
+                self.stats.server_errors += 1
+                if attempt == 0 and not self.stats.succeeded and _refused(exc):
+                    raise VideodubError(self._unreachable(exc)) from None
+                reason = f"connection failed ({_cause(exc)})"
+            except (RetryableError, ValueError, openai.APIResponseValidationError) as exc:
+                # A body that is not JSON, or JSON that is not what was asked for.
+                self.stats.server_errors += 1
+                reason = f"unusable answer ({' '.join(str(exc).split())[:160]})"
+            finally:
+                self.stats.ended()
+                limiter.release(tokens, used)
+            attempt += 1
+            if attempt > opts.max_retries:
+                raise VideodubError(
+                    f"{self.stage}: {what} failed after {attempt} attempts at "
+                    f"{public_url(self.base_url)}: {redact(reason)}")
+            self.stats.retries += 1
+            delay = retry_after if retry_after is not None else random.uniform(
+                0, min(opts.retry_max_s, opts.retry_base_s * 2 ** (attempt - 1)))
+            log.info("%s: %s: %s; retry %d/%d in %.2f s", self.stage, what, redact(reason),
+                     attempt, opts.max_retries, delay)
+            await asyncio.sleep(delay)
+
+    def _fatal(self, exc: Any, what: str) -> VideodubError:
+        status = exc.status_code
+        where = public_url(self.base_url)
+        if status in (401, 403):
+            var = self.options.api_key_env
+            if self.key_missing:
+                return VideodubError(
+                    f"{self.stage}: {where} wants an API key ({status}) but ${var} is not set; "
+                    f"export it, or name another variable with {self.stage}.api_key_env")
+            return VideodubError(
+                f"{self.stage}: {where} rejected the API key in ${var} ({status}); check the key, "
+                f"or name another variable with {self.stage}.api_key_env{self.alternative}")
+        if status == 404:
+            return VideodubError(
+                f"{self.stage}: {where} has no model {self.model!r} (404: {_message(exc)}); set "
+                f"{self.stage}.model to one it serves")
+        return VideodubError(f"{self.stage}: {where} refused {what} ({status}: {_message(exc)})")
+
+    def _unreachable(self, exc: Exception) -> str:
+        return (f"{self.stage}: cannot reach {public_url(self.base_url)} ({_cause(exc)}); start the "
+                f"server or fix {self.stage}.base_url{self.alternative}")
+
+    # -- preflight -------------------------------------------------------------------------
+    def check(self, cancel_event: threading.Event | None = None) -> None:
+        """Key set, endpoint answering, model present; one line naming the fix otherwise."""
+        self.api_key()
+        if not self.options.preflight or self._checked:
+            return
+        self.run(self._check(), cancel_event)
+        self._checked = True
+
+    async def _check(self) -> None:
+        import openai
+
+        client = self.client().with_options(timeout=PREFLIGHT_TIMEOUT_S)
+        where = public_url(self.base_url)
+        try:
+            try:
+                await client.models.retrieve(self.model)
+                return
+            except (openai.NotFoundError, openai.UnprocessableEntityError,
+                    openai.BadRequestError) as exc:
+                # Some servers only list models; a 404 from retrieve is not yet an answer.
+                not_found = exc
+            try:
+                page = await client.models.list()
+                ids = [m.id for m in page.data]
+            except openai.NotFoundError:
+                log.info("%s: %s lists no models; the model is checked on first use", self.stage, where)
+                return
+            if self.model in ids:
+                return
+            raise VideodubError(
+                f"{self.stage}: {where} has no model {self.model!r} ({_message(not_found)}); "
+                f"it serves: {', '.join(sorted(ids)[:12]) or 'none'}; set {self.stage}.model")
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise self._fatal(exc, "the model check") from None
+        except openai.APITimeoutError:
+            raise VideodubError(
+                f"{self.stage}: {where} did not answer within {PREFLIGHT_TIMEOUT_S:g} s; check "
+                f"{self.stage}.base_url or the server{self.alternative}") from None
+        except openai.APIConnectionError as exc:
+            raise VideodubError(self._unreachable(exc)) from None
+        except openai.APIStatusError as exc:
+            raise VideodubError(
+                f"{self.stage}: {where} answered the model check with {exc.status_code} "
+                f"({_message(exc)}); check {self.stage}.base_url") from None
+
+
+def _message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    message = None
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        message = err.get("message") if isinstance(err, dict) else str(err)
+    message = message or getattr(exc, "message", "") or type(exc).__name__
+    return redact(" ".join(str(message).split())[:200])
+
+
+def _cause(exc: BaseException) -> str:
+    inner = exc.__cause__ or exc.__context__
+    text = str(inner) if inner else str(exc)
+    return redact(" ".join(text.split())[:120]) or type(exc).__name__
+
+
+def _refused(exc: BaseException) -> bool:
+    """A connection that was refused or whose host does not resolve: nothing is listening."""
+    chain = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    text = " ".join(str(e).lower() for e in chain)
+    return any(isinstance(e, ConnectionRefusedError) for e in chain) or any(
+        phrase in text for phrase in ("connection refused", "name or service not known",
+                                      "nodename nor servname", "no address associated"))
+
+
+__all__ = ["OpenAIOptions", "OpenAIProvider", "RetryableError", "TRANSPORT_OPTIONS",
+           "public_url", "is_openai", "redact", "reset_shared_state", "Cancelled"]
