@@ -65,7 +65,7 @@ def test_quality_profile_values():
     assert job.profile_name == "quality"
     assert job.stages["ingest"].validation is Validation.full
     assert job.stages["align"].max_speed == 1.2
-    assert job.stages["translate"].batch_size == 8
+    assert job.stages["translate"].batch_size == 32
     assert all(job.stages[s].effort is Effort.high for s in ("transcribe", "align", "mix"))
     assert job.runner.minimal_logging is False
 
@@ -74,7 +74,7 @@ def test_speed_profile_values():
     job = compose_job([*REQUIRED, "profile=speed"])
     assert job.stages["ingest"].validation is Validation.none
     assert job.stages["align"].max_speed == 1.5
-    assert job.stages["translate"].batch_size == 64
+    assert job.stages["translate"].batch_size == 16
     assert job.stages["transcribe"].effort is Effort.low
     assert job.runner.minimal_logging is True
 
@@ -97,7 +97,7 @@ def test_command_line_overrides_win_over_the_profile(order):
     assert job.stages["ingest"].validation is Validation.full
     # Everything not overridden still comes from the profile.
     assert job.profile_name == "speed"
-    assert job.stages["translate"].batch_size == 64
+    assert job.stages["translate"].batch_size == 16
     assert job.stages["ingest"].effort is Effort.low
     preflight([*REQUIRED, *overrides])  # the command line accepts the same overrides
 
