@@ -39,8 +39,23 @@ def profiles() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+# Hydra flags whose value may follow as the next argument.
+VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp",
+               "--experimental-rerun", "--package", "-p"}
+# Flags that select another config than the packaged one: Hydra itself validates those jobs.
+CONFIG_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp"}
+
+
 def _overrides(argv: list[str]) -> list[str]:
-    return [a for a in argv if not a.startswith("-")]
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in VALUE_FLAGS:
+            skip = True
+        elif not a.startswith("-"):
+            out.append(a)
+    return out
 
 
 def preflight(argv: list[str]) -> bool:
@@ -209,6 +224,9 @@ def task(cfg) -> None:
         if verbose:
             raise
         fail(f"internal error: {type(exc).__name__}: {exc} (run with verbose=true for details)", 1)
+    if result.video is None:  # dry_run=true with a config Hydra composed from elsewhere
+        print(result.report["summary"], flush=True)
+        return
     print(result.video, flush=True)
 
 
@@ -233,7 +251,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         register_configs(collect())
-        if not PASS_THROUGH_FLAGS.intersection(a.split("=", 1)[0] for a in argv):
+        flags = {a.split("=", 1)[0] for a in argv}
+        if not PASS_THROUGH_FLAGS.intersection(flags) and not CONFIG_FLAGS.intersection(flags):
             if preflight(argv):
                 return
     except VideodubError as exc:

@@ -117,7 +117,8 @@ class OpenAISynthesizer:
 
     def estimate_usage(self, duration_s: float) -> Usage:
         chars = int(duration_s * 12 * 1.1)  # speech ~12 chars/s, translations run ~10% longer
-        return Usage(chars=chars, audio_out_s=duration_s * 0.8, calls=max(1, round(duration_s / 3.5)))
+        return Usage(chars=chars, tokens_in=chars // 4, audio_out_s=duration_s * 0.8,
+                     calls=max(1, round(duration_s / 3.5)))
 
     def synthesize(self, segment: Segment, ctx: JobContext) -> Segment:
         import soundfile
@@ -174,7 +175,10 @@ class OpenAISynthesizer:
             return read_wav(data)
 
         audio, rate = await self.provider.request(send, parse, what=f"synthesizing line {seg_id}")
-        self.provider.stats.add(chars=len(text), audio_out_s=len(audio) / rate)
+        # Speech answers carry no usage; token-priced models (gpt-4o-mini-tts) are charged
+        # for the input text, estimated at 4 characters per token.
+        self.provider.stats.add(chars=len(text), audio_out_s=len(audio) / rate,
+                                tokens_in=-(-len(text) // 4))
         return audio, rate
 
 
