@@ -280,7 +280,9 @@ class Runner:
         except Cancelled:
             status = "cancelled"
             raise
-        except BaseException:
+        except BaseException as exc:
+            if not self.errors:  # raised here (preflight), not by a stage thread
+                self.errors.append(exc)
             ctx.cancel_event.set()
             ctx.kill_processes()
             raise

@@ -1,0 +1,521 @@
+"""The OpenAI stages end to end against the loopback server, through the real ``openai`` SDK.
+
+A paid provider must be checked before it is used, must say what a run will cost before it
+spends anything, must never write its key anywhere, must split audio that OpenAI would
+refuse, and must stop spending the moment it is interrupted. Each of those is a promise to
+the user that a unit test of one function cannot keep, so these tests run the command line
+(or the transcriber on its own, when only it matters) against a
+:class:`~videodub.loopback.LoopbackServer` on 127.0.0.1 and look at what the server saw
+and what the run left behind.
+
+Servers are started per test or per module (one listening thread each); runs that several
+tests read are module-scoped. All media is synthesized: the talks from conftest, tone bursts
+with numpy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import soundfile
+from conftest import (
+    TEST_KEY,
+    TEST_KEY_ENV,
+    CliRun,
+    RunCli,
+    Talk,
+    cli_env,
+    openai_overrides,
+)
+
+from videodub.builtin.transcribe_openai import (
+    OpenAITranscribeOptions,
+    OpenAITranscriber,
+)
+from videodub.errors import Cancelled
+from videodub.loopback import OPENAI_UPLOAD_LIMIT, LoopbackServer
+from videodub.model import JobContext, MediaInfo
+from videodub.providers import aio
+from videodub.providers.openai_api import OpenAIOptions, OpenAIProvider
+
+KEY_ENV = {TEST_KEY_ENV: TEST_KEY}
+RATE = 16_000
+# One key the loopback servers here never accept: a failing run must not leak it either.
+WRONG_KEY = "sk-wrong-0d9c8b7a6f5e4d3c2b1a"
+# Doubtful lines for the transcriber's script: "~" low log-probability, "%" repetitive.
+DOUBTFUL_SCRIPT = ["Welcome to this short talk.", "~Today we look at ideas.",
+                   "%First speak slowly.", "Second show one thing.",
+                   "~%Third add subtitles.", "Thank you for watching."]
+STAGE_MODELS = {"transcribe": "whisper-1", "translate": "gpt-4o-mini", "tts": "tts-1"}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def started_servers() -> Iterator[Callable[..., LoopbackServer]]:
+    """A ``start(**LoopbackServer options)`` for servers requiring TEST_KEY; all stopped after."""
+    servers: list[LoopbackServer] = []
+
+    def start(**options: Any) -> LoopbackServer:
+        server = LoopbackServer(api_key=TEST_KEY, **options)
+        server.start()
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def server_factory(monkeypatch) -> Iterator[Callable[..., LoopbackServer]]:
+    """Servers for one test; the key is in ``$VIDEODUB_TEST_KEY`` meanwhile (for in-process
+    providers and for subprocesses, which inherit it)."""
+    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
+    with started_servers() as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_server() -> Iterator[Callable[..., LoopbackServer]]:
+    """Servers for module-scoped runs (those pass the key in the subprocess's env)."""
+    with started_servers() as start:
+        yield start
+
+
+def routes(server: LoopbackServer) -> list[str]:
+    return [r.route for r in server.requests]
+
+
+def files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def assert_no_secret(run: CliRun, *secrets: str) -> None:
+    """No secret in any file of the run dir or cache, nor in what the run printed."""
+    texts = {"stdout": run.stdout, "stderr": run.stderr}
+    for path in files_under(run.run_dir) + files_under(run.cache_dir):
+        texts[str(path)] = path.read_bytes().decode("utf-8", "replace")
+    assert any(".hydra" in name for name in texts), "the run wrote no .hydra folder to scan"
+    for secret in secrets:
+        leaks = [name for name, text in texts.items() if secret in text]
+        assert not leaks, f"the key appears in {leaks}"
+
+
+def assert_preflight_failure(run: CliRun, *phrases: str) -> str:
+    """Exit 2 with one error line holding ``phrases``; the run left only its log and report."""
+    assert run.returncode == 2, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    line = run.error_lines[0]
+    for phrase in phrases:
+        assert phrase in line, line
+    assert "Traceback" not in run.stderr
+    left = {p.relative_to(run.run_dir).as_posix() for p in files_under(run.run_dir)}
+    assert {p for p in left if not p.startswith(".hydra/")} <= {"videodub.log", "report.json"}, left
+    if "report.json" in left:
+        report = run.report()
+        assert report["status"] == "failed" and report["error"] == line.removeprefix("error: ")
+    return line
+
+
+def audio_streams(path: Path) -> list[str]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [s.metadata.get("language", "") for s in container.streams.audio]
+
+
+# -- tone bursts -----------------------------------------------------------------------------
+
+
+def burst_times(total_s: float, seed: int, shortest: float = 0.8,
+                longest: float = 6.0) -> list[tuple[float, float]]:
+    """Bursts of varying length, 0.6-1.5 s apart, on whole samples, filling ``total_s``."""
+    rng = np.random.default_rng(seed)
+    bursts: list[tuple[float, float]] = []
+    t = 0.7
+    while True:
+        end = t + rng.uniform(shortest, longest)
+        if end > total_s - 0.7:
+            return bursts
+        bursts.append((round(t * RATE) / RATE, round(end * RATE) / RATE))
+        t = end + rng.uniform(0.6, 1.5)
+
+
+def write_bursts(path: Path, bursts: list[tuple[float, float]], total_s: float) -> Path:
+    """16 kHz mono 16-bit WAV: harmonic tones at ``bursts`` over a -80 dBFS noise floor."""
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal(int(total_s * RATE)) * 1e-4).astype(np.float32)
+    for k, (start, end) in enumerate(bursts):
+        a, b = round(start * RATE), round(end * RATE)
+        t = np.arange(b - a) / RATE
+        pitch = 120 + 15 * (k % 5)
+        audio[a:b] += (0.25 * np.sin(2 * np.pi * pitch * t) + 0.1 * np.sin(4 * np.pi * pitch * t))
+    soundfile.write(str(path), audio, RATE, subtype="PCM_16")
+    return path
+
+
+def transcribe_file(wav: Path, work: Path, server: LoopbackServer,
+                    **options: Any) -> tuple[list[Any], JobContext]:
+    """Run only the OpenAI transcriber on ``wav`` (as ingest's speech track) against ``server``."""
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = JobContext(work, "es", "en")
+    media = MediaInfo(path=wav, duration=soundfile.info(str(wav)).duration, has_video=False,
+                      audio_streams=1, audio_codec="pcm_s16le", video_codec=None,
+                      speech_audio=wav, full_audio=wav)
+    opts = OpenAITranscribeOptions(base_url=server.base_url, api_key_env=TEST_KEY_ENV,
+                                   retry_base_s=0.02, retry_max_s=0.2, **options)
+    return list(OpenAITranscriber(opts).transcribe(media, ctx)), ctx
+
+
+def assert_matches_bursts(segments: list[Any], bursts: list[tuple[float, float]],
+                          tolerance: float = 0.1) -> None:
+    assert len(segments) == len(bursts)
+    for seg, (start, end) in zip(segments, bursts):
+        assert abs(seg.start - start) <= tolerance and abs(seg.end - end) <= tolerance, (
+            f"segment {seg.start:.3f}-{seg.end:.3f} for the burst {start:.3f}-{end:.3f}")
+    for before, after in itertools.pairwise(segments):
+        assert before.end <= after.start
+
+
+# -- the whole pipeline ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def openai_dub(run_cli: RunCli, talk: Talk, module_server) -> tuple[CliRun, LoopbackServer]:
+    """``talk`` dubbed into Spanish with all three OpenAI stages on one loopback server."""
+    server = module_server()
+    run = run_cli(f"input={talk.path}", "target_lang=es", *openai_overrides(server), env=KEY_ENV)
+    return run.check(), server
+
+
+def test_openai_dub_writes_a_spanish_track_and_subtitled_segments(openai_dub, talk):
+    run, _server = openai_dub
+    assert run.video.is_file() and run.video.suffix == ".mp4"
+    assert "spa" in audio_streams(run.video)
+    segments = run.segments()
+    # The loopback transcriber finds one region per spoken line, under the hum.
+    assert len(segments) == len(talk.script)
+    for seg, line in zip(segments, talk.script):
+        assert seg["target_text"].strip(), seg
+        # Region edges follow the energy (espeak trails off quietly), so: within the line.
+        assert line.start - 0.1 <= seg["start"] < seg["end"] <= line.end + 0.1, (seg, line)
+
+
+def test_openai_dub_reports_calls_cost_and_estimate(openai_dub):
+    run, server = openai_dub
+    report = run.report()
+    for stage, model in STAGE_MODELS.items():
+        provider = report["providers"][stage]
+        assert provider["model"] == model and provider["calls"] > 0, provider
+        assert provider["cost_usd"] > 0
+        assert report["estimate"]["stages"][stage]["model"] == model
+    assert report["cost_usd"] == pytest.approx(
+        sum(p["cost_usd"] for p in report["providers"].values()), abs=1e-6)
+    assert report["estimate"]["total_usd"] > 0
+    # What the report counts is what the server answered.
+    stats = server.stats()
+    assert report["providers"]["tts"]["calls"] == stats["speech"]["requests"]
+    assert report["providers"]["translate"]["calls"] == stats["chat"]["requests"]
+    assert report["providers"]["transcribe"]["calls"] == stats["transcriptions"]["requests"]
+    # The checks are recorded, and ran before the paid work they guard.
+    assert 0 < report["preflight_s"] < report["wall_s"]
+    first_paid = min(r.started for r in server.requests if r.route != "models")
+    assert all(r.finished <= first_paid for r in server.requests if r.route == "models")
+
+
+def test_openai_dub_prints_the_estimate_before_any_stage(openai_dub):
+    run, _server = openai_dub
+    lines = run.stderr.splitlines()
+    estimate = [i for i, ln in enumerate(lines) if ln.startswith("estimated cost: $")]
+    stage_lines = [i for i, ln in enumerate(lines) if re.match(r"\[\w+\] ", ln)]
+    assert estimate and stage_lines, run.stderr
+    assert estimate[0] < stage_lines[0]
+    for stage, model in STAGE_MODELS.items():
+        assert f"{stage} {model}: $" in lines[estimate[0]]
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+def test_successful_run_leaves_the_key_nowhere(openai_dub):
+    run, _server = openai_dub
+    assert (run.run_dir / ".hydra" / "overrides.yaml").is_file()
+    assert (run.run_dir / "videodub.log").is_file()
+    assert TEST_KEY_ENV in (run.run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert_no_secret(run, TEST_KEY)
+
+
+def test_rejected_key_is_one_line_and_leaves_no_key(run_cli, short_talk, server_factory):
+    server = server_factory()
+    run = run_cli(f"input={short_talk.path}", "target_lang=es", *openai_overrides(server),
+                  env={TEST_KEY_ENV: WRONG_KEY})
+    line = assert_preflight_failure(run, "rejected the API key", f"${TEST_KEY_ENV}")
+    assert "401" in line
+    assert set(routes(server)) == {"models"}
+    assert_no_secret(run, WRONG_KEY, TEST_KEY)
+
+
+def test_exhausted_retries_fail_in_one_line_and_leave_no_key(run_cli, short_talk, server_factory):
+    server = server_factory()
+    server.faults.rate("transcriptions", "500", 1.0)
+    run = run_cli(f"input={short_talk.path}", "target_lang=es", *openai_overrides(server),
+                  "transcribe.max_retries=2", env=KEY_ENV)
+    assert run.returncode == 2, run.describe()
+    assert len(run.error_lines) == 1 and "failed after 3 attempts" in run.error_lines[0]
+    assert server.stats()["transcriptions"]["status"] == {"500": 3}
+    report = run.report()
+    assert report["status"] == "failed"
+    assert report["providers"]["transcribe"]["server_errors"] == 3
+    assert report["providers"]["transcribe"]["retries"] == 2
+    assert not run.media_files()
+    assert_no_secret(run, TEST_KEY)
+
+
+# -- the 25 MiB upload limit -----------------------------------------------------------------
+
+
+def test_audio_over_25_mib_is_sent_in_parallel_chunks_cut_at_silences(tmp_path, server_factory):
+    total = 14.5 * 60
+    bursts = burst_times(total, seed=3)
+    wav = write_bursts(tmp_path / "long.wav", bursts, total)
+    assert wav.stat().st_size > OPENAI_UPLOAD_LIMIT
+    # Latency keeps each request open long enough that parallel requests must overlap.
+    server = server_factory(latency={"transcriptions": 1.0})
+    segments, ctx = transcribe_file(wav, tmp_path / "run", server, upload_format="wav")
+
+    uploads = [r for r in server.requests if r.route == "transcriptions"]
+    assert len(uploads) >= 2
+    assert all(r.status == 200 and r.bytes_in <= OPENAI_UPLOAD_LIMIT for r in uploads), uploads
+    assert sum(r.detail["audio_s"] for r in uploads) == pytest.approx(total, abs=0.1)
+    assert_matches_bursts(segments, bursts)
+    assert [s.id for s in segments] == list(range(len(segments)))
+    assert len({s.extra["chunk"] for s in segments}) == len(uploads)
+
+    note = next(n for n in ctx.notes if "chunks cut at silences" in n)
+    cuts = [float(x) for x in re.search(r"\(([\d., ]+) s\)", note).group(1).split(", ")]
+    assert len(cuts) == len(uploads) - 1
+    gaps = list(zip([end for _, end in bursts], [start for start, _ in bursts[1:]]))
+    for cut in cuts:  # printed to 0.1 s
+        assert any(a - 0.05 <= cut <= b + 0.05 for a, b in gaps), f"cut at {cut} s is not in a silence"
+
+    assert max(r.started for r in uploads) < min(r.finished for r in uploads)
+    assert server.stats()["transcriptions"]["max_in_flight"] >= 2
+
+
+def test_max_chunk_s_gives_the_segments_of_one_upload(tmp_path, server_factory):
+    total = 40.0
+    bursts = burst_times(total, seed=5, longest=4.0)
+    wav = write_bursts(tmp_path / "short.wav", bursts, total)
+    server = server_factory()
+    whole, _ = transcribe_file(wav, tmp_path / "whole", server)
+    assert routes(server).count("transcriptions") == 1
+    server.reset()
+    chunked, _ = transcribe_file(wav, tmp_path / "chunked", server, max_chunk_s=10.0)
+    assert routes(server).count("transcriptions") >= 4
+    assert len({s.extra["chunk"] for s in chunked}) >= 4
+    assert_matches_bursts(whole, bursts)
+    assert_matches_bursts(chunked, bursts)
+    for a, b in zip(whole, chunked):
+        assert abs(a.start - b.start) <= 0.05 and abs(a.end - b.end) <= 0.05
+
+
+# -- doubtful segments and server rate limits --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def doubtful_dub(run_cli: RunCli, talk: Talk, module_server) -> CliRun:
+    """``talk`` through a server whose transcripts include doubtful lines and whose chat
+    route announces 600 requests per minute."""
+    server = module_server(script=DOUBTFUL_SCRIPT, rpm={"chat": 600})
+    return run_cli(f"input={talk.path}", "target_lang=es", *openai_overrides(server),
+                   env=KEY_ENV).check()
+
+
+def test_doubtful_transcripts_are_flagged_in_segments_json(doubtful_dub):
+    segments = doubtful_dub.segments()
+    assert [s["source_text"] for s in segments] == [ln.lstrip("~%") for ln in DOUBTFUL_SCRIPT]
+    for seg, line in zip(segments, DOUBTFUL_SCRIPT):
+        marks = line[:2]
+        assert ("suspect_low_logprob" in seg["flags"]) == ("~" in marks), seg
+        assert ("suspect_repetitive" in seg["flags"]) == ("%" in marks), seg
+
+
+def test_server_rate_limit_headers_are_adopted(doubtful_dub):
+    limits = doubtful_dub.report()["providers"]["translate"]["limits"]
+    assert limits["from_headers"] is True
+    assert limits["requests_per_minute"] == 600
+
+
+# -- preflight -------------------------------------------------------------------------------
+
+
+def test_unset_key_for_openai_names_the_variable_and_the_alternatives(run_cli, short_talk):
+    run = run_cli(f"input={short_talk.path}", "target_lang=es", "transcribe=openai",
+                  "transcribe.api_key_env=VIDEODUB_ABSENT_KEY", env={"OPENAI_BASE_URL": ""})
+    assert "VIDEODUB_ABSENT_KEY" not in os.environ
+    assert_preflight_failure(run, "$VIDEODUB_ABSENT_KEY is not set", "transcribe.api_key_env",
+                             "transcribe.base_url=", "transcribe=faster_whisper")
+
+
+def test_unreachable_base_url_is_named(run_cli, short_talk):
+    run = run_cli(f"input={short_talk.path}", "target_lang=es", "transcribe=openai",
+                  "transcribe.base_url=http://127.0.0.1:1/v1", f"transcribe.api_key_env={TEST_KEY_ENV}",
+                  env=KEY_ENV)
+    assert_preflight_failure(run, "cannot reach http://127.0.0.1:1/v1", "transcribe.base_url")
+
+
+def test_unknown_model_lists_the_served_models(run_cli, short_talk, server_factory):
+    server = server_factory(models=["whisper-1", "whisper-large-v3"])
+    run = run_cli(f"input={short_talk.path}", "target_lang=es",
+                  *openai_overrides(server, stages=("transcribe",)), "transcribe.model=whisper-9",
+                  env=KEY_ENV)
+    assert_preflight_failure(run, "no model 'whisper-9'", "it serves: whisper-1, whisper-large-v3",
+                             "transcribe.model")
+    assert set(routes(server)) == {"models"}
+
+
+def test_a_model_without_timestamps_is_refused_for_openai(run_cli, short_talk):
+    # A dummy key: the refusal comes before any request, so no network is needed.
+    run = run_cli(f"input={short_talk.path}", "target_lang=es", "transcribe=openai",
+                  "transcribe.model=gpt-4o-transcribe", f"transcribe.api_key_env={TEST_KEY_ENV}",
+                  env={TEST_KEY_ENV: "sk-dummy", "OPENAI_BASE_URL": ""})
+    assert_preflight_failure(run, "gpt-4o-transcribe", "transcribe.model=whisper-1")
+
+
+def test_a_voice_openai_does_not_have_is_refused(run_cli, short_talk):
+    run = run_cli(f"input={short_talk.path}", "target_lang=es", "tts=openai", "tts.voice=klingon",
+                  f"tts.api_key_env={TEST_KEY_ENV}",
+                  env={TEST_KEY_ENV: "sk-dummy", "OPENAI_BASE_URL": ""})
+    assert_preflight_failure(run, "tts.voice=klingon", "alloy")
+
+
+def test_input_without_audio_fails_before_any_request(run_cli, tmp_path, server_factory):
+    silent_film = tmp_path / "silent.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x120:rate=10:duration=1", "-c:v", "libx264", "-preset",
+                    "ultrafast", "-pix_fmt", "yuv420p", str(silent_film)], check=True)
+    server = server_factory()
+    run = run_cli(f"input={silent_film}", "target_lang=es", *openai_overrides(server), env=KEY_ENV)
+    assert_preflight_failure(run, "audio")
+    assert server.requests == []
+
+
+def test_stalled_endpoint_fails_the_check_instead_of_waiting(run_cli, short_talk, server_factory):
+    server = server_factory(latency={"models": 30.0})
+    run = run_cli(f"input={short_talk.path}", "target_lang=es",
+                  *openai_overrides(server, stages=("translate",)), env=KEY_ENV)
+    assert_preflight_failure(run, "did not answer within", "translate.base_url")
+    assert not [r for r in server.requests if r.status == 200]  # gave up before the answer
+
+
+# -- dry run ---------------------------------------------------------------------------------
+
+
+def test_dry_run_prints_the_estimate_and_only_checks(run_cli, short_talk, server_factory):
+    # A slow model route shows whether the three checks wait for each other.
+    server = server_factory(latency={"models": 0.3})
+    run = run_cli(f"input={short_talk.path}", "target_lang=es", *openai_overrides(server),
+                  "dry_run=true", env=KEY_ENV).check()
+    summary = next(ln for ln in run.stdout.splitlines() if ln.startswith("estimated cost: $"))
+    for stage, model in STAGE_MODELS.items():
+        assert f"{stage} {model}: $" in summary
+    assert not run.run_dir.exists() or not any(run.run_dir.iterdir())
+    assert not list(Path(run.cache_dir).iterdir())
+    assert set(routes(server)) == {"models"}
+    assert server.stats()["models"]["max_in_flight"] == len(STAGE_MODELS)
+
+
+# -- cancellation ----------------------------------------------------------------------------
+
+
+def test_ctrl_c_while_speech_is_requested_stops_spending(talk, tmp_path, server_factory):
+    server = server_factory(latency={"speech": 8.0})
+    run_dir = tmp_path / "run"
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "videodub", f"input={talk.path}", "target_lang=es",
+             *openai_overrides(server), "tts.max_in_flight=2", "runner.display=plain",
+             f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path / 'cache'}"],
+            stdout=stdout, stderr=stderr, cwd=tmp_path, env=cli_env(), stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 90
+            while server.stats()["speech"]["max_in_flight"] < 2:
+                assert proc.poll() is None, err.read_text()
+                assert time.monotonic() < deadline, "no speech request started"
+                time.sleep(0.05)
+            signalled = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    # The process was gone while its requests were still stalled at the server.
+    answered = [r for r in server.requests if r.route == "speech"]
+    server.stop()
+    stderr_text = err.read_text()
+    assert proc.returncode == 130, stderr_text
+    assert answered == [], "the run waited for its speech requests"
+    speech = [r for r in server.requests if r.route == "speech"]
+    assert speech and all(r.started < signalled for r in speech)
+    assert len(speech) <= 2
+    assert [ln for ln in stderr_text.splitlines() if ln.startswith("error:")][-1].startswith(
+        "error: interrupted")
+    assert not list(run_dir.rglob("*.mp4")) and not list(run_dir.rglob("*.part*"))
+    assert not (run_dir / "work").exists()
+    assert (run_dir / "report.json").read_text().count('"status": "cancelled"') == 1
+
+
+def test_aio_run_cancels_a_request_in_flight(server_factory):
+    server = server_factory(latency={"chat": 30.0})
+    provider = OpenAIProvider("translate", OpenAIOptions(base_url=server.base_url,
+                                                         api_key_env=TEST_KEY_ENV),
+                              "chat", "gpt-4o-mini")
+    cancel = threading.Event()
+    abandoned = threading.Event()
+
+    async def chat() -> Any:
+        try:
+            return await provider.request(
+                lambda client: client.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]),
+                lambda raw: raw.parse(), what="a chat")
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+
+    def cancel_when_sent() -> None:
+        while server.stats()["chat"]["max_in_flight"] < 1 and not cancel.is_set():
+            time.sleep(0.02)
+        cancel.set()
+
+    watcher = threading.Thread(target=cancel_when_sent, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(Cancelled):
+            aio.run(chat(), cancel)
+        # Raised while the server still held the request: nothing was answered.
+        assert [r for r in server.requests if r.route == "chat"] == []
+        assert abandoned.wait(5), "the request kept running on the provider loop"
+    finally:
+        cancel.set()
+        watcher.join()
