@@ -152,6 +152,7 @@ class RequestRecord:
     bytes_in: int = 0
     model: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    body: dict[str, Any] | None = None  # the parsed JSON of chat and speech requests
 
 
 @dataclass
@@ -1028,7 +1029,7 @@ class LoopbackServer:
 
     def _chat(self, request: _Request, record: RequestRecord) -> _Response:
         payload = _json_payload(request.body)
-        record.model = payload.get("model")
+        record.model, record.body = payload.get("model"), payload
         model = self._check_model(record.model)
         messages = payload.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -1052,7 +1053,7 @@ class LoopbackServer:
 
     def _speech(self, request: _Request, record: RequestRecord) -> _Response:
         payload = _json_payload(request.body)
-        record.model = payload.get("model")
+        record.model, record.body = payload.get("model"), payload
         model = self._check_model(record.model)
         text = payload.get("input")
         if not isinstance(text, str) or not text:

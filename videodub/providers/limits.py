@@ -2,8 +2,9 @@
 
 Limits start from configuration and are corrected while the job runs from what the server
 says: ``x-ratelimit-limit-*`` lowers (never raises past the configured value) the bucket's
-size, ``x-ratelimit-remaining-*`` lowers its level, and a remaining count of zero or a 429
-with ``Retry-After`` pauses every request on the endpoint until the reset time. All methods
+size, ``x-ratelimit-remaining-*`` lowers its level (an empty bucket waits for its refill;
+without a known limit, a remaining count of zero pauses until the reset time), and a 429 with
+``Retry-After`` pauses every request on the endpoint that long. All methods
 run on the provider event loop (:mod:`videodub.providers.aio`), so no locks are needed.
 """
 
@@ -177,7 +178,9 @@ class RateLimiter:
                 continue
             self.from_headers = True
             bucket.observe(limit, remaining)
-            if remaining == 0:
+            # The reset header is the time until the bucket is full again, not until the next
+            # request fits; a bucket that knows its limit paces itself from an empty level.
+            if remaining == 0 and not bucket.limited:
                 reset = parse_reset(headers.get(f"x-ratelimit-reset-{kind}"))
                 if reset:
                     self.pause(reset)
