@@ -300,7 +300,9 @@ def test_audio_over_25_mib_is_sent_in_parallel_chunks_cut_at_silences(tmp_path, 
     assert wav.stat().st_size > OPENAI_UPLOAD_LIMIT
     # Latency keeps each request open long enough that parallel requests must overlap.
     server = server_factory(latency={"transcriptions": 1.0})
-    segments, ctx = transcribe_file(wav, tmp_path / "run", server, upload_format="wav")
+    # max_chunk_s=0: only the upload limit cuts.
+    segments, ctx = transcribe_file(wav, tmp_path / "run", server, upload_format="wav",
+                                    max_chunk_s=0.0)
 
     uploads = [r for r in server.requests if r.route == "transcriptions"]
     assert len(uploads) >= 2

@@ -3,6 +3,7 @@ is the default audio track, the original audio the second, the subtitles a soft 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,17 +37,20 @@ def lang3(code: str | None) -> str:
 
 @dataclass
 class FfmpegMuxOptions:
-    # AAC bitrate of the dubbed track.
-    audio_bitrate: str = "192k"
+    # AAC bitrate of the dubbed track; auto: 192k for effort high, 160k medium, 128k low
+    # (the encoder's time grows with the bitrate).
+    audio_bitrate: str = "auto"
     # Keep the original audio as a second track.
     keep_original_audio: bool = True
-    # ffmpeg's AAC coder: twoloop (better, one core-second per ~20 s of audio) or fast
-    # (about twice as fast); empty picks by effort (twoloop for high, else fast).
+    # ffmpeg's AAC coder: twoloop (better) or fast (usually faster); empty picks by effort
+    # (twoloop for high, else fast).
     aac_coder: str = ""
 
     def __post_init__(self) -> None:
-        if self.aac_coder not in ("", "twoloop", "fast", "anmr"):
-            raise ValueError(f"aac_coder must be twoloop, fast or anmr, got {self.aac_coder!r}")
+        if self.aac_coder not in ("", "twoloop", "fast"):
+            raise ValueError(f"aac_coder must be twoloop or fast, got {self.aac_coder!r}")
+        if self.audio_bitrate != "auto" and not re.fullmatch(r"\d+k?", self.audio_bitrate):
+            raise ValueError(f"audio_bitrate must be auto or like 160k, got {self.audio_bitrate!r}")
 
 
 class FfmpegMuxer:
@@ -64,9 +68,13 @@ class FfmpegMuxer:
         args = ["-v", "error", "-i", str(media.path), "-i", str(dubbed_audio), "-i", str(subtitles)]
         if media.has_video:
             args += ["-map", "0:v:0", "-c:v", "copy"]
-        coder = self.options.aac_coder or ("twoloop" if self.options.effort == Effort.high else "fast")
-        args += ["-map", "1:a:0", "-c:a:0", "aac", "-aac_coder", coder,
-                 "-b:a:0", self.options.audio_bitrate,
+        effort = self.options.effort
+        coder = self.options.aac_coder or ("twoloop" if effort == Effort.high else "fast")
+        bitrate = self.options.audio_bitrate
+        if bitrate == "auto":
+            bitrate = {Effort.high: "192k", Effort.medium: "160k", Effort.low: "128k"}[effort]
+        # One coder for every AAC track written (the dub, and an original that cannot be copied).
+        args += ["-map", "1:a:0", "-c:a:0", "aac", "-aac_coder", coder, "-b:a:0", bitrate,
                  "-metadata:s:a:0", f"language={lang3(ctx.target_lang)}",
                  "-metadata:s:a:0", f"title=Dub ({ctx.target_lang})", "-disposition:a:0", "default"]
         if self.options.keep_original_audio:

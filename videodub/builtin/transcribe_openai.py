@@ -54,9 +54,10 @@ class OpenAITranscribeOptions(OpenAIOptions):
     upload_kbps: int = 64
     # The server's upload limit in MiB (OpenAI: 25); longer audio is cut at silences.
     max_upload_mb: float = 25.0
-    # Also cut into chunks of at most this many seconds, transcribed in parallel (0: only
-    # when the upload limit requires it).
-    max_chunk_s: float = 0.0
+    # Also cut into chunks of at most this many seconds, transcribed in parallel, so long
+    # media is recognised sooner and translation starts earlier (0: only when the upload
+    # limit requires it).
+    max_chunk_s: float = 600.0
     # Words and names that help recognition (Whisper's prompt).
     prompt: str = ""
     # A whole upload can take minutes to transcribe.
@@ -94,13 +95,18 @@ def bytes_per_second(fmt: str, kbps: int) -> float:
 
 
 def frame_energy(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Mean square per 20 ms frame."""
+    """Mean square per 20 ms frame, a minute at a time (hours of audio stay small in memory)."""
     hop = max(1, int(rate * FRAME_S))
     n = len(audio) // hop
     if n == 0:
         return np.zeros(1)
-    frames = audio[: n * hop].astype(np.float32).reshape(n, hop)
-    return (frames * frames).mean(axis=1)
+    out = np.empty(n, dtype=np.float32)
+    block = int(60 / FRAME_S)
+    for first in range(0, n, block):
+        last = min(n, first + block)
+        frames = audio[first * hop: last * hop].astype(np.float32).reshape(last - first, hop)
+        out[first:last] = np.einsum("ij,ij->i", frames, frames) / hop
+    return out
 
 
 def quietest_point(energy: np.ndarray, lo: float, hi: float) -> float:
