@@ -36,6 +36,7 @@ from typing import Any
 
 import videodub
 from videodub.api import compose_job, dub
+from videodub.builtin.mux_ffmpeg import dub_bitrate
 from videodub.model import STAGES, JobContext, MediaInfo
 from videodub.resources import Machine
 
@@ -240,9 +241,9 @@ def ffmpeg_parts(mixed: Path, speech: Path, original: Path, folder: Path,
                          str(folder / "gain.wav")],
         # The dub track's AAC encoding, the bulk of the mux.
         "aac_encode": ["-v", "error", "-i", str(mixed), "-c:a", "aac", "-b:a",
-                       mux.audio_bitrate, str(folder / "dub.m4a")],
+                       dub_bitrate(mux), str(folder / "dub.m4a")],
         "aac_encode_fast": ["-v", "error", "-i", str(mixed), "-c:a", "aac", "-aac_coder",
-                            "fast", "-b:a", mux.audio_bitrate, str(folder / "dub_fast.m4a")],
+                            "fast", "-b:a", dub_bitrate(mux), str(folder / "dub_fast.m4a")],
     }
     return {name: timed(lambda a=args: run_ffmpeg(a, what=name))[0]
             for name, args in commands.items()}

@@ -53,6 +53,13 @@ class FfmpegMuxOptions:
             raise ValueError(f"audio_bitrate must be auto or like 160k, got {self.audio_bitrate!r}")
 
 
+def dub_bitrate(options) -> str:
+    """The dub track's AAC bitrate: as configured, or by effort for ``auto``."""
+    if options.audio_bitrate != "auto":
+        return options.audio_bitrate
+    return {Effort.high: "192k", Effort.medium: "160k", Effort.low: "128k"}[options.effort]
+
+
 class FfmpegMuxer:
     def __init__(self, options) -> None:
         self.options = options
@@ -70,9 +77,7 @@ class FfmpegMuxer:
             args += ["-map", "0:v:0", "-c:v", "copy"]
         effort = self.options.effort
         coder = self.options.aac_coder or ("twoloop" if effort == Effort.high else "fast")
-        bitrate = self.options.audio_bitrate
-        if bitrate == "auto":
-            bitrate = {Effort.high: "192k", Effort.medium: "160k", Effort.low: "128k"}[effort]
+        bitrate = dub_bitrate(self.options)
         # One coder for every AAC track written (the dub, and an original that cannot be copied).
         args += ["-map", "1:a:0", "-c:a:0", "aac", "-aac_coder", coder, "-b:a:0", bitrate,
                  "-metadata:s:a:0", f"language={lang3(ctx.target_lang)}",
