@@ -117,13 +117,14 @@ def test_installed_help_and_plugins(installed, tmp_path):
     help_text = run([sys.executable, "-m", "videodub", "--help"], cwd=tmp_path, env=env).stdout
     assert HELP_MARKER in help_text
     assert "profile: balanced, quality, speed" in help_text
-    assert "translate: none, subtitles" in help_text
+    assert "translate: none, openai, subtitles" in help_text
     assert "max_speed: 1.3" in help_text  # the balanced profile is applied
 
     listing = run([sys.executable, "-m", "videodub", "plugins"], cwd=tmp_path, env=env).stdout
     for stage, name in (("ingest", "local"), ("transcribe", "faster_whisper"),
                         ("translate", "none"), ("translate", "subtitles"), ("align", "length"),
-                        ("tts", "espeak"), ("mix", "duck"), ("mux", "ffmpeg")):
+                        ("tts", "espeak"), ("mix", "duck"), ("mux", "ffmpeg"),
+                        ("transcribe", "openai"), ("translate", "openai"), ("tts", "openai")):
         row = re.compile(rf"│\s*{stage}\s*│\s*{name}\s*│")
         assert any(row.search(line) for line in listing.splitlines()), (stage, name, listing)
     assert "warning:" not in listing
