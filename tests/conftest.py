@@ -19,7 +19,8 @@ Fixtures:
 - ``jfk_flac``: the path of ``../shared/media/jfk.flac``, or a skip when it is absent;
 - ``loopback``: a :class:`videodub.loopback.LoopbackServer` on 127.0.0.1 that requires the
   key in ``$VIDEODUB_TEST_KEY`` (set for the test); ``openai_overrides(server)`` gives the
-  overrides that point all three OpenAI stages at it.
+  overrides that point all three OpenAI stages at it; ``server_factory(**options)`` starts
+  servers with other options (``started_servers()`` is the same for module-scoped use).
 
 Marker: ``@pytest.mark.needs_jfk`` skips a test, with the reason, when that file is absent
 (a fresh clone has no ``../shared``).
@@ -27,11 +28,12 @@ Marker: ``@pytest.mark.needs_jfk`` skips a test, with the reason, when that file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,6 +236,35 @@ def openai_overrides(server: Any, stages: tuple[str, ...] = ("transcribe", "tran
         if fast_retries:
             out += [f"{stage}.retry_base_s=0.02", f"{stage}.retry_max_s=0.2"]
     return out
+
+
+@contextlib.contextmanager
+def started_servers() -> Iterator[Callable[..., Any]]:
+    """A ``start(**LoopbackServer options)`` for servers requiring TEST_KEY; all stopped after."""
+    from videodub.loopback import LoopbackServer
+
+    servers: list[LoopbackServer] = []
+
+    def start(**options: Any) -> LoopbackServer:
+        server = LoopbackServer(api_key=TEST_KEY, **options)
+        server.start()
+        servers.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+
+
+@pytest.fixture
+def server_factory(monkeypatch) -> Iterator[Callable[..., Any]]:
+    """Loopback servers with a test's own options; the key is in ``$VIDEODUB_TEST_KEY``
+    meanwhile (for in-process providers, and subprocesses, which inherit it)."""
+    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
+    with started_servers() as start:
+        yield start
 
 
 @pytest.fixture

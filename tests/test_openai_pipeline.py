@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from conftest import (
     Talk,
     cli_env,
     openai_overrides,
+    started_servers,
 )
 
 from videodub.builtin.transcribe_openai import (
@@ -65,33 +65,6 @@ STAGE_MODELS = {"transcribe": "whisper-1", "translate": "gpt-4o-mini", "tts": "t
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def started_servers() -> Iterator[Callable[..., LoopbackServer]]:
-    """A ``start(**LoopbackServer options)`` for servers requiring TEST_KEY; all stopped after."""
-    servers: list[LoopbackServer] = []
-
-    def start(**options: Any) -> LoopbackServer:
-        server = LoopbackServer(api_key=TEST_KEY, **options)
-        server.start()
-        servers.append(server)
-        return server
-
-    try:
-        yield start
-    finally:
-        for server in servers:
-            server.stop()
-
-
-@pytest.fixture
-def server_factory(monkeypatch) -> Iterator[Callable[..., LoopbackServer]]:
-    """Servers for one test; the key is in ``$VIDEODUB_TEST_KEY`` meanwhile (for in-process
-    providers and for subprocesses, which inherit it)."""
-    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
-    with started_servers() as start:
-        yield start
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,23 +62,6 @@ def many_lines(tmp_path_factory, talk_factory) -> Talk:
     lines = [(words[i % len(words)], "") for i in range(MANY_LINES)]
     return talk_factory(tmp_path_factory.mktemp("many"), "many.mp4", lines, pause=0.7,
                         video=False)
-
-
-@pytest.fixture
-def server_factory(monkeypatch) -> Iterator[Callable[..., LoopbackServer]]:
-    """Start loopback servers with their own options (the key in ``$VIDEODUB_TEST_KEY``)."""
-    monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
-    servers: list[LoopbackServer] = []
-
-    def start(**options: Any) -> LoopbackServer:
-        server = LoopbackServer(api_key=TEST_KEY, **options)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def request_bodies(server: LoopbackServer, since: int = 0) -> list[dict[str, Any]]:
