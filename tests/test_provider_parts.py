@@ -133,3 +133,29 @@ def test_prices_cover_the_default_models_and_dated_snapshots():
     assert cost(Usage(tokens_in=1_000_000, tokens_out=1_000_000),
                 Price(input_per_1m_tokens=1, output_per_1m_tokens=2)) == pytest.approx(3.0)
     assert cost(Usage(chars=10), None) is None
+
+
+def test_displays_show_calls_in_flight_retries_and_429s_per_provider():
+    import io
+
+    from rich.console import Console
+
+    from videodub.display import PlainDisplay, RichDisplay, provider_line
+    from videodub.providers.usage import ProviderStats
+    from videodub.stats import ProcessMonitor, StageStats
+
+    stages = [StageStats("tts", impl="openai", total=10, done=3)]
+    provider = ProviderStats("tts", "tts-1", "http://127.0.0.1:9/v1")
+    provider.calls, provider.in_flight, provider.max_in_flight = 7, 2, 3
+    provider.retries, provider.rate_limited = 4, 5
+    assert provider_line(provider) == "tts tts-1: 7 calls, 2 in flight (max 3), 4 retries, 5 x 429"
+
+    out = io.StringIO()
+    live = RichDisplay(stages, ProcessMonitor(stages), out, [provider])
+    Console(file=out, width=100).print(live._render())
+    row = next(line for line in out.getvalue().splitlines() if "tts-1" in line)
+    assert row.split()[2:6] == ["7", "2/3", "4", "5"]
+
+    out = io.StringIO()
+    PlainDisplay(stages, ProcessMonitor(stages), out, [provider]).summary()
+    assert "providers" in out.getvalue() and "2 (max 3)" in out.getvalue()
