@@ -562,10 +562,10 @@ class Runner:
         return seg
 
     # -- report ------------------------------------------------------------------------
-    def _cost(self) -> float | None:
+    @staticmethod
+    def _cost(providers: dict[str, dict[str, Any]]) -> float | None:
         """What the provider calls cost at list prices (None if no provider is priced)."""
-        costs = [p.as_report(self.job.prices)["cost_usd"] for p in self.providers]
-        priced = [c for c in costs if c is not None]
+        priced = [p["cost_usd"] for p in providers.values() if p["cost_usd"] is not None]
         return round(sum(priced), 6) if priced else None
 
     def _report(self, status: str, started_at: dt.datetime, wall: float,
@@ -574,6 +574,7 @@ class Runner:
         ctx = self.ctx
         media = ctx.media if ctx else None
         duration = media.duration if media else None
+        providers = {p.stage: p.as_report(job.prices) for p in self.providers}
         error = None
         if self.errors and not isinstance(self.errors[0], Cancelled):
             error = redact(str(self.errors[0]).splitlines()[0]) if str(self.errors[0]) else type(
@@ -605,8 +606,8 @@ class Runner:
                         "memory_available_mb": round(self.machine.memory_available / 2**20)},
             "stages": {name: st.as_report() for name, st in self.stats.items()},
             "preflight_s": round(self.preflight_s, 3) if self.preflight_s is not None else None,
-            "providers": {p.stage: p.as_report(job.prices) for p in self.providers},
-            "cost_usd": self._cost(),
+            "providers": providers,
+            "cost_usd": self._cost(providers),
             "estimate": self.estimate.as_report() if self.estimate else None,
             "outputs": {k: Path(v).name for k, v in self.outputs.items()},
             "notes": list(ctx.notes) if ctx else [],

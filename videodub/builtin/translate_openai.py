@@ -245,12 +245,12 @@ class OpenAITranslator:
             choice = completion.choices[0]
             content = choice.message.content or ""
             if choice.finish_reason == "length":
-                return _bad(f"truncated at {len(content)} characters (finish_reason=length)"), used
+                return BadBatch(f"truncated at {len(content)} characters (finish_reason=length)"), used
             try:
                 items = json.loads(content)["translations"]
                 pairs = [(int(it["id"]), str(it["text"]).strip()) for it in items]
             except (ValueError, KeyError, TypeError) as exc:
-                return _bad(f"not the requested JSON ({type(exc).__name__})"), used
+                return BadBatch(f"not the requested JSON ({type(exc).__name__})"), used
             return _exactly_once(pairs, {s.id for s in batch}), used
 
         result, _used = await self.provider.request(
@@ -259,10 +259,6 @@ class OpenAITranslator:
         if isinstance(result, BadBatch):
             raise result
         return result
-
-
-def _bad(reason: str) -> BadBatch:
-    return BadBatch(reason)
 
 
 def _exactly_once(pairs: list[tuple[int, str]], wanted: set[int]) -> dict[int, str]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from videodub.errors import Cancelled, VideodubError
+from videodub.errors import VideodubError
 from videodub.providers import aio
 from videodub.providers.limits import RateLimiter, parse_retry_after
 from videodub.providers.usage import ProviderStats
@@ -201,15 +201,11 @@ class OpenAIProvider:
             return value
         if is_openai(self.base_url):
             raise VideodubError(
-                f"{self.stage}={self.route_impl}: ${name} is not set; export your OpenAI key as "
+                f"{self.stage}=openai: ${name} is not set; export your OpenAI key as "
                 f"{name} (or name another variable with {self.stage}.api_key_env), or use a local "
                 f"server with {self.stage}.base_url=http://localhost:8000/v1{self.alternative}")
         self.key_missing = True
         return "no-key"  # a local server that does not check keys
-
-    @property
-    def route_impl(self) -> str:
-        return "openai"
 
     @property
     def alternative(self) -> str:
@@ -409,4 +405,4 @@ def _refused(exc: BaseException) -> bool:
 
 
 __all__ = ["OpenAIOptions", "OpenAIProvider", "RetryableError", "TRANSPORT_OPTIONS",
-           "public_url", "is_openai", "redact", "reset_shared_state", "Cancelled"]
+           "public_url", "is_openai", "redact", "reset_shared_state"]
