@@ -58,7 +58,7 @@ def test_clip_at_time_zero_and_clip_running_past_the_end(tmp_path):
     writer.close(total_s=1.0)
     track = read(path)
     assert np.all(track[:10] == 0.5)
-    # Nothing is cut: the clip's tail stays (the mixer's amix keeps the input's length).
+    # Nothing is cut here: the mixer cuts the whole mix at the original track's length.
     assert len(track) == 1100 and np.all(track[900:] == 0.25)
 
 
@@ -161,3 +161,39 @@ def test_stretch_keeps_the_pitch():
     assert len(out) < len(audio)
     # Resampling would move it to 660 Hz; a pitch-preserving stretch stays at 440 Hz.
     assert dominant_frequency(out, rate) == pytest.approx(440.0, rel=0.03)
+
+
+# -- DuckMixer: the dubbed track's length ------------------------------------------------
+
+def test_the_dub_track_has_exactly_the_original_tracks_length(tmp_path):
+    """ffmpeg's threaded decoders let ``sidechaincompress`` end at whichever input's end it
+    sees first, which varied from run to run by up to half a second; the mixer pads both inputs
+    and cuts at the original's length. Repeated runs, with speech that ends early, runs past
+    the end, and a container duration that disagrees with the audio's, all give that length."""
+    from types import SimpleNamespace
+
+    from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
+    from videodub.config import Effort
+    from videodub.model import JobContext, MediaInfo
+
+    rate = 48000
+    rng = np.random.default_rng(7)
+    frames = int(12.3456 * rate)
+    background = (0.1 * rng.standard_normal((frames, 2))).astype(np.float32)
+    full = tmp_path / "full.wav"
+    soundfile.write(str(full), background, rate, subtype="FLOAT")
+    clip = tmp_path / "clip.wav"
+    soundfile.write(str(clip), tone(1.5, rate=rate), rate)
+    media = MediaInfo(path=full, duration=12.0, has_video=False, audio_streams=1,
+                      audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
+                      full_audio=full, sample_rate=rate)
+    options = SimpleNamespace(**vars(DuckMixOptions()), effort=Effort.low)
+    mixer = DuckMixer(options)
+    lengths = []
+    for start in (2.0, 11.8, 2.0, 11.8, 2.0, 11.8):
+        ctx = JobContext(tmp_path / f"run{len(lengths)}", "es", "en")
+        seg = Segment(id=0, start=start, end=start + 1.5, target_text="x", slot_start=start,
+                      slot_end=start + 1.5, audio_path=str(clip))
+        out = mixer.mix([seg], media, ctx)
+        lengths.append(soundfile.info(str(out)).frames)
+    assert lengths == [frames] * len(lengths)

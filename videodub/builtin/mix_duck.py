@@ -156,15 +156,20 @@ class DuckMixer:
         self._render(media, speech_path, out, ctx)
         return out
 
-    def _graph(self, tail: str) -> str:
-        """The ducking mix, followed by ``tail`` (a measurement or the final gain)."""
+    def _graph(self, samples: int, tail: str) -> str:
+        """The ducking mix, ``samples`` long, followed by ``tail`` (a measurement or the gain).
+
+        Both inputs are padded with silence and the mix is cut at ``samples``: left to end on
+        their own, ``sidechaincompress`` stops at whichever input's end it sees first, and with
+        ffmpeg's threaded decoders that varies from run to run (seen: 0.02-0.5 s lost).
+        """
         o = self.options
         return (
-            "[1:a]aformat=channel_layouts=stereo,asplit=2[sc][voice];"
-            f"[0:a]volume={o.background_db}dB[bgin];"
+            "[1:a]aformat=channel_layouts=stereo,apad,asplit=2[sc][voice];"
+            f"[0:a]volume={o.background_db}dB,apad[bgin];"
             f"[bgin][sc]sidechaincompress=threshold={o.duck_threshold}:ratio={o.duck_ratio}"
             f":attack={o.duck_attack_ms}:release={o.duck_release_ms}[bg];"
-            "[bg][voice]amix=inputs=2:duration=first:normalize=0,"
+            f"[bg][voice]amix=inputs=2:duration=first:normalize=0,atrim=end_sample={samples},"
             f"{tail}[out]"
         )
 
@@ -176,9 +181,13 @@ class DuckMixer:
         the gain would break the ceiling, silently falls back to dynamic compression; measuring
         with ``ebur128`` and limiting explicitly is about six times faster and says what it did.
         """
+        import soundfile
+
         o = self.options
         inputs = ["-i", str(media.full_audio), "-i", str(speech)]
-        measured = measure_loudness(inputs, self._graph("ebur128=peak=true:framelog=quiet"), ctx)
+        samples = soundfile.info(str(media.full_audio)).frames
+        measured = measure_loudness(inputs, self._graph(samples, "ebur128=peak=true:framelog=quiet"),
+                                    ctx)
         gain = o.loudness - measured["I"] if measured["I"] > -70 else 0.0
         # Sample-peak limiting leaves inter-sample peaks; keep 0.5 dB of headroom for them.
         ceiling = o.true_peak - 0.5
@@ -186,7 +195,7 @@ class DuckMixer:
             limiter = (f"alimiter=limit={10 ** (ceiling / 20):.5f}:level=false:attack=5:release=50"
                        if measured["peak"] + gain > ceiling else "anull")
             run_ffmpeg(["-v", "error", *inputs, "-filter_complex",
-                        self._graph(f"volume={gain:.3f}dB,{limiter}"), "-map", "[out]",
+                        self._graph(samples, f"volume={gain:.3f}dB,{limiter}"), "-map", "[out]",
                         "-ar", str(media.sample_rate), "-c:a", "pcm_s16le", str(out)],
                        ctx, what="mixing the dubbed audio")
             if o.effort != Effort.high:
