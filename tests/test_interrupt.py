@@ -23,7 +23,7 @@ def long_talk(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("extra_wait", [0.0, 1.0])
+@pytest.mark.parametrize("extra_wait", [0.0, 1.0, 2.5])
 def test_ctrl_c_while_whisper_decodes(long_talk, tmp_path, extra_wait):
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(

@@ -10,7 +10,6 @@ import itertools
 import logging
 import os
 import re
-import threading
 import sys
 from importlib import resources
 from pathlib import Path
@@ -24,12 +23,16 @@ PASS_THROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "
 
 def fail(message: str, code: int = 2) -> None:
     print(f"error: {message}", file=sys.stderr, flush=True)
-    if any(t.name.startswith("videodub-") and t.is_alive() for t in threading.enumerate()):
-        # A stage thread may still be inside native code (CTranslate2 finishing a window);
-        # letting the interpreter tear it down aborts the process. Everything the job keeps
-        # is already on disk, so flush and leave at once.
+    runner = sys.modules.get("videodub.runner")
+    if runner is not None and runner.stage_threads_started():
+        # After a job has run, native code may still be busy: a stage thread finishing a
+        # CTranslate2 window, or the decoder's OpenMP workers winding down just after a
+        # cancel. Interpreter teardown does not survive either (exit -6, "terminate called
+        # without an active exception", a few Ctrl-Cs in ten on a loaded machine). Everything
+        # the job keeps is already on disk, so flush and leave at once.
         logging.shutdown()
         sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
 

@@ -39,6 +39,14 @@ from videodub.stats import ProcessMonitor, StageStats
 from videodub.subtitles import write_srt
 
 log = logging.getLogger(__name__)
+# Set once any stage thread has started in this process (see ``stage_threads_started``).
+_STAGES_STARTED = threading.Event()
+
+
+def stage_threads_started() -> bool:
+    """Whether a job's stages have run in this process: native libraries they loaded may
+    still have worker threads winding down, which interpreter teardown does not survive."""
+    return _STAGES_STARTED.is_set()
 
 _END = object()
 
@@ -244,6 +252,7 @@ class Runner:
                 self.ctx.kill_processes()
 
         t = threading.Thread(target=body, name=f"videodub-{name}", daemon=True)
+        _STAGES_STARTED.set()
         t.start()
         return t
 
