@@ -38,7 +38,7 @@ import videodub
 from videodub.api import compose_job, dub
 from videodub.builtin.mux_ffmpeg import dub_bitrate
 from videodub.model import STAGES, JobContext, MediaInfo
-from videodub.resources import Machine
+from videodub.machine import Machine
 
 # Sixteen lines of a short talk and their Spanish translations: varied lengths and wording so
 # the recogniser, the subtitle matching and the time fitting all have real work to do.
@@ -122,7 +122,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 # -- the media --------------------------------------------------------------------------------
 def script_lines(duration: float) -> list[tuple[str, str]]:
     """As many lines as fit in ``duration`` (cycling through the sentences), one second spare."""
-    from videodub.samples import speak
+    from videodub.testing.samples import speak
 
     lengths: dict[str, float] = {}
     lines: list[tuple[str, str]] = []
@@ -142,7 +142,7 @@ def script_lines(duration: float) -> list[tuple[str, str]]:
 
 
 def build_talk(folder: Path, duration: float) -> tuple[Path, Path, int]:
-    from videodub.samples import make_talk, write_translation_srt
+    from videodub.testing.samples import make_talk, write_translation_srt
 
     video = folder / "talk.mp4"
     script = make_talk(video, script_lines(duration), lead_in=LEAD_IN, pause=PAUSE,
@@ -402,7 +402,9 @@ def print_cli(cli: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from videodub.cli import profiles as known_profiles
+    from videodub.api import group_options
+
+    known_profiles = group_options(["profile"])["profile"]
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=60.0,
@@ -419,10 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     # first imported, which happens only when a model is loaded.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     chosen = [p for item in args.profiles for p in item.split(",") if p]
-    unknown = sorted(set(chosen) - set(known_profiles()))
+    unknown = sorted(set(chosen) - set(known_profiles))
     if unknown:
         parser.error(f"unknown profile(s) {', '.join(unknown)}; choices: "
-                     f"{', '.join(known_profiles())}")
+                     f"{', '.join(known_profiles)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     # Each run's notes (such as the quality profile's model fallback) are printed from its

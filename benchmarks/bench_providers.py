@@ -8,11 +8,11 @@ pipeline then costs.
 
 Every run is a real job (``videodub.api.dub`` with ``transcribe=openai translate=openai
 tts=openai``, ``cache=false``): the real align, clip writing, mix and mux all run. The API is
-the loopback server (``videodub.loopback.LoopbackServer``) with fixed latencies per route. It
-runs in a child process, as a remote API would: its decoding and synthesis take neither the
-job's interpreter lock nor its memory, so peak RSS is the pipeline's own. The input is a WAV of
-N voiced bursts (a harmonic tone with a syllable-rate envelope) between silences; the server
-labels voiced region k with line k of a script of distinct sentences.
+the loopback server (``videodub.testing.loopback.LoopbackServer``) with fixed latencies per
+route. It runs in a child process, as a remote API would: its decoding and synthesis take
+neither the job's interpreter lock nor its memory, so peak RSS is the pipeline's own. The input
+is a WAV of N voiced bursts (a harmonic tone with a syllable-rate envelope) between silences;
+the server labels voiced region k with line k of a script of distinct sentences.
 
 For each design it prints the wall time next to the critical-path bound, the time the API
 latencies and concurrency limits alone force (see ``bounds``), and splits the wall into the
@@ -52,7 +52,7 @@ from bench_pipeline import CompetingLoad, table
 import videodub
 from videodub.api import compose_job, dub
 from videodub.model import STAGES
-from videodub.resources import Machine
+from videodub.machine import Machine
 
 KEY_ENV = "VIDEODUB_BENCH_KEY"
 # What the one-call-at-a-time design measured on the 100-line job, and what it aimed for.
@@ -127,7 +127,7 @@ def sentences(n: int) -> list[str]:
 # -- the server, in its own process -----------------------------------------------------------
 def _serve(conn: Connection, options: dict[str, Any]) -> None:
     """Child process: run a LoopbackServer and answer ``reset``/``records``/``stop``."""
-    from videodub.loopback import LoopbackServer
+    from videodub.testing.loopback import LoopbackServer
 
     server = LoopbackServer(**options)
     conn.send(server.start())
@@ -339,7 +339,9 @@ def _names(items: list[str]) -> list[str]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from videodub.cli import profiles as known_profiles
+    from videodub.api import group_options
+
+    known_profiles = group_options(["profile"])["profile"]
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", nargs="+", default=["100", "1000"],
@@ -359,10 +361,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="server-side requests per minute on speech (0: none)")
     args = parser.parse_args(argv)
     args.profiles, args.scale_profiles = _names(args.profiles), _names(args.scale_profiles)
-    unknown = sorted(set(args.profiles + args.scale_profiles) - set(known_profiles()))
+    unknown = sorted(set(args.profiles + args.scale_profiles) - set(known_profiles))
     if unknown:
         parser.error(f"unknown profile(s) {', '.join(unknown)}; choices: "
-                     f"{', '.join(known_profiles())}")
+                     f"{', '.join(known_profiles)}")
     try:
         args.segments = sorted({int(s) for s in _names(args.segments)})
     except ValueError:

@@ -17,7 +17,7 @@ Fixtures:
 - ``english_revoice``: a finished English re-voice of ``talk`` (``translate=none``,
   ``profile=speed``);
 - ``jfk_flac``: the path of ``../shared/media/jfk.flac``, or a skip when it is absent;
-- ``loopback``: a :class:`videodub.loopback.LoopbackServer` on 127.0.0.1 that requires the
+- ``loopback``: a :class:`videodub.testing.loopback.LoopbackServer` on 127.0.0.1 that requires the
   key in ``$VIDEODUB_TEST_KEY`` (set for the test); ``openai_overrides(server)`` gives the
   overrides that point all three OpenAI stages at it; ``server_factory(**options)`` starts
   servers with other options (``started_servers()`` is the same for module-scoped use).
@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from videodub.samples import ENGLISH_TALK, SampleLine, make_talk, write_translation_srt
+from videodub.testing.samples import ENGLISH_TALK, SampleLine, make_talk, write_translation_srt
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 JFK_FLAC = PROJECT_ROOT.parent / "shared" / "media" / "jfk.flac"
@@ -241,7 +241,7 @@ def openai_overrides(server: Any, stages: tuple[str, ...] = ("transcribe", "tran
 @contextlib.contextmanager
 def started_servers() -> Iterator[Callable[..., Any]]:
     """A ``start(**LoopbackServer options)`` for servers requiring TEST_KEY; all stopped after."""
-    from videodub.loopback import LoopbackServer
+    from videodub.testing.loopback import LoopbackServer
 
     servers: list[LoopbackServer] = []
 
@@ -270,7 +270,7 @@ def server_factory(monkeypatch) -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def loopback(monkeypatch):
     """A fresh loopback OpenAI-compatible server for one test, and its key in the environment."""
-    from videodub.loopback import LoopbackServer
+    from videodub.testing.loopback import LoopbackServer
 
     monkeypatch.setenv(TEST_KEY_ENV, TEST_KEY)
     server = LoopbackServer(api_key=TEST_KEY)

@@ -8,12 +8,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
+from hydra import compose as hydra_compose
+from hydra import initialize_config_module
 from omegaconf import OmegaConf
 
 from videodub import hookimpl
-from videodub.api import compose_config, compose_job
-from videodub.cli import preflight, profiles
+from videodub.api import compose, compose_job, group_options
+from videodub.cli import preflight
 from videodub.config import (
     STAGE_OPTIONS, AlignOptions, Effort, Validation, implementation_config, validate)
 from videodub.errors import VideodubError
@@ -38,15 +39,41 @@ def composed_leaves(overrides: list[str]) -> dict[str, object]:
     """Compose with Hydra's own API, the way ``@hydra.main`` would."""
     register_configs(collect())
     with initialize_config_module(config_module="videodub.conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
+        cfg = hydra_compose(config_name="config", overrides=overrides)
     return leaves(OmegaConf.to_container(cfg, enum_to_str=True))
 
 
 # -- profiles --------------------------------------------------------------------------
 
-def test_profiles_are_the_files_in_conf_profile():
-    assert profiles() == sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
-    assert {"quality", "balanced", "speed"} <= set(profiles())
+def test_profiles_are_the_files_in_conf_profile(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./conf here: the packaged profiles only
+    assert group_options(["profile"])["profile"] == sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    assert {"quality", "balanced", "speed"} <= set(group_options(["profile"])["profile"])
+
+
+USER_CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def test_the_users_conf_folder_adds_profiles_and_variants(tmp_path, monkeypatch):
+    """./conf is on the search path: the repository's example profile and tts variant compose,
+    are listed as choices, and run the implementation they configure."""
+    import shutil
+
+    shutil.copytree(USER_CONF, tmp_path / "conf")
+    monkeypatch.chdir(tmp_path)
+    options = group_options(["profile", "tts"])
+    assert "lecture" in options["profile"] and "narrator" in options["tts"]
+    job = compose_job([*REQUIRED, "profile=lecture", "tts=narrator", "tts.pitch=45"])
+    assert job.profile_name == "lecture"
+    assert job.stages["align"].max_speed == 1.2  # the user's profile
+    assert job.stages["translate"].batch_size == 24  # from balanced, which it starts from
+    assert job.stages["ingest"].validation == Validation.full
+    tts = job.stages["tts"]
+    assert (tts.impl, tts.words_per_minute, tts.pitch) == ("espeak", 150, 45)
+    # Elsewhere the same names are unknown, with the choices.
+    monkeypatch.chdir(tmp_path.parent)
+    with pytest.raises(VideodubError, match="unknown profile 'lecture'; choices: balanced"):
+        compose_job([*REQUIRED, "profile=lecture"])
 
 
 @pytest.mark.parametrize("profile", ["quality", "balanced", "speed"])
@@ -148,7 +175,7 @@ def test_preflight_rejects_bad_values_in_one_line(override):
 @pytest.mark.parametrize("override", list(BAD_OVERRIDES))
 def test_library_compose_and_validate_reject_bad_values_in_one_line(override):
     with pytest.raises(VideodubError) as exc:
-        validate(compose_config([*REQUIRED, override]))
+        validate(compose([*REQUIRED, override]))
     check_one_line(exc, BAD_OVERRIDES[override])
 
 
@@ -178,7 +205,7 @@ def test_every_value_of_a_sweep_is_checked(sweep):
 def test_required_keys(missing):
     overrides = [o for o in REQUIRED if not o.startswith(missing + "=")]
     with pytest.raises(VideodubError) as exc:
-        validate(compose_config(overrides))
+        validate(compose(overrides))
     check_one_line(exc, [f"{missing} is required"])
 
 
@@ -258,5 +285,5 @@ def test_help_lists_the_config_groups(tmp_path):
     assert "== Configuration groups ==" in lines
     for stage in STAGES:
         assert any(line.startswith(f"{stage}: ") for line in lines), stage
-    assert "profile: " + ", ".join(profiles()) in lines
+    assert "profile: balanced, quality, speed" in lines  # no ./conf in tmp_path
     assert any(line.startswith("tts: ") and "espeak" in line for line in lines)

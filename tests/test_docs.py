@@ -20,7 +20,8 @@ from videodub import hookspecs
 from videodub.errors import VideodubError
 from videodub.model import STAGE_PROTOCOLS, WorkerHint
 from videodub.plugins import STAGE_HOOKS, collect, make_plugin_manager
-from videodub.testing import TTSSuite, compose_job, median_f0, registry_with
+from videodub.api import compose_job
+from videodub.testing import TTSSuite, median_f0, registry_with
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
@@ -219,7 +220,7 @@ def example_overrides(short_talk, srt_path: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def examples_job(short_talk, examples_registry, tmp_path_factory):
-    from videodub.runner import Runner
+    from videodub.run.runner import Runner
 
     tmp = tmp_path_factory.mktemp("docs_examples")
     srt_path = write_source_srt(short_talk.script, tmp / "short.en.srt")
@@ -263,7 +264,7 @@ def test_examples_run_as_one_job(examples_job, short_talk):
 
 
 def test_example_options_fail_in_one_line(short_talk, examples_registry, tmp_path):
-    from videodub.runner import Runner
+    from videodub.run.runner import Runner
 
     srt_path = write_source_srt(short_talk.script, tmp_path / "short.en.srt")
     missing = r"^transcribe\.file: .* missing mandatory value: file$"

@@ -22,7 +22,7 @@ import pytest
 import srt
 
 from videodub.model import STAGES
-from videodub.samples import ENGLISH_TALK
+from videodub.testing.samples import ENGLISH_TALK
 
 # The reference text in ../shared/media/README.md.
 JFK_REFERENCE = ("And so, my fellow Americans, ask not what your country can do for you; "

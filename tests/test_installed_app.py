@@ -95,12 +95,12 @@ def test_wheel_has_configs_and_entry_points(wheel, project_root):
 
 
 def test_installed_copy_is_the_one_that_runs(installed, tmp_path):
-    probe = ("import importlib.metadata as md, videodub, videodub.cli\n"
+    probe = ("import importlib.metadata as md, videodub, videodub.api\n"
              "from importlib import resources\n"
              "print(videodub.__file__)\n"
              "print(resources.files('videodub.conf'))\n"
              "print(md.distribution('videodub').locate_file(''))\n"
-             "print(','.join(videodub.cli.profiles()))\n")
+             "print(','.join(videodub.api.group_options(['profile'])['profile']))\n")
     out = run([sys.executable, "-c", probe], cwd=tmp_path, env=installed_env(installed))
     package, conf, dist, profiles = out.stdout.splitlines()
     for path in (package, conf, dist):

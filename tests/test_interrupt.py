@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from videodub.samples import ENGLISH_TALK, make_talk
+from videodub.testing.samples import ENGLISH_TALK, make_talk
 
 
 @pytest.fixture(scope="module")

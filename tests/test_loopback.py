@@ -24,7 +24,7 @@ import openai
 import pytest
 import soundfile
 
-from videodub.loopback import (
+from videodub.testing.loopback import (
     DEFAULT_MODELS,
     FIXED_REPLY,
     SPEECH_RATE,
@@ -592,10 +592,10 @@ def test_stop_closes_kept_alive_connections() -> None:
     server.stop()  # idempotent
 
 
-# ``python -m videodub.loopback ARGS``, with Ctrl-C restored first: shells start background
+# ``python -m videodub.testing.loopback ARGS``, with Ctrl-C restored first: shells start background
 # jobs (and so, sometimes, the test run) with SIGINT ignored, which children inherit.
 RUN_AS_MAIN = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-               "runpy.run_module('videodub.loopback', run_name='__main__', alter_sys=True)")
+               "runpy.run_module('videodub.testing.loopback', run_name='__main__', alter_sys=True)")
 
 
 def test_command_line_serves_until_interrupted() -> None:

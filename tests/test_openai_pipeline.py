@@ -5,7 +5,7 @@ spends anything, must never write its key anywhere, must split audio that OpenAI
 refuse, and must stop spending the moment it is interrupted. Each of those is a promise to
 the user that a unit test of one function cannot keep, so these tests run the command line
 (or the transcriber on its own, when only it matters) against a
-:class:`~videodub.loopback.LoopbackServer` on 127.0.0.1 and look at what the server saw
+:class:`~videodub.testing.loopback.LoopbackServer` on 127.0.0.1 and look at what the server saw
 and what the run left behind.
 
 Servers are started per test or per module (one listening thread each); runs that several
@@ -48,7 +48,7 @@ from videodub.builtin.transcribe_openai import (
     OpenAITranscriber,
 )
 from videodub.errors import Cancelled
-from videodub.loopback import OPENAI_UPLOAD_LIMIT, LoopbackServer
+from videodub.testing.loopback import OPENAI_UPLOAD_LIMIT, LoopbackServer
 from videodub.model import JobContext, MediaInfo
 from videodub.providers import aio
 from videodub.providers.openai_api import OpenAIOptions, OpenAIProvider

@@ -29,11 +29,11 @@ from conftest import TEST_KEY, TEST_KEY_ENV, Talk, openai_overrides
 from videodub.api import dub
 from videodub.builtin.tts_openai import MAX_INPUT_CHARS
 from videodub.errors import VideodubError
-from videodub.loopback import Faults, LoopbackServer, translate
+from videodub.testing.loopback import Faults, LoopbackServer, translate
 from videodub.model import JobContext, Segment
 from videodub.plugins import collect
 from videodub.providers.limits import RateLimiter
-from videodub.runner import RunResult
+from videodub.run.runner import RunResult
 
 FOUR_LINES = [("Hello and welcome to the talk.", ""), ("Today we look at a video.", ""),
               ("Then it is translated.", ""), ("Thank you for watching.", "")]

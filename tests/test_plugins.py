@@ -29,7 +29,9 @@ from videodub import plugins
 from videodub.errors import VideodubError
 from videodub.media import ffmpeg_exe
 from videodub.plugins import collect, load_entry_points, make_plugin_manager
-from videodub.testing import compose_job, median_f0, read_mono
+from videodub.api import compose_job
+from videodub.audio import read_mono
+from videodub.testing import median_f0
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_SRC = ROOT / "plugins" / "videodub-voicefx"

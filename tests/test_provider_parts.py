@@ -140,9 +140,9 @@ def test_displays_show_calls_in_flight_retries_and_429s_per_provider():
 
     from rich.console import Console
 
-    from videodub.display import PlainDisplay, RichDisplay, provider_line
+    from videodub.run.display import PlainDisplay, RichDisplay, provider_line
     from videodub.providers.usage import ProviderStats
-    from videodub.stats import ProcessMonitor, StageStats
+    from videodub.run.stats import ProcessMonitor, StageStats
 
     stages = [StageStats("tts", impl="openai", total=10, done=3)]
     provider = ProviderStats("tts", "tts-1", "http://127.0.0.1:9/v1")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from videodub import resources
+from videodub import machine as resources
+from videodub.machine import Machine, cgroup_cpu_limit, cgroup_memory_available
 from videodub.model import WorkerHint
-from videodub.resources import (
-    Machine, cgroup_cpu_limit, cgroup_memory_available, plan_workers)
+from videodub.run.workers import plan_workers
 
 GiB = 2**30
 MiB = 2**20

@@ -24,9 +24,10 @@ from videodub.api import compose_job
 from videodub.errors import Cancelled, VideodubError
 from videodub.model import JobContext
 from videodub.plugins import collect, make_plugin_manager, register_configs
-from videodub.runner import Runner, ordered_pool
-from videodub.samples import ENGLISH_TALK, make_talk
-from videodub.stats import StageStats
+from videodub.run.runner import Runner
+from videodub.run.streams import ordered_pool
+from videodub.testing.samples import ENGLISH_TALK, make_talk
+from videodub.run.stats import StageStats
 from videodub.subtitles import read_cues
 
 from helpers_runner import FakeStages, Recorder, register_builtins_and_fakes

@@ -1,29 +1,36 @@
 """Command line: ``python -m videodub key=value ...`` (Hydra), and ``python -m videodub plugins``.
 
-Before Hydra runs anything, the overrides are composed and validated here so that a bad
-implementation name or value fails at once with one line naming the key and the choices.
+Before Hydra runs anything, the jobs the overrides ask for are composed (each job of a sweep
+as Hydra's sweeper expands it, the first few) and validated, so that a bad implementation
+name or value fails at once with one line naming the key and the choices.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import re
 import sys
-from importlib import resources
 from pathlib import Path
 
 from videodub.errors import VideodubError
+from videodub.plugins import Registry
+from videodub.providers.secrets import redact
 
-MAX_PREFLIGHT_COMBINATIONS = 16
+# Jobs of a sweep checked before it starts; the rest are checked as they run.
+MAX_PREFLIGHT_JOBS = 16
 PASS_THROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve",
                       "--shell-completion", "-sc", "--version", "--package", "-p"}
+MULTIRUN_FLAGS = {"-m", "--multirun"}
+# Hydra flags whose value may follow as the next argument.
+VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp",
+               "--experimental-rerun", "--package", "-p"}
+# Flags that select another config than the packaged one: Hydra itself validates those jobs.
+CONFIG_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp"}
 
 
 def fail(message: str, code: int = 2) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
-    runner = sys.modules.get("videodub.runner")
+    print(f"error: {redact(message)}", file=sys.stderr, flush=True)
+    runner = sys.modules.get("videodub.run.runner")
     if runner is not None and runner.stage_threads_started():
         # After a job has run, native code may still be busy: a stage thread finishing a
         # CTranslate2 window, or the decoder's OpenMP workers winding down just after a
@@ -35,18 +42,6 @@ def fail(message: str, code: int = 2) -> None:
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
-
-
-def profiles() -> list[str]:
-    folder = resources.files("videodub.conf") / "profile"
-    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-# Hydra flags whose value may follow as the next argument.
-VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp",
-               "--experimental-rerun", "--package", "-p"}
-# Flags that select another config than the packaged one: Hydra itself validates those jobs.
-CONFIG_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp"}
 
 
 def _overrides(argv: list[str]) -> list[str]:
@@ -61,102 +56,47 @@ def _overrides(argv: list[str]) -> list[str]:
     return out
 
 
-def preflight(argv: list[str]) -> bool:
-    """Compose and validate every combination the overrides ask for (the first few of a sweep).
-
-    With ``dry_run=true``, also check each job (input, providers) and print its estimated
-    cost; returns True when it did, and nothing should run."""
-    from hydra import compose, initialize_config_module
+def job_overrides(argv: list[str]) -> list[list[str]]:
+    """The overrides of each job the command line asks for, as Hydra's basic sweeper splits
+    a sweep (``profile=speed,quality`` is two jobs); Hydra's own keys are left to Hydra."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
-    from videodub.config import one_line, validate
+    from videodub.config import one_line
+
     try:
         parsed = OverridesParser.create().parse_overrides(_overrides(argv))
     except HydraException as exc:
         raise VideodubError(one_line(exc)) from exc
-    axes: list[list[str]] = []
-    for o in parsed:
-        key = o.key_or_group
-        if key.startswith("hydra") or o.is_delete():
-            continue
-        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [
-            o.get_value_element_as_str()]
-        if o.package is None:
-            for v in values:
-                check_choice(key, v)
-        axes.append([f"{_prefix(o)}{key}{_package(o)}={v}" for v in values])
-    jobs = []
-    with initialize_config_module(config_module="videodub.conf", version_base="1.3"):
-        for combo in itertools.islice(itertools.product(*axes), MAX_PREFLIGHT_COMBINATIONS):
-            try:
-                cfg = compose(config_name="config", overrides=list(combo))
-            except (HydraException, OmegaConfBaseException) as exc:
-                message = one_line(exc)
-                raise VideodubError(message + _known_keys(message, list(combo), compose)) from exc
-            jobs.append((combo, validate(cfg)))
+    parsed = [o for o in parsed if not o.key_or_group.startswith("hydra") and not o.is_delete()]
+    sweeps = [o for o in parsed if o.is_sweep_override()]
+    if sweeps and not MULTIRUN_FLAGS.intersection(argv):
+        raise VideodubError(f"{sweeps[0].input_line} asks for several jobs; add -m (--multirun) "
+                            f"to run one per value, or quote the value to keep it one string")
+    batches = BasicSweeper.split_arguments(parsed, None)
+    return [job for batch in batches for job in batch] or [[]]
+
+
+def preflight(argv: list[str], registry: Registry | None = None) -> bool:
+    """Compose and validate the jobs the command line asks for (the first few of a sweep).
+
+    With ``dry_run=true``, also check each job (input, providers) and print its estimated
+    cost; returns True when it did, and nothing should run."""
+    from videodub.api import compose_job
+    from videodub.run.runner import Runner
+
+    jobs_overrides = job_overrides(argv)
+    jobs = [(overrides, compose_job(overrides, registry))
+            for overrides in jobs_overrides[:MAX_PREFLIGHT_JOBS]]
     if not any(job.dry_run for _, job in jobs):
         return False
-    from videodub.runner import Runner
-
-    for combo, job in jobs:
-        result = Runner(job, Path("."), display="quiet").dry_run()
-        label = " ".join(c for c in combo if "=" in c) if len(jobs) > 1 else ""
+    for overrides, job in jobs:
+        result = Runner(job, Path("."), registry, display="quiet").dry_run()
+        label = " ".join(overrides) if len(jobs) > 1 else ""
         print(f"{label + ': ' if label else ''}{result.report['summary']} "
               f"(checks took {result.report['preflight_s']:.2f} s)", flush=True)
     return True
-
-
-def _known_keys(message: str, overrides: list[str], compose) -> str:
-    """For an unknown key, the keys its parent does take."""
-    match = re.search(r"Key '([^']+)' not in", message)
-    if not match:
-        return ""
-    full_key = message.split(":", 1)[0] if ":" in message.split("Key", 1)[0] else match.group(1)
-    parent = full_key.rpartition(".")[0]
-    rest = [o for o in overrides if not o.lstrip("+").startswith(full_key + "=")]
-    try:
-        node = compose(config_name="config", overrides=rest)
-        if parent:
-            node = node.select(parent) if hasattr(node, "select") else node[parent]
-    except Exception:  # noqa: BLE001 - only a hint
-        return ""
-    keys = [k for k in node.keys() if isinstance(k, str)] if hasattr(node, "keys") else []
-    return f"; {parent or 'top level'} takes: {', '.join(keys)}" if keys else ""
-
-
-def stored_choices(group: str) -> list[str]:
-    """The implementations stored in Hydra's ConfigStore for a stage group."""
-    from hydra.core.config_store import ConfigStore
-
-    try:
-        return sorted(n.removesuffix(".yaml") for n in ConfigStore.instance().list(group))
-    except OSError:
-        return []
-
-
-def check_choice(group: str, choice: str) -> None:
-    """A config-group choice names something that exists; else one line with the choices."""
-    from videodub.model import STAGES
-
-    if group in STAGES:
-        names = stored_choices(group)
-        if choice not in names:
-            raise VideodubError(
-                f"unknown {group} implementation {choice!r}; choices: {', '.join(names)}")
-    elif group == "profile" and choice not in profiles():
-        raise VideodubError(f"unknown profile {choice!r}; choices: {', '.join(profiles())}")
-
-
-def _prefix(o) -> str:
-    from hydra.core.override_parser.types import OverrideType
-
-    return {OverrideType.ADD: "+", OverrideType.FORCE_ADD: "++"}.get(o.type, "")
-
-
-def _package(o) -> str:
-    return f"@{o.package}" if o.package is not None else ""
 
 
 def list_plugins() -> None:
@@ -164,9 +104,9 @@ def list_plugins() -> None:
     from rich.table import Table
 
     from videodub.model import STAGES
-    from videodub.plugins import collect, load_warnings, plugin_distribution
+    from videodub.plugins import installed_registry, load_warnings, plugin_distribution
 
-    registry = collect()
+    registry = installed_registry()
     table = Table(title="videodub implementations", title_justify="left")
     for col in ("stage", "name", "plugin", "package", "description"):
         table.add_column(col)
@@ -184,21 +124,20 @@ def list_plugins() -> None:
 def print_help(argv: list[str]) -> None:
     """Groups, choices and the composed config. Hydra's own --help lists groups by deep-copying
     its config repository once per group, which takes most of a second; this is the same page
-    from the registry and one composition."""
+    from one composition."""
     from omegaconf import OmegaConf, open_dict
 
-    from videodub.api import compose_config
+    from videodub.api import compose, group_options
     from videodub.model import STAGES
 
-    cfg = compose_config(_overrides(argv), with_hydra=True)
+    cfg = compose(_overrides(argv), with_hydra=True)
     texts = cfg.hydra.help
     header, footer = str(texts.header).rstrip(), str(texts.footer).rstrip()
     with open_dict(cfg):
         del cfg["hydra"]
     print(header)
     print("\n== Configuration groups ==\nCompose your configuration from those groups (group=option)\n")
-    for group in sorted([*STAGES, "profile"]):
-        names = profiles() if group == "profile" else stored_choices(group)
+    for group, names in group_options([*STAGES, "profile"]).items():
         print(f"{group}: {', '.join(names)}")
     print("\n== Config ==\nOverride anything in the config (foo.bar=value)\n")
     print(OmegaConf.to_yaml(cfg, resolve=False).rstrip())
@@ -210,12 +149,13 @@ def task(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from videodub.config import validate
-    from videodub.runner import Runner
+    from videodub.plugins import installed_registry
+    from videodub.run.runner import Runner
 
     verbose = bool(cfg.get("verbose", False))
     try:
         job = validate(cfg)
-        result = Runner(job, Path(HydraConfig.get().runtime.output_dir)).run()
+        result = Runner(job, Path(HydraConfig.get().runtime.output_dir), installed_registry()).run()
     except VideodubError as exc:
         if verbose:
             raise
@@ -236,7 +176,8 @@ def task(cfg) -> None:
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
-    from videodub.plugins import collect, register_configs
+    from videodub.api import quiet_missing_user_conf
+    from videodub.plugins import installed_registry, register_configs
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] in (["plugins"], ["--plugins"]):
@@ -253,10 +194,11 @@ def main(argv: list[str] | None = None) -> None:
             fail(str(exc))
         return
     try:
-        register_configs(collect())
+        registry = installed_registry()
+        register_configs(registry)
         flags = {a.split("=", 1)[0] for a in argv}
         if not PASS_THROUGH_FLAGS.intersection(flags) and not CONFIG_FLAGS.intersection(flags):
-            if preflight(argv):
+            if preflight(argv, registry):
                 return
     except VideodubError as exc:
         if verbose:
@@ -265,5 +207,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         fail("interrupted", 130)
 
+    quiet_missing_user_conf()
     sys.argv = [sys.argv[0], *argv]
     hydra.main(config_path="conf", config_name="config", version_base="1.3")(task)()

@@ -44,12 +44,25 @@ class Display(str, Enum):
     quiet = "quiet"  # only the final path and errors
 
 
+def transport(default: Any) -> Any:
+    """A field that changes how a stage's result is obtained, not what it is (pool size,
+    timeouts, retries, rate limits, key variable): such fields are left out of cache keys, so
+    changing them reuses earlier results."""
+    return field(default=default, metadata={"transport": True})
+
+
+def result_options(options: Any) -> dict[str, Any]:
+    """The options that can change a stage's result, for cache keys."""
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+            if not f.metadata.get("transport")}
+
+
 @dataclass
 class StageOptions:
     """Options every stage accepts."""
 
     # Upper bound on this stage's workers; 0 lets the runner decide from the machine.
-    workers: int = 0
+    workers: int = transport(0)
     # Quality/effort trade-off; each implementation documents what it changes.
     effort: Effort = Effort.medium
 
@@ -149,7 +162,7 @@ class VideodubConfig:
     keep_work: bool = False
     # Check everything, print the estimated cost of the paid calls, and stop before any work.
     dry_run: bool = False
-    # US dollars per model, for cost estimates and the report (OpenAI's list prices).
+    # US dollars per model, for cost estimates and the report (the providers' list prices).
     prices: Dict[str, Price] = field(default_factory=default_prices)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     ingest: Any = MISSING
@@ -235,12 +248,40 @@ def validate(cfg: DictConfig) -> JobConfig:
         dry_run=bool(cfg.get("dry_run", False)), prices=prices)
 
 
-def one_line(exc: BaseException) -> str:
-    """OmegaConf/Hydra errors span several lines; keep the ones that name the key and the problem."""
+def explain(exc: BaseException) -> str:
+    """A Hydra or OmegaConf error as the one line a user needs: for an unknown choice, the
+    choices; for an unknown key, the keys its parent takes; otherwise the key and the problem."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    chain = _chain(exc)
+    for e in chain:
+        if isinstance(e, MissingConfigException) and e.missing_cfg_file and e.options:
+            group, _, choice = e.missing_cfg_file.rpartition("/")
+            what = f"{group} implementation" if group in STAGES else group or "config"
+            return f"unknown {what} {choice!r}; choices: {', '.join(sorted(e.options))}"
+    message = one_line(exc)
+    for e in chain:
+        if (isinstance(e, (ConfigKeyError, ConfigAttributeError)) and e.parent_node is not None
+                and e.full_key):
+            parent = e.full_key.rpartition(".")[0]
+            keys = [k for k in e.parent_node.keys() if isinstance(k, str) and k != "hydra"]
+            if keys:
+                return f"{message}; {parent or 'top level'} takes: {', '.join(keys)}"
+    return message
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
     chain: list[BaseException] = []
     while exc is not None and exc not in chain:
         chain.append(exc)
         exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def one_line(exc: BaseException) -> str:
+    """OmegaConf/Hydra errors span several lines; keep the ones that name the key and the problem."""
+    chain = _chain(exc)
     lines = [ln.strip() for e in chain for ln in str(e).splitlines() if ln.strip()]
     exc = chain[0]
     full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), None)

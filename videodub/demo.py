@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from videodub.samples import make_talk, write_translation_srt
+from videodub.testing.samples import make_talk, write_translation_srt
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ def primary(code: str) -> str:
     return code.split("-", 1)[0]
 
 
-# Whisper's English names for its languages (what OpenAI's verbose_json reports), by code.
+# Whisper's English names for its languages (what a verbose_json transcription reports), by code.
 NAMES = dict(item.split(":") for item in (
     "af:afrikaans am:amharic ar:arabic as:assamese az:azerbaijani ba:bashkir be:belarusian "
     "bg:bulgarian bn:bengali bo:tibetan br:breton bs:bosnian ca:catalan cs:czech cy:welsh "

@@ -12,9 +12,13 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from videodub.errors import Cancelled
+
+if TYPE_CHECKING:
+    from videodub.plugins import Registry
+    from videodub.providers.usage import ProviderStats, Usage
 
 STAGES = ("ingest", "transcribe", "translate", "align", "tts", "mix", "mux")
 
@@ -137,11 +141,6 @@ class JobContext:
                 proc.kill()
 
 
-# Any stage object may also have ``check(ctx) -> None``: the runner calls it before any media
-# work, so that what can be known from the job alone (a voice for the target language, a
-# model for the source language, a provider's key) fails at once with a VideodubError.
-
-
 @runtime_checkable
 class Ingester(Protocol):
     def ingest(self, input_path: Path, ctx: JobContext) -> MediaInfo: ...
@@ -202,21 +201,102 @@ STAGE_PROTOCOLS: dict[str, type] = {
 }
 
 
+# -- optional capabilities ---------------------------------------------------------------
+# A stage object may implement any of these besides its stage's interface; the runner checks
+# with isinstance and uses what is there.
+
+
+@runtime_checkable
+class Checked(Protocol):
+    """Checks, before any media work, what can be known from the job alone (a voice for the
+    target language, a model for the source language, a provider's key and endpoint), and
+    raises a one-line VideodubError."""
+
+    def check(self, ctx: JobContext) -> None: ...
+
+
+@runtime_checkable
+class HintsWorkers(Protocol):
+    """Tells the runner how to size the stage's worker pool."""
+
+    def worker_hint(self) -> WorkerHint: ...
+
+
+@runtime_checkable
+class Scoped(Protocol):
+    """Is given the job's :class:`JobScope` once, right after it is created: what it shares
+    with the job's other stages (clients, rate limiters), and the registry the job uses."""
+
+    def attach(self, scope: JobScope) -> None: ...
+
+
+@runtime_checkable
+class CallsProvider(Protocol):
+    """Calls a remote service; its counters go to the live display and the report."""
+
+    provider_stats: ProviderStats
+
+
+@runtime_checkable
+class EstimatesUsage(Protocol):
+    """Says what a job of this length will use (calls, tokens, audio), for the cost estimate
+    printed before a paid run."""
+
+    provider_stats: ProviderStats
+
+    def estimate_usage(self, duration_s: float) -> Usage: ...
+
+
+@runtime_checkable
+class ResumableTranslator(Protocol):
+    """A translator whose answers are worth keeping between runs (they are paid for): the
+    runner caches every finished batch, and tells the translator about batches answered from
+    the cache, so that later batches still get the lines before them as context."""
+
+    def remember(self, segments: list[Segment]) -> Any: ...
+
+
+class JobScope:
+    """What one job gives its stages beyond their options.
+
+    - ``registry``: the implementations the job was composed from, for an implementation
+      that wraps another (create it with ``registry.get(stage, name).create(options, scope)``).
+    - :meth:`shared`: one object per key for every stage of the job (an HTTP client, the
+      rate limiter of an endpoint), closed by :meth:`close` when the job ends, so nothing
+      carries over into the next job of the same process.
+    """
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry
+        self._objects: dict[Any, Any] = {}
+        self._closers: list[Any] = []
+        self._lock = threading.Lock()
+
+    def shared(self, key: Any, create: Any, close: Any = None) -> Any:
+        """The object under ``key``, made with ``create()`` on first use; ``close(obj)`` is
+        called when the job ends."""
+        with self._lock:
+            if key not in self._objects:
+                obj = self._objects[key] = create()
+                if close is not None:
+                    self._closers.append(lambda: close(obj))
+            return self._objects[key]
+
+    def close(self) -> None:
+        with self._lock:
+            closers, self._closers = self._closers, []
+            self._objects.clear()
+        for closer in reversed(closers):
+            closer()
+
+
 def worker_hint(stage_obj: Any) -> WorkerHint:
     """The stage's own hint, or a conservative default."""
-    hint = getattr(stage_obj, "worker_hint", None)
-    if callable(hint):
-        hint = hint()
-    return hint if isinstance(hint, WorkerHint) else WorkerHint()
-
-
-def cancellable(ctx: JobContext, items: Iterable[Any]) -> Iterator[Any]:
-    for item in items:
-        ctx.check_cancelled()
-        yield item
+    return stage_obj.worker_hint() if isinstance(stage_obj, HintsWorkers) else WorkerHint()
 
 
 __all__ = [
-    "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "Cancelled",
+    "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "JobScope", "Cancelled",
     "Ingester", "Transcriber", "Translator", "Aligner", "Synthesizer", "Mixer", "Muxer",
+    "Checked", "HintsWorkers", "Scoped", "CallsProvider", "EstimatesUsage", "ResumableTranslator",
 ]

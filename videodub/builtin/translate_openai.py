@@ -24,7 +24,7 @@ from typing import Any, Optional
 from videodub import hookimpl
 from videodub.errors import VideodubError
 from videodub.languages import name_of
-from videodub.model import JobContext, Segment, WorkerHint
+from videodub.model import JobContext, JobScope, Segment, WorkerHint
 from videodub.providers.openai_api import OpenAIOptions, OpenAIProvider, RetryableError
 from videodub.providers.usage import Usage
 
@@ -101,16 +101,22 @@ def system_prompt(source: str, target: str, glossary: dict[str, str], style: str
 
 
 class OpenAITranslator:
-    cache_results = True  # the runner keeps finished batches, so an interrupted run pays once
+    """Being a ResumableTranslator (``remember``), its finished batches are kept by the
+    runner, so an interrupted run pays for each batch once."""
 
     def __init__(self, options: OpenAITranslateOptions) -> None:
         self.options = options
+        # The translate stage's batch_size (the profile sets it); options built by hand for a
+        # test may lack the stage's keys.
         self.batch_size = getattr(options, "batch_size", 16)
         self.provider = OpenAIProvider("translate", options, "chat", options.model)
         self.provider_stats = self.provider.stats
         self._seen: list[Segment] = []  # every line so far, for context
         self._lock = threading.Lock()
         self.repairs = 0
+
+    def attach(self, scope: JobScope) -> None:
+        self.provider.attach(scope)
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=False, memory_mb=5, max_concurrency=self.options.max_in_flight,

@@ -13,6 +13,7 @@ from functools import cache
 import numpy as np
 
 from videodub import hookimpl
+from videodub.audio import trim_silence
 from videodub.errors import VideodubError
 from videodub.languages import primary
 from videodub.model import JobContext, Segment, WorkerHint
@@ -99,13 +100,6 @@ class EspeakOptions:
             raise ValueError(f"words_per_minute must be 80-450, got {self.words_per_minute}")
         if not 0 <= self.pitch <= 99:
             raise ValueError(f"pitch must be 0-99, got {self.pitch}")
-
-
-def trim_silence(audio: np.ndarray, threshold: int = 64) -> np.ndarray:
-    loud = np.flatnonzero(np.abs(audio) > threshold)
-    if loud.size == 0:
-        return audio[:0]
-    return audio[loud[0]: loud[-1] + 1]
 
 
 class EspeakSynthesizer:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from videodub import hookimpl
-from videodub.builtin.tts_espeak import trim_silence
+from videodub.audio import trim_silence
 from videodub.config import Effort
 from videodub.errors import VideodubError
-from videodub.model import JobContext, Segment, WorkerHint
+from videodub.model import JobContext, JobScope, Segment, WorkerHint
 from videodub.providers.openai_api import OpenAIOptions, OpenAIProvider, RetryableError, is_openai
 from videodub.providers.usage import Usage
 
@@ -103,6 +103,9 @@ class OpenAISynthesizer:
             "tts-1-hd" if options.effort == Effort.high else "tts-1")
         self.provider = OpenAIProvider("tts", options, "speech", self.model)
         self.provider_stats = self.provider.stats
+
+    def attach(self, scope: JobScope) -> None:
+        self.provider.attach(scope)
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=False, memory_mb=10, max_concurrency=self.options.max_in_flight,

@@ -28,9 +28,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from videodub.config import transport
 from videodub.errors import VideodubError
-from videodub.providers import aio
+from videodub.model import JobScope
+from videodub.providers import aio, secrets
 from videodub.providers.limits import RateLimiter, parse_retry_after
+from videodub.providers.secrets import redact
 from videodub.providers.usage import ProviderStats
 
 log = logging.getLogger(__name__)
@@ -51,21 +54,21 @@ class OpenAIOptions:
     base_url: str = ""
     # Name of the environment variable that holds the API key (the key itself never goes in
     # the config); empty: the server needs no key.
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = transport("OPENAI_API_KEY")
     # Seconds one request may take before it is abandoned and retried.
-    timeout_s: float = 120.0
+    timeout_s: float = transport(120.0)
     # Retries after the first attempt, for timeouts, 408/409/429/5xx and unparseable answers.
-    max_retries: int = 6
+    max_retries: int = transport(6)
     # Backoff: a random delay up to retry_base_s * 2**attempt, at most retry_max_s.
-    retry_base_s: float = 0.5
-    retry_max_s: float = 30.0
+    retry_base_s: float = transport(0.5)
+    retry_max_s: float = transport(30.0)
     # Client-side limits for this endpoint (0: none); server x-ratelimit-* headers tighten them.
-    requests_per_minute: int = 0
-    tokens_per_minute: int = 0
+    requests_per_minute: int = transport(0)
+    tokens_per_minute: int = transport(0)
     # Requests in flight at once on this endpoint; also caps the stage's worker pool.
-    max_in_flight: int = 16
+    max_in_flight: int = transport(16)
     # Ask the server, before any media work, whether it answers and has the model.
-    preflight: bool = True
+    preflight: bool = transport(True)
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
@@ -82,10 +85,6 @@ class OpenAIOptions:
             # The config is saved in the run folder; credentials belong in the environment.
             raise ValueError("base_url must not contain credentials (user:password@); put the "
                              "key in an environment variable named by api_key_env")
-
-
-# Options that change how a result is fetched, not what it is (left out of cache keys).
-TRANSPORT_OPTIONS = frozenset(f for f in OpenAIOptions.__dataclass_fields__ if f != "base_url")
 
 
 def resolve_base_url(options: OpenAIOptions) -> str:
@@ -105,71 +104,9 @@ def is_openai(url: str) -> bool:
     return (urlsplit(url).hostname or "").endswith("api.openai.com")
 
 
-# -- secrets -------------------------------------------------------------------------------
-_secrets: set[str] = set()
-
-
-class RedactSecrets(logging.Filter):
-    """Replaces any API key this process has read with ``***`` in every log record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
-            message = record.getMessage()
-            if any(s in message for s in _secrets):
-                for secret in _secrets:
-                    message = message.replace(secret, "***")
-                record.msg, record.args = message, None
-        return True
-
-
-_redactor = RedactSecrets()
-
-
-def _remember_secret(value: str) -> None:
-    if value and value not in _secrets:
-        _secrets.add(value)
-        for handler in logging.getLogger().handlers:
-            if _redactor not in handler.filters:
-                handler.addFilter(_redactor)
-    # The SDK and its HTTP client log request details at DEBUG; never let them reach a file.
-    for name in ("openai", "httpx2", "httpcore2", "httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def redact(text: str) -> str:
-    for secret in _secrets:
-        text = text.replace(secret, "***")
-    return text
-
-
-# -- shared clients and limiters -----------------------------------------------------------
-_clients: dict[tuple, Any] = {}
-_limiters: dict[tuple[str, str], RateLimiter] = {}
-_shared_lock = threading.Lock()
-
-
-def limiter_for(base_url: str, route: str, options: OpenAIOptions) -> RateLimiter:
-    with _shared_lock:
-        key = (public_url(base_url), route)
-        limiter = _limiters.get(key)
-        if limiter is None:
-            limiter = _limiters[key] = RateLimiter(
-                f"{public_url(base_url)} {route}", options.requests_per_minute,
-                options.tokens_per_minute, options.max_in_flight)
-        else:
-            limiter.tighten(options.requests_per_minute, options.tokens_per_minute,
-                            options.max_in_flight)
-        return limiter
-
-
-def reset_shared_state() -> None:
-    """Forget clients and limiters (a new job in the same process starts with fresh limits)."""
-    with _shared_lock:
-        _limiters.clear()
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients:  # close their connection pools on the loop they belong to
-        aio.submit(client.close())
+def close_client(client: Any) -> None:
+    """Close a client's connection pool on the loop it belongs to."""
+    aio.submit(client.close())
 
 
 class RetryableError(Exception):
@@ -189,6 +126,13 @@ class OpenAIProvider:
         self._limiter: RateLimiter | None = None
         self._checked = False
         self.key_missing = False  # no key set, and the server is not OpenAI's
+        # Clients and limiters are shared with the job's other stages through its scope; a
+        # provider used outside a job (a plugin's own test) has a scope of its own.
+        self.scope = JobScope()
+
+    def attach(self, scope: JobScope) -> None:
+        self.scope = scope
+        self._limiter = None
 
     # -- key and client --------------------------------------------------------------------
     def api_key(self) -> str:
@@ -197,7 +141,7 @@ class OpenAIProvider:
             return "no-key"  # the SDK insists on a value; keyless local servers ignore it
         value = os.environ.get(name, "").strip()
         if value:
-            _remember_secret(value)
+            secrets.remember(value)
             return value
         if is_openai(self.base_url):
             raise VideodubError(
@@ -218,21 +162,29 @@ class OpenAIProvider:
         import openai
 
         key = self.api_key()
-        ident = (self.base_url, hashlib.sha256(key.encode()).hexdigest(), self.options.timeout_s)
-        with _shared_lock:
-            client = _clients.get(ident)
-            if client is None:
-                client = _clients[ident] = openai.AsyncOpenAI(
-                    api_key=key, base_url=self.base_url, max_retries=0,
-                    timeout=self.options.timeout_s)
-        return client
+        ident = ("openai-client", self.base_url, hashlib.sha256(key.encode()).hexdigest(),
+                 self.options.timeout_s)
+        return self.scope.shared(ident, lambda: openai.AsyncOpenAI(
+            api_key=key, base_url=self.base_url, max_retries=0, timeout=self.options.timeout_s),
+            close=close_client)
 
     @property
     def limiter(self) -> RateLimiter:
         if self._limiter is None:
-            self._limiter = limiter_for(self.base_url, self.route, self.options)
+            self._limiter = self._shared_limiter()
             self.stats.limits = self._limiter.describe()
         return self._limiter
+
+    def _shared_limiter(self) -> RateLimiter:
+        """One limiter per route of a server for the whole job; every stage that shares it
+        tightens it to its own limits."""
+        opts = self.options
+        where = public_url(self.base_url)
+        limiter = self.scope.shared(("openai-limiter", where, self.route), lambda: RateLimiter(
+            f"{where} {self.route}", opts.requests_per_minute, opts.tokens_per_minute,
+            opts.max_in_flight))
+        limiter.tighten(opts.requests_per_minute, opts.tokens_per_minute, opts.max_in_flight)
+        return limiter
 
     # -- requests --------------------------------------------------------------------------
     def run(self, coro: Awaitable[T], cancel_event: threading.Event | None = None) -> T:
@@ -404,5 +356,4 @@ def _refused(exc: BaseException) -> bool:
                                       "nodename nor servname", "no address associated"))
 
 
-__all__ = ["OpenAIOptions", "OpenAIProvider", "RetryableError", "TRANSPORT_OPTIONS",
-           "public_url", "is_openai", "redact", "reset_shared_state"]
+__all__ = ["OpenAIOptions", "OpenAIProvider", "RetryableError", "public_url", "is_openai"]

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from videodub.model import EstimatesUsage
+
 
 @dataclass
 class Price:
@@ -181,11 +183,8 @@ def estimate(stages: dict[str, Any], duration_s: float, prices: dict[str, Any]) 
     """Expected usage and cost of every stage that can say (``estimate_usage(duration_s)``)."""
     lines = []
     for stage, obj in stages.items():
-        expect = getattr(obj, "estimate_usage", None)
-        if not callable(expect):
-            continue
-        usage = expect(duration_s)
-        stats = getattr(obj, "provider_stats", None)
-        model = stats.model if isinstance(stats, ProviderStats) else type(obj).__name__
-        lines.append(EstimateLine(stage, model, usage, cost(usage, find_price(prices, model))))
+        if isinstance(obj, EstimatesUsage):
+            usage = obj.estimate_usage(duration_s)
+            model = obj.provider_stats.model
+            lines.append(EstimateLine(stage, model, usage, cost(usage, find_price(prices, model))))
     return Estimate(lines)

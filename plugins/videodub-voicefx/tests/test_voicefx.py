@@ -8,8 +8,9 @@ import pytest
 import videodub
 import videodub_voicefx
 from videodub.errors import Cancelled, VideodubError
-from videodub.plugins import get_plugin_manager
-from videodub.testing import TTSSuite, median_f0, read_mono
+from videodub.audio import read_mono
+from videodub.model import JobScope
+from videodub.testing import TTSSuite, median_f0, registry_with
 
 LINE = "Thank you for watching, and see you next time in the second part of the talk."
 
@@ -31,7 +32,9 @@ suite = TestVoiceFxSuite()
 def voice_and_base(tmp_path: Path, text: str = LINE, **options):
     """One line through voicefx: (processed audio, base audio, rate, segment)."""
     ctx = suite.context(tmp_path)
-    synth = suite.implementation().create(suite.implementation().config(**options))
+    registry = suite.registry()
+    impl = registry.get("tts", "voicefx")
+    synth = impl.create(impl.config(**options), JobScope(registry))
     seg = suite.synth(synth, ctx, text)
     base_path = Path(seg.extra["voicefx_base_clip"])
     assert Path(seg.audio_path).parent == base_path.parent  # written next to the base clip
@@ -69,9 +72,8 @@ def test_no_effects_is_the_base_voice(tmp_path):
 
 
 def test_unknown_base_names_the_choices():
-    impl = suite.implementation()
     with pytest.raises(VideodubError, match=r"unknown tts implementation 'espek'.*espeak"):
-        impl.create(impl.config(base="espek"))
+        suite.synthesizer(base="espek")
 
 
 class CancelsWhileSpeaking:
@@ -90,19 +92,12 @@ class CancelsWhileSpeaking:
         register("cancels_while_speaking", Synth, EspeakOptions)
 
 
-@pytest.fixture
-def cancelling_base():
-    # voicefx looks its base up among the installed plugins, so this one goes there too.
-    pm = get_plugin_manager()
-    plugin = CancelsWhileSpeaking()
-    pm.register(plugin, name="test-cancels-while-speaking")
-    yield "cancels_while_speaking"
-    pm.unregister(plugin)
-
-
-def test_cancelled_during_the_base_voice_writes_no_effect_clip(tmp_path, cancelling_base):
-    impl = suite.implementation()
-    synth = impl.create(impl.config(base=cancelling_base, pitch_semitones=3.0))
+def test_cancelled_during_the_base_voice_writes_no_effect_clip(tmp_path):
+    # voicefx finds its base voice in the job's registry: here, one with a test voice added.
+    registry = registry_with([videodub_voicefx, CancelsWhileSpeaking()])
+    impl = registry.get("tts", "voicefx")
+    synth = impl.create(impl.config(base="cancels_while_speaking", pitch_semitones=3.0),
+                        JobScope(registry))
     ctx = suite.context(tmp_path)
     with pytest.raises(Cancelled):
         synth.synthesize(suite.segment(LINE), ctx)

@@ -19,7 +19,7 @@ import numpy as np
 
 import videodub
 from videodub.errors import VideodubError
-from videodub.model import JobContext, Segment, WorkerHint, worker_hint
+from videodub.model import JobContext, JobScope, Segment, Synthesizer, WorkerHint, worker_hint
 
 __version__ = "0.1.0"
 
@@ -80,21 +80,27 @@ def apply_effects(audio: np.ndarray, rate: int, options: VoiceFxOptions) -> np.n
 
 
 class VoiceFxSynthesizer:
-    """Wraps the base synthesizer; its own work is the effect chain on each finished clip."""
+    """Wraps the base synthesizer; its own work is the effect chain on each finished clip.
+
+    The base voice comes from the registry the job was composed from (given with the job's
+    scope), so a voice from another plugin, or one registered only in a test, works too."""
 
     def __init__(self, options: VoiceFxOptions) -> None:
-        from videodub.plugins import collect
-
         self.options = options
-        impl = collect().get("tts", options.base)  # "unknown tts implementation ...; choices"
+        self.base: Synthesizer | None = None
+
+    def attach(self, scope: JobScope) -> None:
+        assert scope.registry is not None, "a job's scope carries its registry"
+        impl = scope.registry.get("tts", self.options.base)  # "unknown tts ...; choices"
         base_options = impl.config()
         # Profiles set the stage-wide effort; the wrapped voice should follow it too.
-        base_options.effort = getattr(options, "effort", base_options.effort)
-        self.base = impl.create(base_options)
+        base_options.effort = getattr(self.options, "effort", base_options.effort)
+        self.base = impl.create(base_options, scope)
 
     def worker_hint(self) -> WorkerHint:
         # The base voice sets the limits (espeak-ng allows one worker per process);
         # the effect chain itself is reentrant and adds a little memory per worker.
+        assert self.base is not None, "attach() gives voicefx its base voice"
         hint = worker_hint(self.base)
         return WorkerHint(cpu_bound=True, memory_mb=hint.memory_mb + 40,
                           max_concurrency=hint.max_concurrency,
@@ -103,6 +109,7 @@ class VoiceFxSynthesizer:
     def synthesize(self, segment: Segment, ctx: JobContext) -> Segment:
         import soundfile
 
+        assert self.base is not None, "attach() gives voicefx its base voice"
         ctx.check_cancelled()
         segment = self.base.synthesize(segment, ctx)
         # The base clip can take a while; do not process (or write) anything for a job

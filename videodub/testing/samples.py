@@ -38,7 +38,8 @@ class SampleLine:
 
 def speak(text: str, lang: str = "en", wpm: int = 165) -> tuple[np.ndarray, int]:
     """Speech for ``text`` from espeak-ng, as float32 mono and its sample rate."""
-    from videodub.builtin.tts_espeak import VOICE_FOR_LANG, engine, trim_silence
+    from videodub.audio import trim_silence
+    from videodub.builtin.tts_espeak import VOICE_FOR_LANG, engine
 
     eng = engine()
     audio = trim_silence(eng.synth(text, VOICE_FOR_LANG.get(lang, lang), wpm, 50))

@@ -26,8 +26,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from videodub.api import compose_job
+from videodub.audio import read_mono
 from videodub.errors import Cancelled, VideodubError
-from videodub.model import JobContext, Segment, Synthesizer, WorkerHint, worker_hint
+from videodub.model import JobContext, JobScope, Segment, Synthesizer, WorkerHint, worker_hint
 from videodub.plugins import (
     Implementation,
     Registry,
@@ -42,14 +44,6 @@ LONG_TEXT = ("Hello there, and welcome to a much longer sentence that takes seve
 # Enough speed-up that any voice that honours tts_rate is clearly shorter, within what
 # align asks for in practice (profiles allow up to 1.5).
 FAST_RATE = 1.5
-
-
-def read_mono(path: str | Path) -> tuple[np.ndarray, int]:
-    """A clip as float64 mono samples and its sample rate."""
-    import soundfile
-
-    audio, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
-    return audio.mean(axis=1), rate
 
 
 def median_f0(audio: np.ndarray, rate: int, fmin: float = 60.0, fmax: float = 500.0) -> float:
@@ -108,29 +102,6 @@ def registry_with(plugins: list[Any] | tuple[Any, ...] = ()) -> Registry:
     return collect(pm)
 
 
-def compose_job(overrides: list[str], registry: Registry) -> Any:
-    """Compose and validate command-line overrides against ``registry``'s implementations
-    (``videodub.api.compose_job`` uses the installed ones only). Returns a ``JobConfig``;
-    raises VideodubError with the one-line message the command line would print."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    from videodub.config import one_line, validate
-    from videodub.plugins import register_configs
-
-    register_configs(registry)
-    if GlobalHydra.instance().is_initialized():
-        GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="videodub.conf", version_base="1.3"):
-        try:
-            cfg = compose(config_name="config", overrides=list(overrides))
-        except (HydraException, OmegaConfBaseException) as exc:
-            raise VideodubError(one_line(exc)) from exc
-        return validate(cfg)
-
-
 class TTSSuite:
     """Tests every tts implementation should pass; subclass it and set the attributes."""
 
@@ -163,7 +134,10 @@ class TTSSuite:
         return self.implementation().config(**{**self.overrides, **extra})
 
     def synthesizer(self, **extra: Any) -> Synthesizer:
-        return self.implementation().create(self.options(**extra))
+        """Created as a job creates it: with a scope that carries the registry."""
+        registry = self.registry()
+        impl = registry.get("tts", self.impl_name)
+        return impl.create(impl.config(**{**self.overrides, **extra}), JobScope(registry))
 
     def context(self, tmp_path: Path, name: str = "run") -> JobContext:
         return JobContext(tmp_path / name, self.target_lang, self.target_lang,

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from videodub.providers.usage import ProviderStats
-from videodub.stats import ProcessMonitor, StageStats
+from videodub.run.stats import ProcessMonitor, StageStats
 
 
 def provider_line(p: ProviderStats) -> str:
@@ -143,6 +143,7 @@ class StageEventsDisplay(PlainDisplay):
 class RichDisplay(Display):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._swapped: list[tuple[logging.StreamHandler, TextIO]] = []
         self.console = Console(file=self.stream)
         self.live = Live(self._render(), console=self.console, refresh_per_second=4,
                          transient=False, get_renderable=self._render)
@@ -186,7 +187,7 @@ class RichDisplay(Display):
                 handler.setStream(sys.stderr)
 
     def stop(self) -> None:
-        for handler, stream in getattr(self, "_swapped", []):
+        for handler, stream in self._swapped:
             handler.setStream(stream)
         self.live.stop()
 

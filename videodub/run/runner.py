@@ -1,0 +1,261 @@
+"""Runs one dubbing job: builds its stages, checks them, runs them as streaming threads,
+and leaves the outputs and the report in the run folder.
+
+Every stage runs in its own thread (``stages.py``); segments move between them through
+bounded pipes (``streams.py``), so the first line can be synthesized while later ones are
+still being transcribed. The first failure cancels the job: pipes stop, ffmpeg children are
+killed, and what was completed (subtitles, cached transcripts, translations and clips) stays
+on disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from videodub.config import JobConfig
+from videodub.errors import Cancelled
+from videodub.machine import Machine
+from videodub.media import write_json_atomic
+from videodub.model import STAGES, CallsProvider, JobContext, JobScope, Segment, worker_hint
+from videodub.plugins import Registry
+from videodub.providers.usage import Estimate, ProviderStats
+from videodub.run.cache import Cache, with_cache
+from videodub.run.display import Display, make_display
+from videodub.run.outputs import Outputs
+from videodub.run.preflight import preflight
+from videodub.run.report import JobRecord, build_report
+from videodub.run.stages import Pipeline
+from videodub.run.stats import ProcessMonitor, StageStats
+from videodub.run.workers import plan_workers
+
+log = logging.getLogger(__name__)
+# Set once any stage thread has started in this process (see ``stage_threads_started``).
+_STAGES_STARTED = threading.Event()
+
+
+def stage_threads_started() -> bool:
+    """Whether a job's stages have run in this process: native libraries they loaded may
+    still have worker threads winding down, which interpreter teardown does not survive."""
+    return _STAGES_STARTED.is_set()
+
+
+@dataclass
+class RunResult:
+    video: Path | None  # None for a dry run
+    report: dict[str, Any]
+    segments: list[Segment]
+
+
+class Runner:
+    """Runs a validated :class:`JobConfig` into ``run_dir`` with the implementations of
+    ``registry`` (the one the job was composed from)."""
+
+    def __init__(self, job: JobConfig, run_dir: Path, registry: Registry,
+                 display: str | None = None) -> None:
+        self.job = job
+        self.run_dir = Path(run_dir)
+        self.registry = registry
+        self.display_mode = display or job.runner.display.value
+        self.machine = Machine.detect()
+        self.stats = {stage: StageStats(stage, impl=job.stages[stage].impl) for stage in STAGES}
+        self.stats["transcribe"].unit = "s"
+        self.stats["translate"].pooled = self.stats["tts"].pooled = True
+        self.scope = JobScope(registry)
+        self.ctx: JobContext | None = None
+        self.pipeline: Pipeline | None = None
+        self.errors: list[BaseException] = []
+        self.monitor: ProcessMonitor | None = None
+        self.display: Display | None = None
+        self.providers: list[ProviderStats] = []
+        self.estimate: Estimate | None = None
+        self.preflight_s: float | None = None
+
+    def _create_stages(self) -> dict[str, Any]:
+        stages = {stage: self.registry.get(stage, opts.impl).create(opts, self.scope)
+                  for stage, opts in self.job.stages.items()}
+        self.providers = [obj.provider_stats for obj in stages.values()
+                          if isinstance(obj, CallsProvider)]
+        return stages
+
+    def _preflight(self, stages: dict[str, Any], ctx: JobContext) -> None:
+        self.preflight_s, self.estimate = preflight(stages, ctx, self.job.input, self.job.prices)
+
+    def dry_run(self) -> RunResult:
+        """Check the job and estimate its cost without running it or writing a run folder."""
+        try:
+            stages = self._create_stages()
+            with tempfile.TemporaryDirectory(prefix="videodub-dry-run-") as tmp:
+                self.ctx = JobContext(Path(tmp), self.job.target_lang, self.job.source_lang)
+                self._preflight(stages, self.ctx)
+        finally:
+            self.scope.close()
+        est = self.estimate or Estimate([])
+        report = {"status": "dry_run", "preflight_s": round(self.preflight_s or 0, 3),
+                  "estimate": est.as_report(), "summary": est.summary()}
+        return RunResult(video=None, report=report, segments=[])
+
+    def _plan(self, stage: str, obj: Any, pending: int | None = None) -> int:
+        plan = plan_workers(worker_hint(obj), self.machine,
+                            configured=self.job.stages[stage].workers,
+                            runner_cap=self.job.runner.max_workers, pending_items=pending)
+        self.stats[stage].workers = plan.workers
+        self.stats[stage].worker_reason = plan.reason
+        log.info("%s: %d workers (%s)", stage, plan.workers, plan.reason)
+        return plan.workers
+
+    def _finish(self, st: StageStats) -> None:
+        if self.monitor is not None:
+            self.monitor.sample()  # charge the stage's last child process to it
+        st.finish()
+
+    def _thread(self, name: str, target: Callable[[], None]) -> threading.Thread:
+        def body() -> None:
+            try:
+                target()
+            except Cancelled:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                self.errors.append(exc)
+                assert self.ctx is not None
+                self.ctx.cancel_event.set()
+                self.ctx.kill_processes()
+
+        t = threading.Thread(target=body, name=f"videodub-{name}", daemon=True)
+        _STAGES_STARTED.set()
+        t.start()
+        return t
+
+    # -- the job -----------------------------------------------------------------------
+    def run(self) -> RunResult:
+        job = self.job
+        if job.dry_run:
+            return self.dry_run()
+        # A stage that cannot start (missing subtitle file, bad option) fails before anything
+        # is written.
+        try:
+            stages = self._create_stages()
+        except BaseException:
+            self.scope.close()
+            raise
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cache = Cache(Path(job.cache_dir).resolve() if job.cache else None)
+        ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
+                                    cache_dir=cache.root, verbose=job.verbose)
+        outputs = Outputs(self.run_dir, job.input, job.keep_work)
+        monitor = self.monitor = ProcessMonitor(list(self.stats.values()))
+        display = self.display = make_display(
+            self.display_mode, list(self.stats.values()), monitor,
+            minimal=job.runner.minimal_logging, providers=self.providers)
+        started_at = dt.datetime.now(dt.timezone.utc)
+        t0 = time.monotonic()
+        monitor.start()
+        display.start()
+        status = "failed"
+        video: Path | None = None
+        try:
+            video = self._run_stages(stages, cache, ctx, outputs)
+            status = "ok"
+        except KeyboardInterrupt:
+            status = "cancelled"
+            ctx.cancel_event.set()
+            ctx.kill_processes()
+            raise
+        except Cancelled:
+            status = "cancelled"
+            raise
+        except BaseException as exc:
+            if not self.errors:  # raised here (preflight), not by a stage thread
+                self.errors.append(exc)
+            ctx.cancel_event.set()
+            ctx.kill_processes()
+            raise
+        finally:
+            monitor.stop()
+            display.stop()
+            self.scope.close()
+            report = self._report(status, started_at, time.monotonic() - t0, outputs)
+            write_json_atomic(self.run_dir / "report.json", report)
+            if status == "ok":
+                display.summary()
+                if not job.keep_work:
+                    shutil.rmtree(ctx.work_dir, ignore_errors=True)
+            else:
+                # Intermediate media is only useful to a finished job; completed work
+                # (subtitles, cached transcripts and clips) stays.
+                shutil.rmtree(ctx.work_dir, ignore_errors=True)
+        assert video is not None
+        return RunResult(video=video, report=report, segments=self._segments(self.pipeline))
+
+    def _run_stages(self, stages: dict[str, Any], cache: Cache, ctx: JobContext,
+                    outputs: Outputs) -> Path:
+        job = self.job
+        self._preflight(stages, ctx)
+        if self.estimate is not None and self.estimate.paid:
+            log.info("%s", self.estimate.summary())
+            if self.display_mode != "quiet":
+                assert self.display is not None
+                self.display.message(self.estimate.summary())
+
+        def transcript_reused() -> None:
+            self.stats["transcribe"].cached = True
+
+        pipeline = self.pipeline = Pipeline(
+            stages=with_cache(stages, job.stages, cache, job.source_lang, transcript_reused),
+            ctx=ctx, input_path=job.input, target_lang=job.target_lang,
+            source_lang=job.source_lang, stats=self.stats, outputs=outputs,
+            plan=lambda stage, pending=None: self._plan(stage, stages[stage], pending),
+            finish=self._finish, queue_size=job.runner.queue_size)
+        self._join([self._thread(name, body) for name, body in pipeline.streaming_stages()], ctx)
+        self._join([self._thread("mux", pipeline.mux)], ctx)
+        outputs.write_segments(pipeline.target_segments, ctx.source_lang, job.target_lang,
+                               ctx.work_dir)
+        return outputs.paths["video"]
+
+    def _join(self, threads: list[threading.Thread], ctx: JobContext) -> None:
+        """Wait for the threads; the main thread stays responsive to Ctrl-C."""
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.05)
+                if self.errors:
+                    break
+        except KeyboardInterrupt:
+            ctx.cancel_event.set()
+            ctx.kill_processes()
+            deadline = time.monotonic() + 0.8
+            for t in threads:
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+            raise
+        if self.errors:
+            ctx.cancel_event.set()
+            ctx.kill_processes()
+            deadline = time.monotonic() + 2.0
+            for t in threads:
+                t.join(timeout=max(0.0, deadline - time.monotonic()))
+            raise self.errors[0]
+
+    @staticmethod
+    def _segments(pipeline: Pipeline | None, source: bool = False) -> list[Segment]:
+        if pipeline is None:
+            return []
+        return pipeline.source_segments if source else pipeline.target_segments
+
+    def _report(self, status: str, started_at: dt.datetime, wall: float,
+                outputs: Outputs) -> dict[str, Any]:
+        assert self.monitor is not None
+        return build_report(JobRecord(
+            job=self.job, registry=self.registry, machine=self.machine, status=status,
+            started_at=started_at, wall_s=wall, monitor=self.monitor, stats=self.stats,
+            ctx=self.ctx, source_segments=self._segments(self.pipeline, source=True),
+            target_segments=self._segments(self.pipeline), providers=self.providers,
+            outputs=outputs.names(), errors=self.errors, preflight_s=self.preflight_s,
+            estimate=self.estimate))
