@@ -1,4 +1,5 @@
-"""Throwaway stage plugins for the runner tests, registered in code (nothing is installed).
+"""Throwaway stage plugins for the runner tests (``integration/test_runner.py``, and the
+Ctrl-C test in ``e2e/test_interrupt.py``), registered in code (nothing is installed).
 
 ``FakeStages`` registers a transcriber, a translator, a tts and a recording mixer whose
 behaviour is set from the command line like any plugin's (``transcribe.segments=200``,

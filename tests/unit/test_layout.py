@@ -106,7 +106,8 @@ def test_the_core_names_no_provider():
                         and m.rpartition(".")[2] not in ("aio", "limits", "usage", "secrets")]
     assert provider_modules, "expected provider modules under videodub/providers"
     for mod in core_modules():
-        assert not GRAPH[mod] & set(provider_modules), f"{mod} imports {GRAPH[mod] & set(provider_modules)}"
+        named = GRAPH[mod] & set(provider_modules)
+        assert not named, f"{mod} imports {named}"
         path = PACKAGE.parent / (mod.replace(".", "/") + ".py")
         if not path.exists():
             path = PACKAGE.parent / mod.replace(".", "/") / "__init__.py"

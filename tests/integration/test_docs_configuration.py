@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 import pytest
+from conftest import PROJECT_ROOT
 
 from videodub.config import RunnerConfig, VideodubConfig
 from videodub.model import STAGES
 from videodub.plugins import collect, plugin_distribution
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = PROJECT_ROOT / "docs"
 CONFIG_DOC = (DOCS / "configuration.md").read_text(encoding="utf-8")
 PROFILE_DOC = (DOCS / "profiles.md").read_text(encoding="utf-8")
 BUILTIN = "videodub"
@@ -56,7 +56,7 @@ def test_every_builtin_option_is_documented():
 def test_profiles_table_covers_what_profiles_set():
     from omegaconf import OmegaConf
 
-    conf = Path(__file__).resolve().parents[1] / "videodub" / "conf" / "profile"
+    conf = PROJECT_ROOT / "videodub" / "conf" / "profile"
     for path in conf.glob("*.yaml"):
         data = OmegaConf.to_container(OmegaConf.load(path))
         data.pop("defaults", None)

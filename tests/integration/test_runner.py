@@ -10,30 +10,19 @@ and a wrong runner cannot pass it.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from videodub.api import compose_job
-from videodub.errors import Cancelled, VideodubError
-from videodub.model import JobContext
-from videodub.plugins import collect, make_plugin_manager, register_configs
-from videodub.run.runner import Runner
-from videodub.run.streams import ordered_pool
-from videodub.testing.samples import ENGLISH_TALK, make_talk
-from videodub.run.stats import StageStats
-from videodub.subtitles import read_cues
-
 from helpers_runner import FakeStages, Recorder, register_builtins_and_fakes
 
-HELPER = Path(__file__).with_name("helpers_runner.py")
-DEADLOCK_BREAKER = 5.0  # seconds; only reached when the behaviour under test is broken
+from videodub.api import compose_job
+from videodub.errors import VideodubError
+from videodub.plugins import collect, make_plugin_manager, register_configs
+from videodub.run.runner import Runner
+from videodub.subtitles import read_cues
+from videodub.testing.samples import ENGLISH_TALK, make_talk
 
 
 @pytest.fixture(scope="module")
@@ -226,139 +215,3 @@ def test_a_stage_that_cannot_start_leaves_nothing_behind(registry, fakes, fake_i
     with pytest.raises(VideodubError, match="subtitle file not found"):
         Runner(job, run_dir, registry=registry, display="quiet").run()
     assert not (run_dir / "work").exists()
-
-
-def test_ctrl_c_exits_130_and_keeps_completed_work(tmp_path):
-    long_talk = tmp_path / "long.mp4"
-    make_talk(long_talk, min_duration=30.0)
-    run_dir, cache_dir = tmp_path / "run", tmp_path / "cache"
-    source_srt = run_dir / "long.en.srt"
-    cmd = [sys.executable, str(HELPER), f"input={long_talk}", "target_lang=es", "profile=speed",
-           "transcribe=fake", "transcribe.segments=12", "translate=fake", "tts=fake",
-           "tts.workers=1", "tts.block_after=2", f"cache_dir={cache_dir}",
-           f"hydra.run.dir={run_dir}", "runner.display=quiet"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        # The fake tts hangs after two clips, so the job is still running when these appear.
-        deadline = time.monotonic() + 120
-        while not (source_srt.is_file() and list(cache_dir.glob("clips/*.wav"))):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the job never got going"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130, err
-    error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
-    assert len(error_lines) == 1, err
-    assert "interrupted" in error_lines[0]
-    assert out.strip() == ""  # no video path is printed
-    assert source_srt.is_file()
-    assert len(list(cache_dir.glob("clips/*.wav"))) >= 1
-    assert not list(run_dir.rglob("*.mp4*"))
-    assert not (run_dir / "work").exists()  # intermediate audio of an unfinished job goes
-    report = json.loads((run_dir / "report.json").read_text())
-    assert report["status"] == "cancelled"
-    assert report["error"] is None
-
-
-# -- ordered_pool ----------------------------------------------------------------------
-
-def _ctx(tmp_path: Path) -> JobContext:
-    return JobContext(tmp_path, "en", "en")
-
-
-def test_ordered_pool_keeps_input_order(tmp_path):
-    ctx = _ctx(tmp_path)
-    released = {i: threading.Event() for i in range(6)}
-
-    def work(i: int) -> int:
-        # Each item waits for the one after it: they finish in reverse order.
-        if i < 5:
-            released[i + 1].wait(DEADLOCK_BREAKER)
-        released[i].set()
-        return i * 10
-
-    assert list(ordered_pool(work, range(6), 6, ctx, StageStats("t"), "t")) == [
-        0, 10, 20, 30, 40, 50]
-
-
-def test_ordered_pool_stops_at_the_first_error(tmp_path):
-    ctx = _ctx(tmp_path)
-    seen = []
-
-    def work(i: int) -> int:
-        if i == 2:
-            raise ValueError("item 2")
-        return i
-
-    with pytest.raises(ValueError, match="item 2"):
-        for value in ordered_pool(work, range(10), 2, ctx, StageStats("t"), "t"):
-            seen.append(value)
-    assert seen == [0, 1]
-
-
-def test_ordered_pool_gives_up_when_cancelled(tmp_path):
-    ctx = _ctx(tmp_path)
-    gate = threading.Event()
-
-    def work(i: int) -> int:
-        gate.wait(DEADLOCK_BREAKER)
-        return i
-
-    results = ordered_pool(work, range(4), 2, ctx, StageStats("t"), "t")
-    threading.Timer(0.2, ctx.cancel_event.set).start()
-    with pytest.raises(Cancelled):
-        next(results)
-    gate.set()
-
-
-def test_ordered_pool_yields_a_result_before_asking_for_the_next_item(tmp_path):
-    ctx = _ctx(tmp_path)
-    asked_for_next, first_out = threading.Event(), threading.Event()
-    waited_in_vain = []
-
-    def items() -> Iterator[int]:
-        yield 0
-        asked_for_next.set()
-        # An upstream stage that is still working: the next item comes much later.
-        if not first_out.wait(DEADLOCK_BREAKER):
-            waited_in_vain.append(True)
-        yield 1
-
-    def work(i: int) -> int:
-        if i == 0:  # still running when the pool goes back to the upstream for more
-            asked_for_next.wait(DEADLOCK_BREAKER)
-        return i
-
-    for value in ordered_pool(work, items(), 2, ctx, StageStats("t"), "t"):
-        if value == 0:
-            first_out.set()
-    assert waited_in_vain == []
-
-
-def test_ordered_pool_reports_a_failure_while_the_upstream_is_still_working(tmp_path):
-    ctx = _ctx(tmp_path)
-    asked_for_next, failure_seen = threading.Event(), threading.Event()
-    waited_in_vain = []
-
-    def items() -> Iterator[int]:
-        yield 0
-        asked_for_next.set()
-        if not failure_seen.wait(DEADLOCK_BREAKER):
-            waited_in_vain.append(True)
-        yield 1
-
-    def work(i: int) -> int:
-        asked_for_next.wait(DEADLOCK_BREAKER)  # fails only once the pool is back upstream
-        raise ValueError(f"item {i}")
-
-    results = ordered_pool(work, items(), 2, ctx, StageStats("t"), "t")
-    with pytest.raises(ValueError, match="item 0"):
-        next(results)
-    failure_seen.set()
-    assert waited_in_vain == []

@@ -1,60 +1,38 @@
-"""The OpenAI stages end to end against the loopback server, through the real ``openai`` SDK.
+"""The OpenAI stages through the command line, against the loopback server.
 
 A paid provider must be checked before it is used, must say what a run will cost before it
-spends anything, must never write its key anywhere, must split audio that OpenAI would
-refuse, and must stop spending the moment it is interrupted. Each of those is a promise to
-the user that a unit test of one function cannot keep, so these tests run the command line
-(or the transcriber on its own, when only it matters) against a
+spends anything, must never write its key anywhere, and must stop spending the moment it is
+interrupted. Each of those is a promise to the user that a unit test of one function cannot
+keep, so these tests run ``python -m videodub`` against a
 :class:`~videodub.testing.loopback.LoopbackServer` on 127.0.0.1 and look at what the server saw
-and what the run left behind.
+and what the run left behind. How the transcriber cuts long audio is in
+``integration/test_transcribe_openai.py``; retries, rate limits and batch repair inside a job
+are in ``integration/test_openai_translate_tts.py``.
 
 Servers are started per test or per module (one listening thread each); runs that several
-tests read are module-scoped. All media is synthesized: the talks from conftest, tone bursts
-with numpy.
+tests read are module-scoped. All media is synthesized: the talks from conftest.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import imageio_ffmpeg
-import numpy as np
 import pytest
-import soundfile
-from conftest import (
-    TEST_KEY,
-    TEST_KEY_ENV,
-    CliRun,
-    RunCli,
-    Talk,
-    cli_env,
-    openai_overrides,
-    started_servers,
-)
+from conftest import TEST_KEY, TEST_KEY_ENV, Talk, openai_overrides, started_servers
 
-from videodub.builtin.transcribe_openai import (
-    OpenAITranscribeOptions,
-    OpenAITranscriber,
-)
-from videodub.errors import Cancelled
-from videodub.testing.loopback import OPENAI_UPLOAD_LIMIT, LoopbackServer
-from videodub.model import JobContext, MediaInfo
-from videodub.providers import aio
-from videodub.providers.openai_api import OpenAIOptions, OpenAIProvider
+from videodub.testing.loopback import LoopbackServer
+
+from .conftest import CliRun, RunCli, cli_env
 
 KEY_ENV = {TEST_KEY_ENV: TEST_KEY}
-RATE = 16_000
 # One key the loopback servers here never accept: a failing run must not leak it either.
 WRONG_KEY = "sk-wrong-0d9c8b7a6f5e4d3c2b1a"
 # Doubtful lines for the transcriber's script: "~" low log-probability, "%" repetitive.
@@ -114,59 +92,6 @@ def audio_streams(path: Path) -> list[str]:
 
     with av.open(str(path)) as container:
         return [s.metadata.get("language", "") for s in container.streams.audio]
-
-
-# -- tone bursts -----------------------------------------------------------------------------
-
-
-def burst_times(total_s: float, seed: int, shortest: float = 0.8,
-                longest: float = 6.0) -> list[tuple[float, float]]:
-    """Bursts of varying length, 0.6-1.5 s apart, on whole samples, filling ``total_s``."""
-    rng = np.random.default_rng(seed)
-    bursts: list[tuple[float, float]] = []
-    t = 0.7
-    while True:
-        end = t + rng.uniform(shortest, longest)
-        if end > total_s - 0.7:
-            return bursts
-        bursts.append((round(t * RATE) / RATE, round(end * RATE) / RATE))
-        t = end + rng.uniform(0.6, 1.5)
-
-
-def write_bursts(path: Path, bursts: list[tuple[float, float]], total_s: float) -> Path:
-    """16 kHz mono 16-bit WAV: harmonic tones at ``bursts`` over a -80 dBFS noise floor."""
-    rng = np.random.default_rng(1)
-    audio = (rng.standard_normal(int(total_s * RATE)) * 1e-4).astype(np.float32)
-    for k, (start, end) in enumerate(bursts):
-        a, b = round(start * RATE), round(end * RATE)
-        t = np.arange(b - a) / RATE
-        pitch = 120 + 15 * (k % 5)
-        audio[a:b] += (0.25 * np.sin(2 * np.pi * pitch * t) + 0.1 * np.sin(4 * np.pi * pitch * t))
-    soundfile.write(str(path), audio, RATE, subtype="PCM_16")
-    return path
-
-
-def transcribe_file(wav: Path, work: Path, server: LoopbackServer,
-                    **options: Any) -> tuple[list[Any], JobContext]:
-    """Run only the OpenAI transcriber on ``wav`` (as ingest's speech track) against ``server``."""
-    work.mkdir(parents=True, exist_ok=True)
-    ctx = JobContext(work, "es", "en")
-    media = MediaInfo(path=wav, duration=soundfile.info(str(wav)).duration, has_video=False,
-                      audio_streams=1, audio_codec="pcm_s16le", video_codec=None,
-                      speech_audio=wav, full_audio=wav)
-    opts = OpenAITranscribeOptions(base_url=server.base_url, api_key_env=TEST_KEY_ENV,
-                                   retry_base_s=0.02, retry_max_s=0.2, **options)
-    return list(OpenAITranscriber(opts).transcribe(media, ctx)), ctx
-
-
-def assert_matches_bursts(segments: list[Any], bursts: list[tuple[float, float]],
-                          tolerance: float = 0.1) -> None:
-    assert len(segments) == len(bursts)
-    for seg, (start, end) in zip(segments, bursts):
-        assert abs(seg.start - start) <= tolerance and abs(seg.end - end) <= tolerance, (
-            f"segment {seg.start:.3f}-{seg.end:.3f} for the burst {start:.3f}-{end:.3f}")
-    for before, after in itertools.pairwise(segments):
-        assert before.end <= after.start
 
 
 # -- the whole pipeline ----------------------------------------------------------------------
@@ -263,54 +188,53 @@ def test_exhausted_retries_fail_in_one_line_and_leave_no_key(run_cli, short_talk
     assert_no_secret(run, TEST_KEY)
 
 
-# -- the 25 MiB upload limit -----------------------------------------------------------------
+# -- a failing translation, and keys, with the four-line talk ------------------------------
 
 
-def test_audio_over_25_mib_is_sent_in_parallel_chunks_cut_at_silences(tmp_path, server_factory):
-    total = 14.5 * 60
-    bursts = burst_times(total, seed=3)
-    wav = write_bursts(tmp_path / "long.wav", bursts, total)
-    assert wav.stat().st_size > OPENAI_UPLOAD_LIMIT
-    # Latency keeps each request open long enough that parallel requests must overlap.
-    server = server_factory(latency={"transcriptions": 1.0})
-    # max_chunk_s=0: only the upload limit cuts.
-    segments, ctx = transcribe_file(wav, tmp_path / "run", server, upload_format="wav",
-                                    max_chunk_s=0.0)
+def test_exhausted_retries_fail_the_run_with_one_line(loopback, four_lines, run_cli):
+    loopback.faults.push("chat", "500", "500", "500")
+    run = run_cli(f"input={four_lines.path}", "target_lang=es", *openai_overrides(loopback),
+                  "translate.max_retries=2")
 
-    uploads = [r for r in server.requests if r.route == "transcriptions"]
-    assert len(uploads) >= 2
-    assert all(r.status == 200 and r.bytes_in <= OPENAI_UPLOAD_LIMIT for r in uploads), uploads
-    assert sum(r.detail["audio_s"] for r in uploads) == pytest.approx(total, abs=0.1)
-    assert_matches_bursts(segments, bursts)
-    assert [s.id for s in segments] == list(range(len(segments)))
-    assert len({s.extra["chunk"] for s in segments}) == len(uploads)
-
-    note = next(n for n in ctx.notes if "chunks cut at silences" in n)
-    cuts = [float(x) for x in re.search(r"\(([\d., ]+) s\)", note).group(1).split(", ")]
-    assert len(cuts) == len(uploads) - 1
-    gaps = list(zip([end for _, end in bursts], [start for start, _ in bursts[1:]]))
-    for cut in cuts:  # printed to 0.1 s
-        assert any(a - 0.05 <= cut <= b + 0.05 for a, b in gaps), f"cut at {cut} s is not in a silence"
-
-    assert max(r.started for r in uploads) < min(r.finished for r in uploads)
-    assert server.stats()["transcriptions"]["max_in_flight"] >= 2
+    assert run.returncode == 2, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    message = run.error_lines[0]
+    assert message.startswith("error: translate:") and "3 attempts" in message and "500" in message
+    assert loopback.stats()["chat"]["status"] == {"500": 3}
+    assert not list(run.run_dir.glob("*.es.mp4"))
+    report = run.report()
+    assert report["status"] == "failed"
+    assert report["providers"]["translate"]["retries"] == 2
 
 
-def test_max_chunk_s_gives_the_segments_of_one_upload(tmp_path, server_factory):
-    total = 40.0
-    bursts = burst_times(total, seed=5, longest=4.0)
-    wav = write_bursts(tmp_path / "short.wav", bursts, total)
-    server = server_factory()
-    whole, _ = transcribe_file(wav, tmp_path / "whole", server)
-    assert routes(server).count("transcriptions") == 1
-    server.reset()
-    chunked, _ = transcribe_file(wav, tmp_path / "chunked", server, max_chunk_s=10.0)
-    assert routes(server).count("transcriptions") >= 4
-    assert len({s.extra["chunk"] for s in chunked}) >= 4
-    assert_matches_bursts(whole, bursts)
-    assert_matches_bursts(chunked, bursts)
-    for a, b in zip(whole, chunked):
-        assert abs(a.start - b.start) <= 0.05 and abs(a.end - b.end) <= 0.05
+def test_wrong_key_fails_in_one_line_without_showing_it(loopback, four_lines, run_cli):
+    run = run_cli(f"input={four_lines.path}", "target_lang=es", *openai_overrides(loopback),
+                  env={TEST_KEY_ENV: WRONG_KEY})
+
+    assert run.returncode == 2, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    assert f"${TEST_KEY_ENV}" in run.error_lines[0] and "401" in run.error_lines[0]
+    assert loopback.stats()["speech"]["requests"] == 0  # stopped at the preflight
+    for secret in (WRONG_KEY, TEST_KEY):
+        assert secret not in run.stdout + run.stderr
+        for path in run.run_dir.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+
+
+def test_unset_key_for_openai_fails_before_any_work(four_lines, run_cli):
+    variable = "VIDEODUB_TEST_ABSENT_KEY"
+    assert variable not in os.environ
+    run = run_cli(f"input={four_lines.path}", "target_lang=es", "translate=openai",
+                  f"translate.api_key_env={variable}", "transcribe=openai",
+                  f"transcribe.api_key_env={variable}", env={"OPENAI_BASE_URL": ""})
+
+    assert run.returncode == 2, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    assert f"${variable} is not set" in run.error_lines[0]
+    assert run.media_files() == []
+    stages = run.report()["stages"]
+    assert all(stages[name]["done"] == 0 for name in ("ingest", "transcribe", "translate")), stages
 
 
 # -- doubtful segments and server rate limits --------------------------------------------------
@@ -353,8 +277,8 @@ def test_unset_key_for_openai_names_the_variable_and_the_alternatives(run_cli, s
 
 def test_unreachable_base_url_is_named(run_cli, short_talk):
     run = run_cli(f"input={short_talk.path}", "target_lang=es", "transcribe=openai",
-                  "transcribe.base_url=http://127.0.0.1:1/v1", f"transcribe.api_key_env={TEST_KEY_ENV}",
-                  env=KEY_ENV)
+                  "transcribe.base_url=http://127.0.0.1:1/v1",
+                  f"transcribe.api_key_env={TEST_KEY_ENV}", env=KEY_ENV)
     assert_preflight_failure(run, "cannot reach http://127.0.0.1:1/v1", "transcribe.base_url")
 
 
@@ -460,37 +384,3 @@ def test_ctrl_c_while_speech_is_requested_stops_spending(talk, tmp_path, server_
     assert (run_dir / "report.json").read_text().count('"status": "cancelled"') == 1
 
 
-def test_aio_run_cancels_a_request_in_flight(server_factory):
-    server = server_factory(latency={"chat": 30.0})
-    provider = OpenAIProvider("translate", OpenAIOptions(base_url=server.base_url,
-                                                         api_key_env=TEST_KEY_ENV),
-                              "chat", "gpt-4o-mini")
-    cancel = threading.Event()
-    abandoned = threading.Event()
-
-    async def chat() -> Any:
-        try:
-            return await provider.request(
-                lambda client: client.chat.completions.with_raw_response.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}]),
-                lambda raw: raw.parse(), what="a chat")
-        except asyncio.CancelledError:
-            abandoned.set()
-            raise
-
-    def cancel_when_sent() -> None:
-        while server.stats()["chat"]["max_in_flight"] < 1 and not cancel.is_set():
-            time.sleep(0.02)
-        cancel.set()
-
-    watcher = threading.Thread(target=cancel_when_sent, daemon=True)
-    watcher.start()
-    try:
-        with pytest.raises(Cancelled):
-            aio.run(chat(), cancel)
-        # Raised while the server still held the request: nothing was answered.
-        assert [r for r in server.requests if r.route == "chat"] == []
-        assert abandoned.wait(5), "the request kept running on the provider loop"
-    finally:
-        cancel.set()
-        watcher.join()

@@ -1,4 +1,5 @@
-"""Subtitle files (read, write) and translate=subtitles, which matches cues to speech by time."""
+"""translate=subtitles: a given subtitle file's cues matched to the transcript's speech by
+time (one cue per line, a cue over two lines, two cues over one line, cues over silence)."""
 
 from __future__ import annotations
 
@@ -10,30 +11,6 @@ import pytest
 from videodub.builtin.translate_subtitles import SubtitleTranslator
 from videodub.errors import VideodubError
 from videodub.model import JobContext, Segment
-from videodub.subtitles import Cue, read_cues, write_srt
-
-SRT = """\
-1
-00:00:01,000 --> 00:00:02,500
-Hola a todos.
-
-2
-00:00:03,000 --> 00:00:04,250
-Esta es una
-prueba.
-"""
-
-VTT = """\
-WEBVTT
-
-00:00:01.000 --> 00:00:02.500
-Hola a todos.
-
-intro
-00:03.000 --> 00:04.250
-Esta es una
-prueba.
-"""
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -42,86 +19,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-EXPECTED = [Cue(1.0, 2.5, "Hola a todos."), Cue(3.0, 4.25, "Esta es una prueba.")]
-
-
-def test_reads_srt(tmp_path):
-    assert read_cues(write(tmp_path, "es.srt", SRT)) == EXPECTED
-
-
-def test_reads_webvtt_with_and_without_hours(tmp_path):
-    assert read_cues(write(tmp_path, "es.vtt", VTT)) == EXPECTED
-
-
-def test_webvtt_is_recognised_by_its_header_whatever_the_suffix(tmp_path):
-    assert read_cues(write(tmp_path, "es.txt", VTT)) == EXPECTED
-
-
-def test_srt_with_byte_order_mark_and_unsorted_cues(tmp_path):
-    blocks = SRT.split("\n\n")
-    path = tmp_path / "es.srt"
-    path.write_bytes(("\ufeff" + blocks[1].strip() + "\n\n" + blocks[0] + "\n").encode("utf-8"))
-    assert read_cues(path) == EXPECTED
-
-
-def test_empty_and_backwards_cues_are_dropped(tmp_path):
-    text = SRT + "\n3\n00:00:05,000 --> 00:00:06,000\n \n\n4\n00:00:08,000 --> 00:00:07,000\nOops\n"
-    assert read_cues(write(tmp_path, "es.srt", text)) == EXPECTED
-
-
-def test_missing_file(tmp_path):
-    with pytest.raises(VideodubError, match="subtitle file not found"):
-        read_cues(tmp_path / "nope.srt")
-
-
-@pytest.mark.parametrize(("name", "content", "problem"), [
-    ("garbage.srt", "this is not a subtitle file\nat all\n", "not a valid SRT/WebVTT file"),
-    ("garbage.vtt", "this is not a subtitle file\nat all\n", "not a valid SRT/WebVTT file"),
-    ("garbage.vtt", "WEBVTT\n\nno cue here\n00:00:01.000 --> whenever\nhi\n", "has no cues"),
-])
-def test_garbage_file(tmp_path, name, content, problem):
-    with pytest.raises(VideodubError, match=problem) as exc:
-        read_cues(write(tmp_path, name, content))
-    assert str(exc.value).startswith(str(tmp_path / name))
-    assert "\n" not in str(exc.value)
-
-
-def test_binary_file(tmp_path):
-    path = tmp_path / "binary.srt"
-    path.write_bytes(b"\xff\xfe\x00\x81garbage\x00")
-    with pytest.raises(VideodubError, match="binary.srt") as exc:
-        read_cues(path)
-    assert "\n" not in str(exc.value)
-
-
-@pytest.mark.parametrize("content", ["", "\n\n", "WEBVTT\n\n"])
-def test_empty_file(tmp_path, content):
-    suffix = ".vtt" if content.startswith("WEBVTT") else ".srt"
-    with pytest.raises(VideodubError, match="has no cues"):
-        read_cues(write(tmp_path, "empty" + suffix, content))
-
-
-# -- write_srt -------------------------------------------------------------------------
-
-def test_write_srt_round_trip(tmp_path):
-    segments = [
-        Segment(0, 0.5, 1.25, "Hello there.", "Hola."),
-        Segment(1, 2.0, 3.0, "Nothing here.", "   "),  # no target text: not written
-        Segment(2, 3.333, 5.5, "Goodbye now.", "Adiós,\nhasta luego."),
-        Segment(3, 6.0, 6.0, "Blink.", "¡Ya!"),  # zero length still gets a visible cue
-    ]
-    path = write_srt(segments, tmp_path / "out.es.srt", target=True)
-    cues = read_cues(path)
-    assert [c.text for c in cues] == ["Hola.", "Adiós, hasta luego.", "¡Ya!"]
-    assert [(c.start, c.end) for c in cues] == [(0.5, 1.25), (3.333, 5.5), (6.0, 6.01)]
-    assert path.read_text(encoding="utf-8").startswith("1\n")
-
-    source = read_cues(write_srt(segments, tmp_path / "out.en.srt", target=False))
-    assert [c.text for c in source] == [s.source_text for s in segments]
-    assert not list(tmp_path.glob("*.part*"))  # written atomically, nothing left over
-
-
-# -- translate=subtitles ---------------------------------------------------------------
 
 def srt_of(cues: list[tuple[float, float, str]]) -> str:
     def stamp(t: float) -> str:

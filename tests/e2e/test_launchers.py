@@ -11,6 +11,9 @@ import pytest
 
 from videodub.testing.samples import ENGLISH_TALK, make_talk
 
+# A sweep of whole jobs, each in a new process that loads the models.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def short_talk(tmp_path_factory) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import PROJECT_ROOT
 
 import videodub
 from videodub import hookspecs
@@ -23,9 +24,8 @@ from videodub.plugins import STAGE_HOOKS, collect, make_plugin_manager
 from videodub.api import compose_job
 from videodub.testing import TTSSuite, median_f0, registry_with
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-VOICEFX = ROOT / "plugins" / "videodub-voicefx"
+DOC = (PROJECT_ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+VOICEFX = PROJECT_ROOT / "plugins" / "videodub-voicefx"
 HOOK_HEADING = re.compile(r"^### `(\w+)\(([^)]*)\)`\s*$", re.M)
 CODE_BLOCK = re.compile(r"^ *```(\w*)\n(.*?)^ *```", re.M | re.S)
 

@@ -1,0 +1,2 @@
+"""The command line in subprocesses: whole dubs, the installed wheel and plugins, interrupts,
+launchers and bad input."""

@@ -1,0 +1,1 @@
+"""Unit tests of ``videodub.builtin``: one module per built-in implementation."""

@@ -1,0 +1,1 @@
+"""Unit tests of ``videodub.providers``: the provider-neutral building blocks."""

@@ -1,0 +1,104 @@
+"""Secrets kept out of what the process writes: :func:`remember` then :func:`redact` masks a
+key, log records through a handler with the filter show ``***``, and a key that contains
+another is masked whole.
+
+The remembered secrets are process-wide and never forgotten, so each test uses its own.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from videodub.providers import secrets
+from videodub.providers.secrets import MASK, install, redact, remember
+
+
+@pytest.fixture
+def logged() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger of its own writing to a string, not passing records on to the root."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger = logging.getLogger("videodub.tests.secrets")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield logger, out
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_redact_masks_every_occurrence_once_remembered():
+    key = "sk-secrets-test-a81f0c"
+    text = f"Authorization: Bearer {key}; retry with {key}"
+    assert redact(text) == text  # not yet remembered
+    remember(f"  {key}\n")  # read from the environment with a stray newline
+    assert redact(text) == f"Authorization: Bearer {MASK}; retry with {MASK}"
+    assert redact("nothing secret here") == "nothing secret here"
+
+
+def test_a_blank_value_is_not_a_secret():
+    remember("")
+    remember("   \n")
+    assert redact("a b  c") == "a b  c"
+
+
+def test_a_longer_secret_containing_a_shorter_one_is_masked_whole():
+    short = "sk-nested-77c1"
+    remember(short)
+    remember(short + "-and-more-9e2")
+    assert redact(f"key {short}-and-more-9e2 and key {short}") == f"key {MASK} and key {MASK}"
+
+
+def test_log_records_through_a_filtered_handler_show_the_mask(logged):
+    logger, out = logged
+    key = "sk-secrets-log-5d3b7e"
+    remember(key)
+    install(logger)
+    logger.info("calling with key %s", key)  # the secret in the arguments
+    logger.info(f"calling with key {key} again")  # and in the message itself
+    logger.info("nothing to hide")
+    assert out.getvalue().splitlines() == [
+        f"calling with key {MASK}", f"calling with key {MASK} again", "nothing to hide"]
+
+
+def test_remember_puts_the_filter_on_the_root_loggers_handlers_once():
+    root = logging.getLogger()
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    root.addHandler(handler)
+    try:
+        remember("sk-secrets-root-2a9f44")
+        remember("sk-secrets-root-2a9f45")
+        install()
+        assert handler.filters.count(secrets._redactor) == 1
+        child = logging.getLogger("tests.secrets.through_root")
+        child.warning("rejected sk-secrets-root-2a9f45")
+        assert out.getvalue() == f"rejected {MASK}\n"
+    finally:
+        root.removeHandler(handler)
+
+
+def test_http_client_loggers_are_quieted_once_a_secret_is_in_play():
+    remember("sk-secrets-quiet-0b6e11")
+    for name in secrets.QUIET_LOGGERS:
+        assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
+
+
+def test_a_traceback_that_carries_the_secret_is_masked(logged):
+    logger, out = logged
+    key = "sk-secrets-traceback-0b9a44"
+    remember(key)
+    install(logger)
+    try:
+        raise RuntimeError(f"server said: bad key {key}")
+    except RuntimeError:
+        logger.exception("request failed")
+    logger.info("stack", stack_info=True)
+    text = out.getvalue()
+    assert "Traceback" in text and f"bad key {MASK}" in text
+    assert key not in text

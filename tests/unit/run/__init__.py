@@ -1,0 +1,1 @@
+"""Unit tests of ``videodub.run``: the runner's parts on their own."""

@@ -1,0 +1,161 @@
+"""ffmpeg and file helpers: atomic writes (a failed write leaves the old file and no temporary
+one), ``run_ffmpeg`` (one-line errors, cancellation), ``probe`` and ``decode_check`` on media
+generated here with the bundled ffmpeg."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from videodub.errors import Cancelled, VideodubError
+from videodub.media import (
+    atomic_path,
+    decode_check,
+    ffmpeg_exe,
+    probe,
+    run_ffmpeg,
+    write_json_atomic,
+    write_text_atomic,
+)
+from videodub.model import JobContext
+
+DEADLOCK_BREAKER = 30.0  # seconds; only reached when the behaviour under test is broken
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """2 s of a 160x120 test pattern (H.264) with a 440 Hz tone (AAC, 44.1 kHz mono)."""
+    path = tmp_path_factory.mktemp("media") / "clip.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x120:rate=10:duration=2", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=44100:duration=2", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ac", "1",
+                    "-shortest", str(path)], check=True, capture_output=True, timeout=120)
+    return path
+
+
+# -- atomic writes ---------------------------------------------------------------------
+
+def test_atomic_path_puts_the_file_in_place_only_at_the_end(tmp_path):
+    final = tmp_path / "new" / "folder" / "report.json"
+    with atomic_path(final) as tmp:
+        assert tmp.parent == final.parent and tmp != final
+        tmp.write_text("whole")
+        assert not final.exists()  # nothing under the final name until it is complete
+    assert final.read_text() == "whole"
+    assert listing(final.parent) == ["report.json"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(final.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_a_write_that_fails_midway_keeps_the_old_file_and_no_temporary_one(tmp_path):
+    final = tmp_path / "segments.json"
+    final.write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_path(final) as tmp:
+            tmp.write_text("half of the new")
+            raise RuntimeError("disk full")
+    assert final.read_text() == "old"
+    assert listing(tmp_path) == ["segments.json"]
+
+
+def test_write_text_and_json_atomic(tmp_path):
+    text = write_text_atomic(tmp_path / "out.es.srt", "1\nHola, ¿qué tal?\n")
+    assert text.read_text(encoding="utf-8") == "1\nHola, ¿qué tal?\n"
+    data = {"text": "Adiós", "n": [1, 2]}
+    path = write_json_atomic(tmp_path / "report.json", data)
+    raw = path.read_text(encoding="utf-8")
+    assert json.loads(raw) == data
+    assert "Adiós" in raw and raw.endswith("}\n")  # readable, not \u-escaped
+    assert listing(tmp_path) == ["out.es.srt", "report.json"]
+
+
+def test_text_that_cannot_be_written_keeps_the_old_file(tmp_path):
+    final = tmp_path / "talk.es.srt"
+    final.write_text("old cues")
+    with pytest.raises(UnicodeEncodeError):
+        write_text_atomic(final, "starts fine, then a lone surrogate \udcff")
+    with pytest.raises(TypeError):
+        write_json_atomic(final, {"not json": object()})
+    assert final.read_text() == "old cues"
+    assert listing(tmp_path) == ["talk.es.srt"]
+
+
+# -- ffmpeg ----------------------------------------------------------------------------
+
+def test_run_ffmpeg_returns_its_log_and_fails_in_one_line(tmp_path):
+    out = tmp_path / "tone.wav"
+    log = run_ffmpeg(["-v", "info", "-f", "lavfi", "-i", "sine=duration=0.2", str(out)])
+    assert out.is_file() and "Output #0" in log
+    missing = tmp_path / "missing.wav"
+    with pytest.raises(VideodubError) as caught:
+        run_ffmpeg(["-i", str(missing), "-f", "null", "-"], what="reading missing.wav")
+    message = str(caught.value)
+    assert message.startswith("reading missing.wav failed: ")
+    assert "No such file or directory" in message and "\n" not in message
+
+
+def test_cancelling_a_job_stops_its_ffmpeg_at_once(tmp_path):
+    ctx = JobContext(tmp_path, "es", "en")
+    outcome: list[BaseException] = []
+
+    def long_run() -> None:
+        try:
+            # An hour of silence, read in real time: it ends only when killed.
+            run_ffmpeg(["-re", "-f", "lavfi", "-i", "anullsrc", "-t", "3600", "-f", "null",
+                        "-"], ctx)
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=long_run, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + DEADLOCK_BREAKER
+    while not ctx._procs:
+        assert time.monotonic() < deadline, "ffmpeg was never tracked by the job"
+        time.sleep(0.01)
+    (proc,) = ctx._procs
+    ctx.cancel_event.set()
+    ctx.kill_processes()  # what the runner does when a job is cancelled
+    worker.join(DEADLOCK_BREAKER)
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], Cancelled)
+    assert proc.poll() is not None and not ctx._procs
+
+
+# -- probing ---------------------------------------------------------------------------
+
+def test_probe_reports_streams_and_duration(clip):
+    info = probe(clip)
+    assert "mp4" in info["format"]
+    assert info["duration"] == pytest.approx(2.0, abs=0.1)
+    video, audio = sorted(info["streams"], key=lambda s: s["type"], reverse=True)
+    assert (video["type"], video["codec"], video["width"], video["height"]) == (
+        "video", "h264", 160, 120)
+    assert (audio["type"], audio["codec"], audio["sample_rate"], audio["channels"]) == (
+        "audio", "aac", 44100, 1)
+    assert audio["duration"] == pytest.approx(2.0, abs=0.1)
+
+
+def test_probe_and_decode_check_refuse_what_is_not_media(tmp_path, clip):
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("These are notes, not a video.\n" * 20)
+    with pytest.raises(VideodubError, match="not a readable media file") as caught:
+        probe(notes)
+    assert str(caught.value).startswith(str(notes)) and "\n" not in str(caught.value)
+    decode_check(clip)  # a whole file decodes
+    with pytest.raises(VideodubError) as caught:
+        decode_check(notes)
+    assert str(caught.value).startswith("decoding notes.mp4 failed: ")
+    assert "\n" not in str(caught.value)

@@ -1,0 +1,1 @@
+"""Unit tests of ``videodub.testing``: the parts of the test tools that are plain functions."""
