@@ -12,13 +12,16 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
 from videodub.config import JobConfig, explain, validate
 from videodub.errors import VideodubError
 from videodub.plugins import Registry, installed_registry, register_configs
-from videodub.run.runner import Runner, RunResult
+
+if TYPE_CHECKING:
+    from videodub.run.runner import RunResult
 
 CONFIG_MODULE = "videodub.conf"
 CONFIG_NAME = "config"
@@ -83,9 +86,13 @@ def compose_job(overrides: Sequence[str] = (), registry: Registry | None = None)
 def dub(overrides: Sequence[str], run_dir: str | Path, registry: Registry | None = None,
         display: str = "quiet") -> RunResult:
     """Run one job into ``run_dir``; raises VideodubError for problems the user can fix."""
+    # The runner (and numpy, psutil, rich behind it) loads only when a job runs: --help and
+    # config checks stay quick.
+    from videodub.run.runner import Runner
+
     registry = registry or installed_registry()
     return Runner(compose_job(overrides, registry), Path(run_dir), registry=registry,
                   display=display).run()
 
 
-__all__ = ["compose", "compose_job", "dub", "group_options", "RunResult"]
+__all__ = ["compose", "compose_job", "dub", "group_options"]

@@ -11,10 +11,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from videodub.errors import VideodubError
-from videodub.plugins import Registry
 from videodub.providers.secrets import redact
+
+if TYPE_CHECKING:
+    from videodub.plugins import Registry
 
 # Jobs of a sweep checked before it starts; the rest are checked as they run.
 MAX_PREFLIGHT_JOBS = 16

@@ -48,7 +48,8 @@ CODES = {name: code for code, name in NAMES.items()}
 
 def name_of(code: str) -> str:
     """``es`` -> ``Spanish`` (for prompts); unknown codes are returned as given."""
-    return NAMES.get(primary(code), code).title()
+    name = NAMES.get(primary(code))
+    return name.title() if name else code
 
 
 def code_of(language: str) -> str | None:

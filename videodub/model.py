@@ -7,6 +7,7 @@ Stages exchange :class:`Segment` objects; a stage never reaches back into anothe
 from __future__ import annotations
 
 import dataclasses
+import logging
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator
@@ -270,7 +271,8 @@ class JobScope:
         self.registry = registry
         self._objects: dict[Any, Any] = {}
         self._closers: list[Any] = []
-        self._lock = threading.Lock()
+        # Re-entrant: creating one shared object may ask for another.
+        self._lock = threading.RLock()
 
     def shared(self, key: Any, create: Any, close: Any = None) -> Any:
         """The object under ``key``, made with ``create()`` on first use; ``close(obj)`` is
@@ -283,11 +285,17 @@ class JobScope:
             return self._objects[key]
 
     def close(self) -> None:
+        """Close every shared object, last created first. A closer that fails is logged and
+        the others still run: closing never replaces the job's own outcome."""
         with self._lock:
             closers, self._closers = self._closers, []
             self._objects.clear()
         for closer in reversed(closers):
-            closer()
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - see the docstring
+                logging.getLogger(__name__).warning("closing a shared object failed",
+                                                    exc_info=True)
 
 
 def worker_hint(stage_obj: Any) -> WorkerHint:

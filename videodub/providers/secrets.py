@@ -30,9 +30,18 @@ class RedactSecrets(logging.Filter):
             message = record.getMessage()
             if any(s in message for s in _secrets):
                 record.msg, record.args = redact(message), None
+            # A traceback can carry a secret too (an exception's message): format it here,
+            # masked; handlers use the text already set instead of formatting it again.
+            if record.exc_info and not record.exc_text:
+                record.exc_text = _formatter.formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = redact(record.exc_text)
+            if record.stack_info:
+                record.stack_info = redact(record.stack_info)
         return True
 
 
+_formatter = logging.Formatter()
 _redactor = RedactSecrets()
 
 

@@ -53,13 +53,14 @@ def key(*parts: Any) -> str:
 
 
 def file_fingerprint(path: Path) -> str:
-    """A fast fingerprint: size plus hashes of the first and last MiB."""
+    """A fast fingerprint: size plus hashes of the first and the last MiB (every byte of a
+    file up to 2 MiB)."""
     size = path.stat().st_size
     h = hashlib.sha256(str(size).encode())
     with path.open("rb") as f:
         h.update(f.read(1 << 20))
-        if size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
+        if size > 1 << 20:
+            f.seek(-min(1 << 20, size - (1 << 20)), os.SEEK_END)
             h.update(f.read(1 << 20))
     return h.hexdigest()[:32]
 
@@ -89,9 +90,15 @@ class Cache:
         if self.enabled:
             write_json_atomic(self._path(kind, k, ".json"), data)
 
-    def get_file(self, kind: str, k: str, suffix: str) -> Path | None:
+    def get_file(self, kind: str, k: str, suffix: str | None = None) -> Path | None:
+        """The entry's file; with no ``suffix``, whatever format it was stored in."""
         if not self.enabled:
             return None
+        if suffix is None:
+            assert self.root is not None
+            # Temporary names start with a dot, so a half-written entry is never found.
+            found = sorted((self.root / kind).glob(f"{k}.*"))
+            return found[0] if found else None
         path = self._path(kind, k, suffix)
         return path if path.exists() else None
 
@@ -164,7 +171,7 @@ class CachedSynthesizer:
 
         ck = key("clip", result_options(self.options), ctx.target_lang, segment.target_text,
                  round(segment.tts_rate, 3))
-        hit = self.cache.get_file("clips", ck, ".wav")
+        hit = self.cache.get_file("clips", ck)  # a tts may write wav, flac, mp3 ...
         if hit is not None:
             segment.audio_path = str(hit)
             segment.synth_duration = round(soundfile.info(str(hit)).duration, 4)

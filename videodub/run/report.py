@@ -47,8 +47,8 @@ def error_line(errors: list[BaseException]) -> str | None:
     """The first error as one line, secrets masked; None for a cancelled or clean job."""
     if not errors or isinstance(errors[0], Cancelled):
         return None
-    text = str(errors[0])
-    return redact(text.splitlines()[0]) if text else type(errors[0]).__name__
+    lines = [line.strip() for line in str(errors[0]).splitlines() if line.strip()]
+    return redact(lines[0]) if lines else type(errors[0]).__name__
 
 
 def job_cost(providers: dict[str, dict[str, Any]]) -> float | None:
