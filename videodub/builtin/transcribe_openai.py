@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from videodub import hookimpl
+from videodub.config import transport
 from videodub.errors import VideodubError
 from videodub.languages import code_of, primary
 from videodub.media import run_ffmpeg
@@ -59,8 +60,8 @@ class OpenAITranscribeOptions(OpenAIOptions):
     max_chunk_s: float = 600.0
     # Words and names that help recognition (Whisper's prompt).
     prompt: str = ""
-    # A whole upload can take minutes to transcribe.
-    timeout_s: float = 600.0
+    # A whole upload can take minutes to transcribe (still a transport option: not in cache keys).
+    timeout_s: float = transport(600.0)
 
     def __post_init__(self) -> None:
         if self.upload_format not in UPLOAD_FORMATS:

@@ -243,7 +243,7 @@ class OpenAIProvider:
             except (RetryableError, ValueError, openai.APIResponseValidationError) as exc:
                 # A body that is not JSON, or JSON that is not what was asked for.
                 self.stats.server_errors += 1
-                reason = f"unusable answer ({' '.join(str(exc).split())[:160]})"
+                reason = f"unusable answer ({' '.join(redact(str(exc)).split())[:160]})"
             finally:
                 self.stats.ended()
                 limiter.release(tokens, used)
@@ -335,13 +335,14 @@ def _message(exc: Any) -> str:
         err = body.get("error", body)
         message = err.get("message") if isinstance(err, dict) else str(err)
     message = message or getattr(exc, "message", "") or type(exc).__name__
-    return redact(" ".join(str(message).split())[:200])
+    # Masked before it is cut short: a cut would leave part of a long key unmasked.
+    return " ".join(redact(str(message)).split())[:200]
 
 
 def _cause(exc: BaseException) -> str:
     inner = exc.__cause__ or exc.__context__
     text = str(inner) if inner else str(exc)
-    return redact(" ".join(text.split())[:120]) or type(exc).__name__
+    return " ".join(redact(text).split())[:120] or type(exc).__name__
 
 
 def _refused(exc: BaseException) -> bool:
