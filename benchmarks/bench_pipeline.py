@@ -222,7 +222,8 @@ def ffmpeg_parts(mixed: Path, speech: Path, original: Path, folder: Path,
     from videodub.media import run_ffmpeg
 
     mix, mux = job.stages["mix"], job.stages["mux"]
-    target = f"I={mix.loudness}:TP={mix.true_peak}:LRA={mix.loudness_range}"
+    # loudnorm also takes a loudness-range target (the mixer has none): 11 LU.
+    target = f"I={mix.loudness}:TP={mix.true_peak}:LRA=11"
     both = ["-i", str(original), "-i", str(speech)]
     amix = "[0:a][1:a]amix=inputs=2:duration=first:normalize=0"
     commands = {

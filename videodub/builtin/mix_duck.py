@@ -28,8 +28,6 @@ class DuckMixOptions:
     loudness: float = -16.0
     # True-peak ceiling, dBTP.
     true_peak: float = -1.5
-    # Loudness range target for the normaliser, LU.
-    loudness_range: float = 11.0
     # Background level relative to the original, dB, applied everywhere.
     background_db: float = -4.0
     # Sidechain compressor that ducks the background while dubbed speech plays.
