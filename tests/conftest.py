@@ -16,7 +16,9 @@ Fixtures:
 - ``loopback``: a :class:`videodub.testing.loopback.LoopbackServer` on 127.0.0.1 that requires the
   key in ``$VIDEODUB_TEST_KEY`` (set for the test); ``openai_overrides(server)`` gives the
   overrides that point all three OpenAI stages at it; ``server_factory(**options)`` starts
-  servers with other options (``started_servers()`` is the same for module-scoped use).
+  servers with other options (``started_servers()`` is the same for module-scoped use);
+- ``forget_secrets`` (autouse): the secrets a test makes the process remember are forgotten
+  after it.
 
 Marker: ``@pytest.mark.needs_jfk`` skips a test, with the reason, when that file is absent
 (a fresh clone has no ``../shared``). ``slow`` is registered in pyproject.toml.
@@ -25,6 +27,7 @@ Marker: ``@pytest.mark.needs_jfk`` skips a test, with the reason, when that file
 from __future__ import annotations
 
 import contextlib
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,11 +46,43 @@ JFK_SKIP_REASON = (f"{JFK_FLAC} is absent: the shared sample media sits beside t
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         "markers", "needs_jfk: needs ../shared/media/jfk.flac; skipped where it is absent")
+    # A shell starts a background job (nohup ... &) with SIGINT ignored, and children inherit
+    # that: the Ctrl-C tests' subprocesses would never see their SIGINT. Run as a terminal
+    # would (a Python handler is reset to the default in a child, an ignored signal is not).
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_runtest_setup(item) -> None:
     if item.get_closest_marker("needs_jfk") and not JFK_FLAC.is_file():
         pytest.skip(JFK_SKIP_REASON)
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    """Repeat the shuffle's seed at the end (the header that shows it is hidden by ``-q``)."""
+    if not config.pluginmanager.hasplugin("random_order"):
+        return
+    from random_order.config import Config
+
+    order = Config(config)
+    if order.bucket_type != "none":
+        terminalreporter.write_line(f"test order: --random-order-bucket={order.bucket_type} "
+                                    f"--random-order-seed={order.seed} replays it")
+
+
+@pytest.fixture(autouse=True)
+def forget_secrets() -> Iterator[None]:
+    """The secrets a test makes the process remember (API keys read by providers, keys the
+    secrets tests remember) are forgotten after it: they are process-wide, and no test may
+    depend on what another one left behind."""
+    from videodub.providers import secrets
+
+    with secrets._lock:
+        before = set(secrets._secrets)
+    yield
+    with secrets._lock:
+        secrets._secrets.clear()
+        secrets._secrets.update(before)
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,24 @@ def test_fails_before_any_media_work(case, failed_runs):
     assert report["status"] == "failed"
     assert all(stage["items"] == 0 for stage in report["stages"].values()), report["stages"]
     assert report["job"]["media_duration_s"] is None  # ingest never ran
+
+
+def test_full_validation_stops_a_corrupt_file_before_other_work(run_cli, short_talk, tmp_path):
+    """`ingest.validation=full` (the quality profile's) decodes the whole input first: a file
+    damaged in the middle of its media data fails in one line, before transcription."""
+    data = bytearray(short_talk.path.read_bytes())
+    middle = data.find(b"mdat") + (len(data) - data.find(b"mdat")) // 2
+    data[middle:middle + 4096] = bytes((i * 197 + 91) % 256 for i in range(4096))
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(bytes(data))
+
+    run = run_cli(f"input={corrupt}", "target_lang=en", "profile=speed",
+                  "ingest.validation=full")
+
+    assert run.returncode != 0, run.describe()
+    assert len(run.error_lines) == 1, run.describe()
+    assert run.error_lines[0].startswith("error: decoding corrupt.mp4 failed: "), run.describe()
+    assert "Traceback" not in run.stderr
+    stages = run.report()["stages"]
+    assert all(stages[name]["items"] == 0 for name in stages), stages
+    assert run.media_files() == [] and not list(run.run_dir.glob("*.srt"))

@@ -1,8 +1,8 @@
 """The OpenAI stages through the command line, against the loopback server.
 
 A paid provider must be checked before it is used, must say what a run will cost before it
-spends anything, must never write its key anywhere, and must stop spending the moment it is
-interrupted. Each of those is a promise to the user that a unit test of one function cannot
+spends anything, must never write its key anywhere (not even when a server repeats it in an
+error message), and must stop spending the moment it is interrupted. Each of those is a promise to the user that a unit test of one function cannot
 keep, so these tests run ``python -m videodub`` against a
 :class:`~videodub.testing.loopback.LoopbackServer` on 127.0.0.1 and look at what the server saw
 and what the run left behind. How the transcriber cuts long audio is in
@@ -27,6 +27,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 from conftest import TEST_KEY, TEST_KEY_ENV, Talk, openai_overrides, started_servers
+from helpers_loopback import Crowd
 
 from videodub.testing.loopback import LoopbackServer
 
@@ -188,6 +189,51 @@ def test_exhausted_retries_fail_in_one_line_and_leave_no_key(run_cli, short_talk
     assert_no_secret(run, TEST_KEY)
 
 
+@pytest.mark.parametrize("fault, retries", [("400_echo_key", 0), ("500_echo_key", 1)])
+def test_a_key_the_server_echoes_is_masked_in_the_console_log_and_report(
+        loopback, four_lines, run_cli, fault, retries):
+    # A gateway that repeats the request's Authorization header in its error messages: the
+    # key really is in the text the run shows, logs and reports (a 400 at once; a 500 is
+    # logged as retried first), so only the masking keeps it out.
+    loopback.faults.push("chat", *[fault] * (retries + 1))
+    run = run_cli(f"input={four_lines.path}", "target_lang=es", *openai_overrides(loopback),
+                  f"translate.max_retries={retries}")
+
+    assert run.returncode == 2, run.describe()
+    assert loopback.stats()["chat"]["status"] == {fault[:3]: retries + 1}
+    echoed = "'Authorization: Bearer ***'"
+    assert len(run.error_lines) == 1 and echoed in run.error_lines[0], run.describe()
+    log = (run.run_dir / "videodub.log").read_text(encoding="utf-8")
+    assert echoed in log
+    if retries:
+        assert any(echoed in ln and "retry 1/1" in ln for ln in log.splitlines()), log
+    report = run.report()
+    assert report["status"] == "failed" and echoed in report["error"], report["error"]
+    assert TEST_KEY not in run.stdout + run.stderr + log + report["error"]
+    assert_no_secret(run, TEST_KEY)
+    leaks = [p for p in files_under(run.run_dir) if TEST_KEY.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def test_a_long_key_the_server_echoes_is_masked_whole(four_lines, run_cli, monkeypatch):
+    # A token far longer than an OpenAI key (a JWT, say), echoed into an error message that
+    # is cut short for display: no piece of it may show.
+    long_key = "eyJ" + "".join(f"{i:04x}" for i in range(100))
+    monkeypatch.setenv(TEST_KEY_ENV, long_key)
+    with LoopbackServer(api_key=long_key) as server:
+        server.faults.push("chat", "400_echo_key")
+        run = run_cli(f"input={four_lines.path}", "target_lang=es", *openai_overrides(server))
+
+    assert run.returncode == 2, run.describe()
+    assert server.stats()["chat"]["status"] == {"400": 1}
+    assert len(run.error_lines) == 1 and "'Authorization: Bearer ***" in run.error_lines[0]
+    pieces = [long_key[i:i + 12] for i in range(0, len(long_key) - 12, 6)]
+    texts = {"console": run.stdout + run.stderr, "report": run.report()["error"]}
+    texts.update({str(p): p.read_text("utf-8", "replace") for p in files_under(run.run_dir)})
+    shown = {name for name, text in texts.items() for piece in pieces if piece in text}
+    assert not shown, f"part of the key shows in {sorted(shown)}"
+
+
 # -- a failing translation, and keys, with the four-line talk ------------------------------
 
 
@@ -275,6 +321,30 @@ def test_unset_key_for_openai_names_the_variable_and_the_alternatives(run_cli, s
                              "transcribe.base_url=", "transcribe=faster_whisper")
 
 
+@pytest.mark.parametrize("stage", ["transcribe", "translate", "tts"])
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
+def test_credentials_in_base_url_are_refused_without_showing_them(run_cli, short_talk, stage,
+                                                                   verbose):
+    """A `base_url` with `user:password@` is refused by the config check in one line (a
+    traceback with `verbose=true`), and the password shows nowhere: not in the output, not
+    on disk."""
+    password = "pa55-in-the-url-7c1e"
+    run = run_cli(f"input={short_talk.path}", "target_lang=es", f"{stage}=openai",
+                  f"{stage}.base_url=http://someone:{password}@127.0.0.1:9/v1",
+                  f"verbose={str(verbose).lower()}")
+
+    refusal = f"{stage}: base_url must not contain credentials (user:password@)"
+    if verbose:
+        assert run.returncode != 0 and "Traceback" in run.stderr, run.describe()
+        assert f"VideodubError: {refusal}" in run.stderr, run.describe()
+    else:
+        assert run.returncode == 2, run.describe()
+        assert len(run.error_lines) == 1, run.describe()
+        assert run.error_lines[0].startswith(f"error: {refusal}"), run.describe()
+    assert password not in run.stdout + run.stderr
+    assert files_under(run.run_dir) == []
+
+
 def test_unreachable_base_url_is_named(run_cli, short_talk):
     run = run_cli(f"input={short_talk.path}", "target_lang=es", "transcribe=openai",
                   "transcribe.base_url=http://127.0.0.1:1/v1",
@@ -330,8 +400,10 @@ def test_stalled_endpoint_fails_the_check_instead_of_waiting(run_cli, short_talk
 
 
 def test_dry_run_prints_the_estimate_and_only_checks(run_cli, short_talk, server_factory):
-    # A slow model route shows whether the three checks wait for each other.
-    server = server_factory(latency={"models": 0.3})
+    # The model checks are held until all three are in flight, which checks that waited for
+    # each other never are (held at most 1.2 s: a check gives up after 1.5 s).
+    server = server_factory()
+    server.faults = Crowd("models", len(STAGE_MODELS), wait_s=1.2)
     run = run_cli(f"input={short_talk.path}", "target_lang=es", *openai_overrides(server),
                   "dry_run=true", env=KEY_ENV).check()
     summary = next(ln for ln in run.stdout.splitlines() if ln.startswith("estimated cost: $"))

@@ -26,6 +26,7 @@ import openai
 import pytest
 import soundfile
 from conftest import PROJECT_ROOT
+from helpers_loopback import Crowd
 
 from videodub.testing.loopback import (
     DEFAULT_MODELS,
@@ -481,6 +482,31 @@ def test_status_faults_answer_openai_errors_once(server: LoopbackServer, client:
     assert server.stats()["speech"]["status"] == {kind: 1, "200": 1}
 
 
+@pytest.mark.parametrize("kind,error", [("400_echo_key", openai.BadRequestError),
+                                        ("500_echo_key", openai.InternalServerError)])
+def test_key_echo_faults_repeat_the_authorization_header(kind: str, error: type) -> None:
+    with LoopbackServer(api_key=KEY) as server:
+        server.faults.push("chat", kind)
+        with pytest.raises(error) as caught:
+            make_client(server, KEY).chat.completions.create(model="gpt-4o-mini",
+                                                             messages=chat_messages(LINES))
+        assert caught.value.status_code == int(kind[:3])
+        assert f"'Authorization: Bearer {KEY}'" in caught.value.body["message"]
+        assert server.stats()["chat"]["status"] == {kind[:3]: 1}
+
+
+def test_a_429_fault_asks_for_the_servers_retry_after() -> None:
+    with LoopbackServer(retry_after_s=1.25) as server:
+        server.faults.push("speech", "429")
+        with pytest.raises(openai.RateLimitError) as caught:
+            _speech(make_client(server), "Hello.")
+        headers = caught.value.response.headers
+        assert headers["retry-after-ms"] == "1250" and headers["retry-after"] == "2"
+        assert "try again in 1.25s" in caught.value.body["message"]
+    with pytest.raises(ValueError, match="retry_after_s"):
+        LoopbackServer(retry_after_s=-1)
+
+
 def test_timeout_fault_stalls_until_stop(bursts_wav: Path) -> None:
     server = LoopbackServer(hang_s=600)
     server.start()
@@ -546,7 +572,10 @@ def test_fault_names_are_checked(server: LoopbackServer) -> None:
 
 
 def test_concurrent_requests_are_served_in_parallel() -> None:
-    with LoopbackServer(latency={"models": 0.2}) as server:
+    with LoopbackServer() as server:
+        # Each request is held until all eight are in flight: a server that answered one at a
+        # time would never hold more than one.
+        server.faults = Crowd("models", 8, wait_s=5.0)
         client = make_client(server)
         threads = [threading.Thread(target=client.models.list) for _ in range(8)]
         for thread in threads:
@@ -555,7 +584,7 @@ def test_concurrent_requests_are_served_in_parallel() -> None:
             thread.join()
         stats = server.stats()["models"]
     assert stats["requests"] == 8 and stats["status"] == {"200": 8}
-    assert stats["max_in_flight"] >= 4
+    assert stats["max_in_flight"] == 8
 
 
 def test_records_and_reset(server: LoopbackServer, client: openai.OpenAI, bursts_wav: Path) -> None:
@@ -570,6 +599,19 @@ def test_records_and_reset(server: LoopbackServer, client: openai.OpenAI, bursts
     assert server.stats()["speech"]["audio_s"] == pytest.approx(len("Hello there.") / 15, abs=0.01)
     server.reset()
     assert server.requests == [] and server.stats()["speech"]["requests"] == 0
+
+
+def test_records_the_authorization_header_as_sent() -> None:
+    with LoopbackServer() as server:  # no key required
+        make_client(server, "sk-sent-by-the-client").models.list()
+        address = urlsplit(server.base_url)
+        connection = http.client.HTTPConnection(address.hostname, address.port, timeout=10)
+        connection.request("GET", "/v1/models")
+        assert connection.getresponse().status == 200
+        connection.close()
+    with_key, without = server.requests
+    assert with_key.authorization == "Bearer sk-sent-by-the-client"
+    assert without.authorization is None
 
 
 def test_unknown_url_is_an_openai_404(server: LoopbackServer) -> None:

@@ -5,8 +5,10 @@ connections, bodies that are not JSON, 429 storms, and chat answers with an id m
 repeated or cut off. The loopback server produces each of those on demand, so these tests
 run whole dub jobs in this process (or a stage on its own) through the real ``openai`` SDK
 over 127.0.0.1 and check what the job made of them: the report's provider counters, the
-translated lines, the clips, and what the server itself saw (``stats()``, ``requests``). What
-the command line prints for the same failures is in ``e2e/test_openai.py``.
+translated lines, the clips, and what the server itself saw (``stats()``, ``requests``). A
+429's ``Retry-After`` holds every request to the endpoint, checked on the server's clock from
+one side only (nothing arrives early). What the command line prints for the same failures is
+in ``e2e/test_openai.py``.
 
 Where a request's body matters (the glossary, style, context and ``max_chars`` a
 translation request carries; TTS ``instructions``), ``request_bodies(server)`` reads the JSON
@@ -17,18 +19,21 @@ regions become the segments the loopback transcriber labels with its script.
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import soundfile
 from conftest import FOUR_LINES, TEST_KEY_ENV, Talk, openai_overrides
+from helpers_loopback import Crowd
 
 from videodub.api import dub
 from videodub.builtin.tts_openai import MAX_INPUT_CHARS
 from videodub.errors import VideodubError
-from videodub.testing.loopback import Faults, LoopbackServer, translate
+from videodub.testing.loopback import DEFAULT_MODELS, Faults, LoopbackServer, translate
 from videodub.model import JobContext, Segment
 from videodub.plugins import collect
 from videodub.run.runner import RunResult
@@ -156,6 +161,71 @@ def test_client_limit_below_the_servers_avoids_429s(server_factory, many_lines, 
     assert tts["limits"]["requests_per_minute"] == MANY_LINES - 2
 
 
+class RateLimitedCrowd(Faults):
+    """On ``route``: once ``crowd`` requests are in flight together, the first of them is
+    answered with a 429 and the others ``hold_s`` after it, so their workers are free again
+    while the endpoint must still be paused. Later requests pass. Everything here waits for
+    an event (the crowd, the 429); ``DEADLOCK_BREAKER_S`` is reached only by a broken client.
+    """
+
+    DEADLOCK_BREAKER_S = 20.0
+
+    def __init__(self, route: str, crowd: int, hold_s: float) -> None:
+        super().__init__()
+        self.route, self.crowd, self.hold_s = route, crowd, hold_s
+        self.arrived = 0
+        self.formed = False  # the crowd was in flight at once
+        self.limited_at: float | None = None
+        self._changed = threading.Condition()
+
+    def take(self, route: str) -> str | None:
+        if route != self.route:
+            return super().take(route)
+        with self._changed:
+            if self.limited_at is not None and self.arrived >= self.crowd:
+                return None
+            self.arrived += 1
+            self._changed.notify_all()
+            if self.arrived == 1:
+                self.formed = self._changed.wait_for(lambda: self.arrived >= self.crowd,
+                                                     self.DEADLOCK_BREAKER_S)
+                self.limited_at = time.monotonic()
+                self._changed.notify_all()
+                return "429"
+            self._changed.wait_for(lambda: self.limited_at is not None,
+                                   self.DEADLOCK_BREAKER_S)
+            release = (self.limited_at or time.monotonic()) + self.hold_s
+        time.sleep(max(0.0, release - time.monotonic()))
+        return None
+
+
+@pytest.mark.slow  # waits out the Retry-After
+def test_a_429_pauses_the_whole_endpoint_for_its_retry_after(server_factory, many_lines,
+                                                              tmp_path):
+    # Longer than the 1 s pause of a 429 that says nothing, so that pause would not pass.
+    retry_after = 1.4
+    server = server_factory(retry_after_s=retry_after, script=NUMBERED_SCRIPT)
+    crowd = server.faults = RateLimitedCrowd("speech", crowd=3, hold_s=0.2)
+    result = run_job(server, many_lines, tmp_path / "run", "tts.max_in_flight=3")
+
+    assert result.report["status"] == "ok"
+    assert result.report["providers"]["tts"]["rate_limited_429"] == 1
+    assert crowd.formed, "three speech requests were never in flight at once"
+    # Both ends on the server's clock: the 429 left the server at ``limited.finished``, so the
+    # client cannot have started its pause before then.
+    speech = [r for r in server.requests if r.route == "speech"]
+    (limited,) = [r for r in speech if r.status == 429]
+    resume = limited.finished + retry_after
+    # The rest of the crowd was answered during the pause: those workers had lines to send.
+    others = [r for r in speech if r.status == 200 and r.started < limited.finished]
+    assert len(others) == 2
+    assert min(r.finished for r in others) < resume
+    after = sorted(r.started - limited.finished for r in speech if r.started > limited.finished)
+    assert len(after) == MANY_LINES - 2  # the refused line again, and every line not yet sent
+    early = [round(s, 3) for s in after if s < retry_after - 0.01]
+    assert not early, f"requests arrived {early} s after a 429 that asked for {retry_after} s"
+
+
 # --- 3. batch repair --------------------------------------------------------------------------
 
 
@@ -247,15 +317,33 @@ def test_instructions_go_only_to_models_that_take_them(loopback, tmp_path, model
         assert bodies[0]["instructions"] == "calm, warm narrator"
 
 
+@pytest.mark.parametrize("overrides, model", [
+    (["tts.effort=high"], "tts-1-hd"), (["profile=quality"], "tts-1-hd"),
+    (["tts.effort=medium"], "tts-1"), (["tts.effort=low"], "tts-1"), (["profile=speed"], "tts-1"),
+])
+def test_tts_model_auto_follows_the_effort(loopback, four_lines, tmp_path, overrides, model):
+    """`tts.model=auto` (the default) asks the server for tts-1-hd at `tts.effort=high`
+    (which the quality profile sets) and for tts-1 at any other effort."""
+    result = run_job(loopback, four_lines, tmp_path / "run", *overrides)
+
+    speech = [r for r in loopback.requests if r.route == "speech"]
+    assert len(speech) == len(FOUR_LINES)
+    assert {r.model for r in speech} == {r.body["model"] for r in speech} == {model}
+    checked = {r.model for r in loopback.requests if r.route == "models"}
+    assert model in checked and ({"tts-1", "tts-1-hd"} - {model}).isdisjoint(checked)
+    assert result.report["providers"]["tts"]["model"] == model
+
+
 # --- 5. concurrency --------------------------------------------------------------------------
 
 
 def test_speech_concurrency_follows_max_in_flight(server_factory, many_lines, tmp_path):
     server = server_factory(latency={"speech": 0.1}, script=NUMBERED_SCRIPT)
+    # The first three speech requests are held until all three are in flight.
+    server.faults = Crowd("speech", 3)
     result = run_job(server, many_lines, tmp_path / "run", "tts.max_in_flight=3")
 
-    peak = server.stats()["speech"]["max_in_flight"]
-    assert 1 < peak <= 3
+    assert server.stats()["speech"]["max_in_flight"] == 3
     assert result.report["stages"]["tts"]["workers"] == 3
     assert result.report["providers"]["tts"]["max_in_flight"] <= 3
     assert server.stats()["speech"]["requests"] == MANY_LINES
@@ -313,6 +401,39 @@ def test_an_interrupted_job_resends_only_the_missing_batches(loopback, four_line
     assert resent["context"] == [s.source_text for s in result.segments[:2]]
 
 
+# Options that change how a result is fetched, not what it is: a run with these set
+# differently must be answered from the cache.
+TRANSPORT_CHANGES = [f"{stage}.{option}" for stage in ("transcribe", "translate", "tts")
+                     for option in ("timeout_s=33", "max_retries=1", "max_in_flight=3",
+                                    "retry_base_s=0.05", "retry_max_s=0.5",
+                                    "requests_per_minute=900", "tokens_per_minute=900000",
+                                    "preflight=false", "api_key_env=VIDEODUB_TEST_OTHER_KEY")]
+
+
+@pytest.mark.slow  # six jobs
+def test_transport_options_reuse_the_cache_and_result_options_do_not(loopback, four_lines,
+                                                                     tmp_path, monkeypatch):
+    """A second run that only changes timeouts, retries, limits, `max_in_flight`, the
+    preflight or the key's variable pays for nothing: no transcription, chat or speech
+    request. A changed model or glossary is a different result, and is asked for again."""
+    monkeypatch.setenv("VIDEODUB_TEST_OTHER_KEY", os.environ[TEST_KEY_ENV])
+    first = run_job(loopback, four_lines, tmp_path / "first")
+    paid = ("transcriptions", "chat", "speech")
+    assert all(loopback.stats()[route]["requests"] > 0 for route in paid)
+
+    def requests_of(name: str, *overrides: str) -> dict[str, int]:
+        loopback.reset()
+        result = run_job(loopback, four_lines, tmp_path / name, *overrides)
+        assert result.report["status"] == "ok"
+        return {route: loopback.stats()[route]["requests"] for route in paid}
+
+    assert requests_of("transport", *TRANSPORT_CHANGES) == dict.fromkeys(paid, 0)
+    assert requests_of("translate_model", "translate.model=gpt-4.1-mini")["chat"] > 0
+    assert requests_of("glossary", "+translate.glossary={talk:conferencia}")["chat"] > 0
+    assert requests_of("tts_model", "tts.model=tts-1-hd")["speech"] == len(first.segments)
+    assert requests_of("transcribe_prompt", "transcribe.prompt=A talk.")["transcriptions"] > 0
+
+
 # --- 7. what a translation request carries ---------------------------------------------------
 
 
@@ -338,3 +459,39 @@ def test_glossary_style_context_and_budgets_reach_the_request(loopback, four_lin
     # The budget is honoured: the loopback drops trailing words to fit it.
     assert all(len(s.target_text) <= s.extra["max_chars"] for s in segments)
     assert any(s.target_text != translate(s.source_text) for s in segments)
+
+
+# --- 8. prices ---------------------------------------------------------------------------------
+
+
+def test_a_model_without_a_price_row_is_unpriced_until_prices_adds_one(server_factory,
+                                                                       four_lines, tmp_path):
+    """A model the price table does not know costs `null` for its provider and nothing in
+    the job's `cost_usd`; `'+prices={model:{...}}'` prices it from the tokens the server
+    reported."""
+    server = server_factory(models=[*DEFAULT_MODELS, "my-model"])
+    unpriced = run_job(server, four_lines, tmp_path / "unpriced", "translate.model=my-model")
+
+    providers = unpriced.report["providers"]
+    assert providers["translate"]["model"] == "my-model"
+    assert providers["translate"]["tokens_in"] > 0 and providers["translate"]["cost_usd"] is None
+    assert providers["transcribe"]["cost_usd"] > 0 and providers["tts"]["cost_usd"] > 0
+    assert unpriced.report["cost_usd"] == pytest.approx(
+        providers["transcribe"]["cost_usd"] + providers["tts"]["cost_usd"], abs=1e-6)
+    assert unpriced.report["estimate"]["stages"]["translate"]["usd"] is None
+
+    server.reset()
+    priced = run_job(server, four_lines, tmp_path / "priced", "translate.model=my-model",
+                     "cache=false",
+                     "+prices={my-model:{input_per_1m_tokens:1.0,output_per_1m_tokens:4.0}}")
+
+    chat = server.stats()["chat"]
+    translate_ = priced.report["providers"]["translate"]
+    assert (translate_["tokens_in"], translate_["tokens_out"]) == (chat["tokens_in"],
+                                                                   chat["tokens_out"])
+    assert chat["tokens_in"] > 0 and chat["tokens_out"] > 0
+    expected = (chat["tokens_in"] * 1.0 + chat["tokens_out"] * 4.0) / 1e6
+    assert translate_["cost_usd"] == pytest.approx(expected, abs=1e-9)
+    assert priced.report["cost_usd"] == pytest.approx(
+        sum(p["cost_usd"] for p in priced.report["providers"].values()), abs=1e-6)
+    assert priced.report["estimate"]["stages"]["translate"]["usd"] > 0

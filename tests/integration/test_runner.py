@@ -2,22 +2,36 @@
 
 Ingest, mix and mux are the real built-ins on a synthesized talk; transcribe, translate and
 tts are fakes from ``helpers_runner`` that record what the runner asked of them and when.
-Nothing here asserts a duration: where an order of events matters, a fake waits for the
-event it needs (with a generous deadlock breaker), so a slow machine cannot fail the test
-and a wrong runner cannot pass it.
+Where an order of events matters, a fake waits for the event it needs (with a generous
+deadlock breaker), so a slow machine cannot fail the test and a wrong runner cannot pass it.
+One duration is itself the promise: after a failure, every thread of the job is gone within a
+second (they check for cancellation every 0.1 s; measured here: 0.1-0.25 s on a loaded
+2-core machine). Outputs are whole or absent: a write that fails halfway leaves neither a
+file under the final name nor a temporary one.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers_runner import FakeStages, Recorder, register_builtins_and_fakes
+from helpers_runner import (
+    DEADLOCK_BREAKER_S,
+    FakeStages,
+    Recorder,
+    RecordingMixer,
+    register_builtins_and_fakes,
+    wait_or_cancel,
+)
 
 from videodub.api import compose_job
+from videodub.builtin import ingest_local, mux_ffmpeg
 from videodub.errors import VideodubError
 from videodub.plugins import collect, make_plugin_manager, register_configs
 from videodub.run.runner import Runner
@@ -173,6 +187,40 @@ def test_runner_max_workers_caps_a_pool(registry, fakes, fake_input, tmp_path):
     assert run.report["stages"]["tts"]["worker_reason"] == "runner.max_workers=2"
 
 
+# -- what a plain display prints ------------------------------------------------------
+
+def plain_display_lines(registry, fakes, media: Path, tmp: Path, capsys, *overrides: str
+                        ) -> list[str]:
+    """What a job shows on a plain display (``runner.display=plain``), line by line. The
+    fake transcriber takes ~6 s, longer than the display's 5 s between progress lines."""
+    fakes.reset()
+    job = compose_job([f"input={media}", "target_lang=es", "profile=speed",
+                       f"cache_dir={tmp / 'cache'}", "runner.display=plain", "transcribe=fake",
+                       "transcribe.segments=4", "transcribe.delay=1.5", "translate=fake",
+                       "tts=fake", *overrides])
+    capsys.readouterr()
+    Runner(job, tmp / "run", registry=registry).run()
+    return capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.slow  # two jobs that each outlast a progress interval
+def test_minimal_logging_shows_only_stage_start_and_end_lines(registry, fakes, fake_input,
+                                                              tmp_path, capsys):
+    """`runner.minimal_logging=true`, which the speed profile sets, leaves only each
+    stage's start and end lines on a plain display; without it a progress line comes every
+    5 s."""
+    minimal = plain_display_lines(registry, fakes, fake_input, tmp_path / "minimal", capsys)
+    full = plain_display_lines(registry, fakes, fake_input, tmp_path / "full", capsys,
+                               "runner.minimal_logging=false")
+
+    for lines in (minimal, full):
+        for stage in ("ingest", "transcribe", "translate", "align", "tts", "mix", "mux"):
+            assert sum(ln.startswith(f"[{stage}] started (") for ln in lines) == 1, lines
+            assert sum(ln.startswith(f"[{stage}] done ") for ln in lines) == 1, lines
+    assert any(ln.startswith("progress: ") for ln in full), full
+    assert not any(ln.startswith(("progress: ", "  ")) for ln in minimal), minimal
+
+
 # -- failures --------------------------------------------------------------------------
 
 def test_first_failure_cancels_the_job(registry, fakes, fake_input, tmp_path):
@@ -208,6 +256,27 @@ def test_videodub_error_in_transcribe_fails_cleanly(registry, fakes, fake_input,
     assert wait_for_threads_to_end(before) == []
 
 
+def test_a_full_disk_stops_the_job_before_any_media_work(registry, fakes, fake_input, tmp_path,
+                                                        monkeypatch):
+    """ingest's check looks at the free space where the run is written before anything else
+    happens; too little fails the job in one line, before a stage has started."""
+    real = shutil.disk_usage
+    monkeypatch.setattr(ingest_local.shutil, "disk_usage",
+                        lambda path: real(path)._replace(free=2**20))
+    run = run_job(registry, fakes, fake_input, tmp_path, "transcribe=fake", "translate=fake",
+                  "tts=fake")
+
+    assert isinstance(run.error, VideodubError)
+    message = str(run.error)
+    assert message.startswith(f"not enough disk space in {run.run_dir}: the run needs about ")
+    assert message.endswith(" MiB, 1 MiB are free; free space or set hydra.run.dir elsewhere")
+    assert run.report["status"] == "failed" and run.report["error"] == message
+    assert run.recorder.events == []
+    assert all(stage["items"] == 0 for stage in run.report["stages"].values())
+    assert not (run.run_dir / "work").exists()
+    assert not list(run.run_dir.glob("*.srt")) and not list(run.run_dir.rglob("*.mp4*"))
+
+
 def test_a_stage_that_cannot_start_leaves_nothing_behind(registry, fakes, fake_input, tmp_path):
     run_dir = tmp_path / "run"
     job = compose_job([f"input={fake_input}", "target_lang=es", "cache=false",
@@ -215,3 +284,150 @@ def test_a_stage_that_cannot_start_leaves_nothing_behind(registry, fakes, fake_i
     with pytest.raises(VideodubError, match="subtitle file not found"):
         Runner(job, run_dir, registry=registry, display="quiet").run()
     assert not (run_dir / "work").exists()
+
+
+# -- outputs are whole or absent -------------------------------------------------------
+# Each output is written under a temporary name and renamed into place. A write that fails
+# halfway (a full disk, an ffmpeg that dies) must leave no file under the final name, keep
+# the one an earlier run left there byte for byte, and leave no temporary file behind.
+
+
+def partial_files(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in run_dir.rglob("*") if ".part" in p.name)
+
+
+def mux_dies_halfway(args: list[str], ctx=None, what: str = "ffmpeg") -> str:
+    """ffmpeg that writes the start of an MP4 to the path it was given, then fails."""
+    Path(args[-1]).write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(4096))
+    raise VideodubError(f"{what} failed: No space left on device")
+
+
+@pytest.mark.parametrize("earlier_run", [False, True], ids=["new", "over-an-earlier-run"])
+def test_a_video_whose_mux_fails_halfway_is_never_left_under_its_name(
+        registry, fakes, fake_input, tmp_path, monkeypatch, earlier_run):
+    video = tmp_path / "run" / "talk.es.mp4"
+    fast = ("transcribe=fake", "translate=fake", "tts=fake")
+    before = None
+    if earlier_run:
+        first = run_job(registry, fakes, fake_input, tmp_path, *fast)
+        assert first.error is None and video.is_file()
+        before = video.read_bytes()
+    monkeypatch.setattr(mux_ffmpeg, "run_ffmpeg", mux_dies_halfway)
+    run = run_job(registry, fakes, fake_input, tmp_path, *fast)
+
+    assert isinstance(run.error, VideodubError), run.error
+    assert str(run.error) == "writing the dubbed video failed: No space left on device"
+    assert run.report["status"] == "failed"
+    if before is None:
+        assert not video.exists()
+    else:
+        assert video.read_bytes() == before
+    assert partial_files(run.run_dir) == []
+
+
+def disk_full_for(matches):
+    """``Path.write_text`` that, for paths ``matches`` accepts, writes half the text and then
+    fails as a full disk does; other paths are written normally."""
+    write_text = Path.write_text
+
+    def write(self: Path, data: str, *args, **kwargs) -> int:
+        if not matches(self):
+            return write_text(self, data, *args, **kwargs)
+        write_text(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    return write
+
+
+@pytest.mark.parametrize("name, earlier_run", [("segments.json", True), ("talk.es.srt", False)])
+def test_a_json_or_srt_output_that_fails_halfway_is_never_left_under_its_name(
+        registry, fakes, fake_input, tmp_path, monkeypatch, name, earlier_run):
+    final = tmp_path / "run" / name
+    stem, suffix = name.rsplit(".", 1)
+    fast = ("transcribe=fake", "translate=fake", "tts=fake")
+    before = None
+    if earlier_run:
+        first = run_job(registry, fakes, fake_input, tmp_path, *fast)
+        assert first.error is None and final.is_file()
+        before = final.read_bytes()
+    # The output under its final name, or under a temporary name beside it.
+    monkeypatch.setattr(Path, "write_text", disk_full_for(
+        lambda p: p.parent == final.parent and p.suffix == f".{suffix}"
+        and p.name.lstrip(".").startswith(f"{stem}.")))
+    run = run_job(registry, fakes, fake_input, tmp_path, *fast)
+
+    assert isinstance(run.error, OSError) and run.error.errno == errno.ENOSPC, run.error
+    assert run.report["status"] == "failed"
+    if before is None:
+        assert not final.exists()
+    else:
+        assert final.read_bytes() == before
+    assert partial_files(run.run_dir) == []
+
+
+# -- a failure while producers wait on full pipes --------------------------------------
+
+PRODUCERS = ("videodub-transcribe", "videodub-translate", "videodub-align")
+# How soon after a failure every thread of the job must be gone ("within a second").
+THREADS_GONE_S = 1.0
+
+
+def waiting_in_pipe_put(thread_name: str) -> bool:
+    """Whether the thread of that name is blocked in ``Pipe.put`` (its stack says so)."""
+    frames = sys._current_frames()
+    for thread in threading.enumerate():
+        frame = frames.get(thread.ident) if thread.name == thread_name else None
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "put" and code.co_filename.endswith("streams.py"):
+                return True
+            frame = frame.f_back
+    return False
+
+
+def test_producers_blocked_on_full_pipes_end_within_a_second_of_a_failure(
+        registry, fakes, fake_input, tmp_path, monkeypatch):
+    """One-item pipes and a tts that never finishes a line: transcribe, translate and align
+    all wait for room in the pipe after them. When the mixer then fails, the job raises
+    that failure and, within a second of it, none of the job's threads is left."""
+    release_failure = threading.Event()
+    failed_at: list[float] = []
+
+    def mix_fails_when_released(self, segments, media, ctx):
+        wait_or_cancel(release_failure, ctx, DEADLOCK_BREAKER_S)
+        failed_at.append(time.monotonic())
+        raise VideodubError("mixer: the disk is full")
+
+    monkeypatch.setattr(RecordingMixer, "mix", mix_fails_when_released)
+    before = set(threading.enumerate())
+    fakes.reset()
+    job = compose_job([f"input={fake_input}", "target_lang=es", "profile=speed", "cache=false",
+                       "runner.queue_size=1", "transcribe=fake", "transcribe.segments=200",
+                       "transcribe.delay=0", "translate=fake", "translate.batch_size=1",
+                       "tts=fake", "tts.workers=1", "tts.block_after=0",
+                       "mix=recording_duck"])
+    runner = Runner(job, tmp_path / "run", registry=registry, display="quiet")
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner.run()
+        except BaseException as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    job_thread = threading.Thread(target=run, name="test-job", daemon=True)
+    job_thread.start()
+    try:
+        deadline = time.monotonic() + DEADLOCK_BREAKER_S
+        while not all(waiting_in_pipe_put(name) for name in PRODUCERS):
+            assert job_thread.is_alive() and time.monotonic() < deadline, (
+                f"the producers never all waited on a full pipe: {outcome}")
+            time.sleep(0.02)
+    finally:
+        release_failure.set()
+    job_thread.join(DEADLOCK_BREAKER_S)
+
+    assert not job_thread.is_alive(), "the job never ended"
+    assert [str(exc) for exc in outcome] == ["mixer: the disk is full"]
+    left = wait_for_threads_to_end(before, bound=failed_at[0] + THREADS_GONE_S - time.monotonic())
+    assert left == [], f"{left} still alive {THREADS_GONE_S} s after the failure"

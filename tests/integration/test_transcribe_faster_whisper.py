@@ -1,15 +1,22 @@
 """transcribe=faster_whisper on real speech: ``../shared/media/jfk.flac`` through videodub's
-own ingest and transcribe stages, in this process (skipped where the file is absent)."""
+own ingest and transcribe stages, in this process (skipped where the file is absent); a blip
+that Whisper doubts is speech, flagged in segments.json."""
 
 from __future__ import annotations
 
+import json
 import re
 
+import numpy as np
 import pytest
+import soundfile
+from scipy.signal import resample_poly
 
-from videodub.api import compose_job
+from videodub.api import compose_job, dub
 from videodub.model import JobContext
 from videodub.plugins import collect
+from videodub.recognition import SUSPECT_NO_SPEECH
+from videodub.testing.samples import speak
 
 # The reference text in ../shared/media/README.md.
 JFK_REFERENCE = ("And so, my fellow Americans, ask not what your country can do for you; "
@@ -38,3 +45,27 @@ def test_jfk_transcription(jfk_flac, tmp_path):
     assert all(0 <= s.start < s.end <= media.duration for s in segments), segments
     heard = " ".join(s.source_text for s in segments)
     assert words(heard) == words(JFK_REFERENCE), heard
+
+
+def test_a_blip_whisper_doubts_is_speech_is_flagged_in_segments_json(tmp_path):
+    """A 0.18 s scrap of a spoken "Oh" in 8 s of faint noise: tiny.en hears a word but gives
+    the segment a no-speech probability over 0.6, so it is flagged `suspect_no_speech`, and
+    the flag is in the job's segments.json."""
+    rate = 16000
+    voice, voice_rate = speak("Oh.")
+    blip = resample_poly(voice, rate, voice_rate)[:int(0.18 * rate)]
+    audio = np.random.default_rng(7).standard_normal(8 * rate) * 0.003
+    audio[2 * rate:2 * rate + len(blip)] += blip
+    wav = tmp_path / "blip.wav"
+    soundfile.write(str(wav), audio.astype(np.float32), rate, subtype="PCM_16")
+
+    run_dir = tmp_path / "run"
+    # Without voice-activity detection the blip is decoded in a window of near silence.
+    dub([f"input={wav}", "target_lang=en", "translate=none", "transcribe.model=bundled",
+         "transcribe.vad=false", f"cache_dir={tmp_path / 'cache'}"], run_dir)
+
+    segments = json.loads((run_dir / "segments.json").read_text(encoding="utf-8"))["segments"]
+    assert segments, "tiny.en heard nothing in the blip"
+    for seg in segments:
+        assert seg["extra"]["no_speech_prob"] > SUSPECT_NO_SPEECH, segments
+        assert "suspect_no_speech" in seg["flags"], segments

@@ -1,5 +1,6 @@
 """transcribe=openai against the loopback server: audio over OpenAI's 25 MiB upload limit is
-sent in parallel chunks cut at silences, and ``max_chunk_s`` cuts without changing the segments.
+sent in parallel chunks cut at silences, and ``max_chunk_s`` cuts without changing the segments;
+the server's no-speech probability flags a segment, and the flag reaches segments.json.
 
 The transcriber runs on its own in this process, on tone bursts synthesized with numpy whose
 times are known, so each segment can be checked against the burst it must match.
@@ -8,6 +9,7 @@ times are known, so each segment can be checked against the burst it must match.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,10 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
-from conftest import TEST_KEY_ENV
+from conftest import TEST_KEY_ENV, openai_overrides
+from helpers_loopback import Crowd
 
+from videodub.api import dub
 from videodub.builtin.transcribe_openai import OpenAITranscribeOptions, OpenAITranscriber
 from videodub.model import JobContext, MediaInfo
 from videodub.testing.loopback import OPENAI_UPLOAD_LIMIT, LoopbackServer
@@ -83,8 +87,10 @@ def test_audio_over_25_mib_is_sent_in_parallel_chunks_cut_at_silences(tmp_path, 
     bursts = burst_times(total, seed=3)
     wav = write_bursts(tmp_path / "long.wav", bursts, total)
     assert wav.stat().st_size > OPENAI_UPLOAD_LIMIT
-    # Latency keeps each request open long enough that parallel requests must overlap.
-    server = server_factory(latency={"transcriptions": 1.0})
+    server = server_factory()
+    # The first two uploads are held until both are in flight: sent one after the other,
+    # they would never be.
+    server.faults = Crowd("transcriptions", 2)
     # max_chunk_s=0: only the upload limit cuts.
     segments, ctx = transcribe_file(wav, tmp_path / "run", server, upload_format="wav",
                                     max_chunk_s=0.0)
@@ -105,7 +111,6 @@ def test_audio_over_25_mib_is_sent_in_parallel_chunks_cut_at_silences(tmp_path, 
         assert any(a - 0.05 <= cut <= b + 0.05 for a, b in gaps), (
             f"cut at {cut} s is not in a silence")
 
-    assert max(r.started for r in uploads) < min(r.finished for r in uploads)
     assert server.stats()["transcriptions"]["max_in_flight"] >= 2
 
 
@@ -124,3 +129,20 @@ def test_max_chunk_s_gives_the_segments_of_one_upload(tmp_path, server_factory):
     assert_matches_bursts(chunked, bursts)
     for a, b in zip(whole, chunked):
         assert abs(a.start - b.start) <= 0.05 and abs(a.end - b.end) <= 0.05
+
+
+def test_a_segment_the_server_doubts_is_speech_is_flagged_in_segments_json(loopback, tmp_path):
+    """A segment whose `no_speech_prob` is over 0.6 (the loopback gives one to a region under
+    0.4 s, as Whisper does for a blip) is flagged `suspect_no_speech`, and the flag is in the
+    job's segments.json; the others are not."""
+    bursts = [(0.7, 2.2), (3.0, 3.3), (4.2, 5.8)]
+    wav = write_bursts(tmp_path / "blip.wav", bursts, 6.5)
+    run_dir = tmp_path / "run"
+    dub([f"input={wav}", "target_lang=es", f"cache_dir={tmp_path / 'cache'}",
+         *openai_overrides(loopback)], run_dir)
+
+    segments = json.loads((run_dir / "segments.json").read_text(encoding="utf-8"))["segments"]
+    assert len(segments) == len(bursts), segments
+    flagged = ["suspect_no_speech" in s["flags"] for s in segments]
+    assert flagged == [False, True, False], segments
+    assert [s["extra"]["no_speech_prob"] > 0.6 for s in segments] == flagged

@@ -1,8 +1,11 @@
-"""mix=duck's pieces: the speech track writer (placement, overlaps, bounded memory) and
+"""mix=duck's pieces: the speech track writer (placement, overlaps, bounded memory),
 fit_clip (pitch-preserving speed-up within the allowed rate, overflow when it still
-does not fit)."""
+does not fit), and loudness: the measurement (EBU R128 integrated loudness, true peak), the
+mix brought to its target under the true-peak ceiling, and the options' ranges."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -197,3 +200,131 @@ def test_the_dub_track_has_exactly_the_original_tracks_length(tmp_path):
         out = mixer.mix([seg], media, ctx)
         lengths.append(soundfile.info(str(out)).frames)
     assert lengths == [frames] * len(lengths)
+
+
+# -- loudness --------------------------------------------------------------------------
+
+LOUDNESS_OF = "[0:a]ebur128=peak=true:framelog=quiet[out]"
+NOTE = re.compile(r"mix: measured (?P<loudness>-?[\d.]+) LUFS / (?P<peak>-?[\d.]+) dBTP, "
+                  r"gain (?P<gain>[+-][\d.]+) dB, limiter (?P<limiter>on|off)")
+
+
+def measured(path, ctx) -> dict[str, float]:
+    from videodub.builtin.mix_duck import measure_loudness
+
+    return measure_loudness(["-i", str(path)], LOUDNESS_OF, ctx)
+
+
+def test_measure_loudness_of_a_tone_and_of_silence(tmp_path):
+    """A 997 Hz sine peaking at 0.1 on both channels is -20 LUFS (EBU R128 is calibrated so)
+    with a -20 dBFS peak; silence reads as the gate's floor and a peak of -120 (``-inf``)."""
+    from videodub.model import JobContext
+
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    rate = 48000
+    sine = (0.1 * np.sin(2 * np.pi * 997 * np.arange(3 * rate) / rate)).astype(np.float32)
+    soundfile.write(str(tmp_path / "tone.wav"), np.stack([sine, sine], axis=1), rate)
+    soundfile.write(str(tmp_path / "silence.wav"), np.zeros((3 * rate, 2), np.float32), rate)
+    tone_level = measured(tmp_path / "tone.wav", ctx)
+    assert tone_level["I"] == pytest.approx(-20.0, abs=0.2)
+    assert tone_level["peak"] == pytest.approx(-20.0, abs=0.2)
+    assert measured(tmp_path / "silence.wav", ctx) == {"I": -70.0, "peak": -120.0}
+
+
+def test_measure_loudness_without_a_summary_is_one_error_line(tmp_path):
+    from videodub.builtin.mix_duck import measure_loudness
+    from videodub.errors import VideodubError
+    from videodub.model import JobContext
+
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    soundfile.write(str(tmp_path / "a.wav"), np.zeros((4800, 2), np.float32), 48000)
+    with pytest.raises(VideodubError, match="^mixing: ffmpeg ebur128 printed no loudness summary$"):
+        measure_loudness(["-i", str(tmp_path / "a.wav")], "[0:a]anull[out]", ctx)
+
+
+def mix_to_target(tmp_path, background_level: float, speech_level: float, effort, **options):
+    """Mix 6 s of noise at ``background_level`` (std) with a 2 s tone peaking at
+    ``speech_level``; returns the mix's measured loudness and the mixer's note."""
+    from types import SimpleNamespace
+
+    from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
+    from videodub.model import JobContext, MediaInfo
+
+    rate = 48000
+    rng = np.random.default_rng(3)
+    background = (background_level * rng.standard_normal((6 * rate, 2))).astype(np.float32)
+    full = tmp_path / "full.wav"
+    soundfile.write(str(full), background, rate, subtype="FLOAT")
+    clip = tmp_path / "clip.wav"
+    soundfile.write(str(clip), speech_level / 0.5 * tone(2.0, rate=rate), rate)
+    media = MediaInfo(path=full, duration=6.0, has_video=False, audio_streams=1,
+                      audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
+                      full_audio=full, sample_rate=rate)
+    mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), **options}, effort=effort))
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    seg = Segment(id=0, start=2.0, end=4.0, target_text="x", slot_start=2.0, slot_end=4.0,
+                  audio_path=str(clip))
+    out = mixer.mix([seg], media, ctx)
+    assert soundfile.info(str(out)).samplerate == rate
+    (note,) = ctx.notes
+    return measured(out, ctx), note
+
+
+@pytest.mark.parametrize("target", [-16.0, -30.0])
+def test_a_quiet_mix_is_brought_up_or_down_to_the_target(tmp_path, target):
+    from videodub.config import Effort
+
+    level, note = mix_to_target(tmp_path, 0.01, 0.05, Effort.low, loudness=target)
+    assert level["I"] == pytest.approx(target, abs=0.3)
+    assert level["peak"] < -5.0
+    said = NOTE.fullmatch(note)
+    assert said, note
+    before, gain = float(said["loudness"]), float(said["gain"])
+    assert before < -30.0 and gain == pytest.approx(target - before, abs=0.06)
+    assert said["limiter"] == "off"
+
+
+@pytest.mark.parametrize("effort_name", ["low", "high"])
+def test_a_loud_mix_is_limited_and_thorough_effort_keeps_the_true_peak_ceiling(tmp_path,
+                                                                              effort_name):
+    from videodub.config import Effort
+
+    level, note = mix_to_target(tmp_path, 0.3, 0.9, Effort(effort_name), loudness=-5.0,
+                                true_peak=-1.5)
+    assert note.endswith("limiter on")
+    assert level["peak"] < 0.0  # never clipped
+    if effort_name == "high":  # checked after rendering, and rendered again tighter
+        assert level["peak"] <= -1.5
+    assert level["I"] == pytest.approx(-5.0, abs=2.0)
+
+
+def test_a_silent_mix_gets_no_gain(tmp_path):
+    from videodub.config import Effort
+
+    level, note = mix_to_target(tmp_path, 0.0, 0.0, Effort.low)
+    assert level == {"I": -70.0, "peak": -120.0}
+    assert "gain +0.0 dB" in note and note.endswith("limiter off")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"loudness": -70.5}, "loudness must be between -70 and -5 LUFS"),
+    ({"loudness": -4.5}, "loudness must be between -70 and -5 LUFS"),
+    ({"true_peak": 0.5}, "true_peak must be between -9 and 0 dBTP"),
+    ({"true_peak": -9.5}, "true_peak must be between -9 and 0 dBTP"),
+    ({"duck_ratio": 0.5}, "duck_ratio must be between 1 and 20"),
+    ({"duck_ratio": 20.5}, "duck_ratio must be between 1 and 20"),
+])
+def test_loudness_options_out_of_range_are_refused(options, message):
+    from videodub.builtin.mix_duck import DuckMixOptions
+
+    with pytest.raises(ValueError, match=message):
+        DuckMixOptions(**options)
+
+
+def test_loudness_options_at_the_ends_of_their_ranges_are_accepted():
+    from videodub.builtin.mix_duck import DuckMixOptions
+
+    for loudness, true_peak, duck_ratio in ((-70.0, -9.0, 1.0), (-5.0, 0.0, 20.0)):
+        opts = DuckMixOptions(loudness=loudness, true_peak=true_peak, duck_ratio=duck_ratio)
+        assert (opts.loudness, opts.true_peak, opts.duck_ratio) == (loudness, true_peak,
+                                                                    duck_ratio)

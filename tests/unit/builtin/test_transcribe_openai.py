@@ -1,12 +1,13 @@
 """transcribe=openai's chunk planning: long audio cut in its silences into chunks that cover
-it end to end."""
+it end to end; which of its options leave the transcript cache alone."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from videodub.builtin.transcribe_openai import frame_energy, plan_chunks
+from videodub.builtin.transcribe_openai import OpenAITranscribeOptions, frame_energy, plan_chunks
+from videodub.config import result_options
 
 
 def test_chunks_are_cut_in_silences_and_cover_the_audio():
@@ -26,3 +27,12 @@ def test_chunks_are_cut_in_silences_and_cover_the_audio():
 
 def test_short_audio_is_one_chunk():
     assert len(plan_chunks(np.zeros(100), 2.0, 600.0)) == 1
+
+
+def test_its_own_longer_timeout_is_still_a_transport_option():
+    """transcribe's timeout (600 s by default, not the providers' 120 s) changes how long a
+    request may take, not the transcript: it stays out of the cache key."""
+    options = OpenAITranscribeOptions()
+    assert options.timeout_s == 600.0
+    assert result_options(OpenAITranscribeOptions(timeout_s=30.0)) == result_options(options)
+    assert "timeout_s" not in result_options(options)

@@ -2,7 +2,8 @@
 key, log records through a handler with the filter show ``***``, and a key that contains
 another is masked whole.
 
-The remembered secrets are process-wide and never forgotten, so each test uses its own.
+The remembered secrets are process-wide; the suite's ``forget_secrets`` fixture forgets them
+after each test, and each test uses keys of its own.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def test_a_longer_secret_containing_a_shorter_one_is_masked_whole():
     assert redact(f"key {short}-and-more-9e2 and key {short}") == f"key {MASK} and key {MASK}"
 
 
+def test_the_longer_secret_goes_first_wherever_the_shorter_one_sits_in_it():
+    # Longest first, not the reverse of the alphabet: "zz-..." sorts after "aa-...zz-...".
+    inner = "zz-inner-41c7"
+    outer = f"aa-outer-{inner}"
+    remember(inner)
+    remember(outer)
+    assert redact(f"{outer} then {inner}") == f"{MASK} then {MASK}"
+
+
 def test_log_records_through_a_filtered_handler_show_the_mask(logged):
     logger, out = logged
     key = "sk-secrets-log-5d3b7e"
@@ -89,6 +99,28 @@ def test_http_client_loggers_are_quieted_once_a_secret_is_in_play():
         assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING, name
 
 
+@pytest.fixture
+def logger_levels() -> Iterator[None]:
+    """The root's and the HTTP client loggers' levels, put back after the test."""
+    names = [None, *secrets.QUIET_LOGGERS]
+    saved = {name: logging.getLogger(name).level for name in names}
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def test_quieting_sets_each_http_client_loggers_level_and_leaves_the_root_alone(logger_levels):
+    logging.getLogger().setLevel(logging.DEBUG)  # an application that logs everything
+    for name in secrets.QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    remember("sk-secrets-levels-5c1d08")
+    assert logging.getLogger().level == logging.DEBUG
+    for name in secrets.QUIET_LOGGERS:
+        assert logging.getLogger(name).level == logging.WARNING, name
+
+
 def test_a_traceback_that_carries_the_secret_is_masked(logged):
     logger, out = logged
     key = "sk-secrets-traceback-0b9a44"
@@ -102,3 +134,13 @@ def test_a_traceback_that_carries_the_secret_is_masked(logged):
     text = out.getvalue()
     assert "Traceback" in text and f"bad key {MASK}" in text
     assert key not in text
+
+
+def test_a_stack_that_carries_the_secret_is_kept_and_masked(logged):
+    logger, out = logged
+    remember("sk-secrets-stack-7e21c3")
+    install(logger)
+    logger.info("where", stack_info=True)  # sk-secrets-stack-7e21c3 shows in the stack
+    text = out.getvalue()
+    assert "Stack (most recent call last)" in text
+    assert f"# {MASK} shows in the stack" in text and "sk-secrets-stack-7e21c3" not in text

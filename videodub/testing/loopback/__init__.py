@@ -35,8 +35,10 @@ Routes (all under ``/v1``):
 
 Knobs: an API key (401 with a masked key otherwise), per-route latency, requests- and
 tokens-per-minute limits with OpenAI's 429 body and ``x-ratelimit-*`` headers, an upload size
-limit (413), and faults (scripted or random with a seed): HTTP errors, a stall, a non-JSON body,
-a dropped connection, and for chat, translations with an id missing or repeated, cut off
+limit (413), and faults (scripted or random with a seed): HTTP errors (a 429 with a chosen
+``Retry-After``: ``retry_after_s``), errors whose message echoes the request's key as a
+misbehaving gateway might (``400_echo_key``, ``500_echo_key``), a stall, a non-JSON body, a
+dropped connection, and for chat, translations with an id missing or repeated, cut off
 (``finish_reason="length"``) or wrapped in prose. Every request is recorded (``requests``) and
 counted per route (``stats()``: statuses, peak concurrency, bytes, tokens, characters, audio).
 
@@ -56,6 +58,7 @@ from videodub.testing.loopback.audio import (
 from videodub.testing.loopback.chat import FIXED_REPLY, prompt_tokens, translate
 from videodub.testing.loopback.faults import (
     CHAT_FAULTS,
+    KEY_ECHO_FAULTS,
     ROUTES,
     STATUS_FAULTS,
     TRANSPORT_FAULTS,
@@ -73,9 +76,9 @@ from videodub.testing.loopback.server import (
 )
 
 __all__ = [
-    "CHAT_FAULTS", "DEFAULT_MODELS", "DEFAULT_SCRIPT", "FIXED_REPLY", "OPENAI_UPLOAD_LIMIT",
-    "ROUTES", "SPEECH_RATE", "STATUS_FAULTS", "TRANSCRIPTION_RATE", "TRANSPORT_FAULTS",
-    "ApiError", "Faults", "LoopbackServer", "RequestRecord", "decode_audio", "encode_speech",
-    "format_duration", "mask_key", "prompt_tokens", "synthesize_speech", "translate",
-    "voiced_regions",
+    "CHAT_FAULTS", "DEFAULT_MODELS", "DEFAULT_SCRIPT", "FIXED_REPLY", "KEY_ECHO_FAULTS",
+    "OPENAI_UPLOAD_LIMIT", "ROUTES", "SPEECH_RATE", "STATUS_FAULTS", "TRANSCRIPTION_RATE",
+    "TRANSPORT_FAULTS", "ApiError", "Faults", "LoopbackServer", "RequestRecord", "decode_audio",
+    "encode_speech", "format_duration", "mask_key", "prompt_tokens", "synthesize_speech",
+    "translate", "voiced_regions",
 ]

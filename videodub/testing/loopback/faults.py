@@ -13,10 +13,14 @@ from typing import Any
 
 ROUTES = ("models", "transcriptions", "chat", "speech")
 
-STATUS_FAULTS = frozenset({"400", "401", "429", "500", "503"})
+# Errors whose message repeats the request's Authorization header, key and all, as a
+# misbehaving proxy or gateway might: a client must mask the key wherever it shows the message.
+KEY_ECHO_FAULTS = frozenset({"400_echo_key", "500_echo_key"})
+STATUS_FAULTS = frozenset({"400", "401", "429", "500", "503"}) | KEY_ECHO_FAULTS
 TRANSPORT_FAULTS = frozenset({"timeout", "malformed", "disconnect"})
 CHAT_FAULTS = frozenset({"missing_id", "dup_id", "truncated", "bad_json_content"})
-# What a client honouring retry-after-ms waits after a scripted 429 (Retry-After says 1 s).
+# What a client honouring retry-after-ms waits after a scripted 429 by default (the server's
+# ``retry_after_s``); Retry-After says the same rounded up to whole seconds, at least 1.
 FAULT_RETRY_AFTER_S = 0.2
 
 
@@ -93,14 +97,23 @@ def format_duration(seconds: float) -> str:
         + f"{secs_text}s"
 
 
-def fault_error(kind: str, route: str, authorization: str | None) -> ApiError:
-    """The error a status fault answers with, worded as OpenAI words it."""
+def fault_error(kind: str, route: str, authorization: str | None,
+                retry_after_s: float = FAULT_RETRY_AFTER_S) -> ApiError:
+    """The error a status fault answers with, worded as OpenAI words it (a ``429`` asks the
+    client to wait ``retry_after_s``)."""
     if kind == "401":
         return unauthorized(authorization)
     if kind == "429":
         return ApiError(429, f"Rate limit reached for requests per min (RPM) on {route}. Please "
-                             f"try again in {format_duration(FAULT_RETRY_AFTER_S)}.", "requests",
-                        code="rate_limit_exceeded", headers=retry_headers(FAULT_RETRY_AFTER_S))
+                             f"try again in {format_duration(retry_after_s)}.", "requests",
+                        code="rate_limit_exceeded", headers=retry_headers(retry_after_s))
+    if kind in KEY_ECHO_FAULTS:
+        sent = f"'Authorization: {authorization}'" if authorization else "no Authorization"
+        if kind == "400_echo_key":
+            return bad_request(f"The gateway could not forward a request with {sent} "
+                               "(scripted 400_echo_key fault).")
+        return ApiError(500, f"The gateway lost the upstream connection for a request with "
+                             f"{sent} (scripted 500_echo_key fault).", "server_error")
     if kind == "400":
         return bad_request("The request was rejected (scripted 400 fault).")
     if kind == "503":
@@ -113,7 +126,9 @@ def fault_error(kind: str, route: str, authorization: str | None) -> ApiError:
 class Faults:
     """Misbehaviour to apply to the next requests, per route: scripted first, then random.
 
-    Status faults (``400``, ``401``, ``429``, ``500``, ``503``) answer OpenAI's error;
+    Status faults (``400``, ``401``, ``429``, ``500``, ``503``) answer OpenAI's error
+    (``429`` with the server's ``retry_after_s``); ``400_echo_key`` and ``500_echo_key`` answer
+    a 400 or a 500 whose message repeats the request's ``Authorization`` header, key and all;
     ``timeout`` stalls for the server's ``hang_s``, ``malformed`` answers a non-JSON body,
     ``disconnect`` closes the connection unanswered; chat only: ``missing_id`` and ``dup_id``
     drop or repeat a translation, ``truncated`` cuts the content off

@@ -105,6 +105,7 @@ class Handler(BaseHTTPRequestHandler):
         limit = loopback.max_upload_bytes if route == "transcriptions" else None
         body = self._read_body(limit)
         record.bytes_in = body.size
+        record.authorization = self.headers.get("Authorization")
         if loopback._pause(loopback.latency.get(route, 0.0)):
             raise _Dropped
         try:
@@ -128,7 +129,8 @@ class Handler(BaseHTTPRequestHandler):
                      fault: str | None) -> Response | None:
         """Apply a fault that replaces the answer; None lets the request go on."""
         if fault in STATUS_FAULTS:
-            raise fault_error(fault, route, self.headers.get("Authorization"))
+            raise fault_error(fault, route, self.headers.get("Authorization"),
+                              loopback.retry_after_s)
         if fault == "disconnect" or (fault == "timeout" and loopback._pause(loopback.hang_s)):
             raise _Dropped
         if fault == "malformed":

@@ -9,7 +9,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from videodub.testing.loopback.faults import ROUTES, Faults, Response, unauthorized
+from videodub.testing.loopback.faults import (
+    FAULT_RETRY_AFTER_S,
+    ROUTES,
+    Faults,
+    Response,
+    unauthorized,
+)
 from videodub.testing.loopback.handler import HTTPServer
 from videodub.testing.loopback.limits import Limits
 from videodub.testing.loopback.routes import Request, Routes
@@ -41,6 +47,8 @@ class RequestRecord:
     model: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
     body: dict[str, Any] | None = None  # the parsed JSON of chat and speech requests
+    # The Authorization header as it arrived (None: the request sent none).
+    authorization: str | None = None
 
 
 def _empty_stats() -> dict[str, Any]:
@@ -73,6 +81,8 @@ class LoopbackServer:
     - ``transcriber``: ``regions`` (energy-based, instant) or ``whisper`` (bundled tiny.en);
     - ``max_upload_bytes``: larger transcription uploads answer 413;
     - ``hang_s``: how long a ``timeout`` fault stalls before answering;
+    - ``retry_after_s``: how long a ``429`` fault asks the client to wait (``retry-after-ms``;
+      ``Retry-After`` rounds it up to whole seconds);
     - ``host`` / ``port``: where to listen (port 0 picks a free one).
 
     Route names, for these knobs and for ``faults``: models, transcriptions, chat, speech.
@@ -83,11 +93,14 @@ class LoopbackServer:
                  rate_headers: bool = True, models: list[str] | None = None,
                  script: list[str] | None = None, transcriber: str = "regions",
                  max_upload_bytes: int = OPENAI_UPLOAD_LIMIT, hang_s: float = 30.0,
+                 retry_after_s: float = FAULT_RETRY_AFTER_S,
                  host: str = "127.0.0.1", port: int = 0) -> None:
         if transcriber not in ("regions", "whisper"):
             raise ValueError(f"transcriber must be 'regions' or 'whisper', not {transcriber!r}")
         if script is not None and not script:
             raise ValueError("script needs at least one line")
+        if retry_after_s < 0:
+            raise ValueError(f"retry_after_s must be >= 0, not {retry_after_s}")
         self.api_key = api_key
         self.latency = _check_routes("latency", latency)
         self.rate_headers = rate_headers
@@ -96,6 +109,7 @@ class LoopbackServer:
         self.transcriber = transcriber
         self.max_upload_bytes = max_upload_bytes
         self.hang_s = hang_s
+        self.retry_after_s = retry_after_s
         self.host, self.port = host, port
         self.base_url = ""
         self.faults = Faults()

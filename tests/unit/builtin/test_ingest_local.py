@@ -1,0 +1,96 @@
+"""ingest=local on real files: ``validation=full`` decodes every packet and refuses a file
+that is damaged inside its media data, which ``quick`` lets through; the check before any
+work refuses a run folder without room for the run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import Talk
+
+from videodub.builtin import ingest_local
+from videodub.builtin.ingest_local import LocalIngester, LocalIngestOptions
+from videodub.config import Validation, implementation_config
+from videodub.errors import VideodubError
+from videodub.model import JobContext
+
+IngestConfig = implementation_config("ingest", "local", LocalIngestOptions)
+
+
+def corrupt_copy(source: Path, target: Path) -> Path:
+    """``source`` with 4 KiB of noise written over the middle of its media data: the headers
+    and the index stay intact, so a probe still reads it."""
+    data = bytearray(source.read_bytes())
+    mdat = data.find(b"mdat")
+    assert mdat > 0, "no mdat box"
+    middle = mdat + (len(data) - mdat) // 2
+    noise = np.random.default_rng(3).integers(0, 256, 4096, dtype=np.uint8).tobytes()
+    data[middle:middle + len(noise)] = noise
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.fixture(scope="module")
+def corrupt(short_talk: Talk, tmp_path_factory) -> Path:
+    return corrupt_copy(short_talk.path, tmp_path_factory.mktemp("corrupt") / "corrupt.mp4")
+
+
+def test_quick_validation_lets_a_corrupt_file_through(corrupt, tmp_path):
+    """quick only probes: the damaged file is ingested and its audio extracted."""
+    ctx = JobContext(tmp_path, "es", None)
+    media = LocalIngester(IngestConfig(validation=Validation.quick)).ingest(corrupt, ctx)
+    assert media.speech_audio.stat().st_size > 0
+    assert media.full_audio.stat().st_size > 0
+
+
+def test_full_validation_refuses_a_corrupt_file_in_one_line(corrupt, tmp_path):
+    """full decodes every packet first and stops at the damage, before extracting audio."""
+    ctx = JobContext(tmp_path, "es", None)
+    with pytest.raises(VideodubError) as failure:
+        LocalIngester(IngestConfig(validation=Validation.full)).ingest(corrupt, ctx)
+    message = str(failure.value)
+    assert message.startswith("decoding corrupt.mp4 failed: ")
+    assert "\n" not in message
+    assert list(ctx.work_dir.iterdir()) == []
+
+
+def test_full_validation_accepts_an_intact_file(short_talk, tmp_path):
+    """full stops only at damage: an intact talk is ingested as with quick."""
+    ctx = JobContext(tmp_path, "es", None)
+    media = LocalIngester(IngestConfig(validation=Validation.full)).ingest(short_talk.path, ctx)
+    assert media.has_video and media.audio_codec == "aac"
+
+
+def test_a_run_folder_without_room_fails_the_check_in_one_line(short_talk, tmp_path,
+                                                              monkeypatch):
+    """check() asks how much is free where the run is written and refuses the job, saying
+    how much it needs and what to do, when the disk cannot hold it."""
+    asked: list[Path] = []
+    real = shutil.disk_usage
+
+    def nearly_full(path):
+        asked.append(Path(path))
+        return real(path)._replace(free=10 * 2**20)
+
+    monkeypatch.setattr(ingest_local.shutil, "disk_usage", nearly_full)
+    ctx = JobContext(tmp_path / "run", "es", None)
+    ctx.input_path = short_talk.path
+    with pytest.raises(VideodubError) as failure:
+        LocalIngester(IngestConfig()).check(ctx)
+
+    assert asked == [ctx.run_dir]
+    message = str(failure.value)
+    assert message.startswith(f"not enough disk space in {ctx.run_dir}: the run needs about ")
+    assert message.endswith(" MiB, 10 MiB are free; free space or set hydra.run.dir elsewhere")
+    assert "\n" not in message
+
+
+def test_a_run_folder_with_room_passes_the_check(short_talk, tmp_path):
+    """With room on disk the check passes and tells the job how long the input is."""
+    ctx = JobContext(tmp_path / "run", "es", None)
+    ctx.input_path = short_talk.path
+    LocalIngester(IngestConfig()).check(ctx)
+    assert ctx.input_duration == pytest.approx(short_talk.duration, abs=0.05)

@@ -1,0 +1,109 @@
+"""mux=ffmpeg on real files: the dub track's AAC bit rate and coder follow the effort (or the
+keys that override it), and ``keep_original_audio`` decides whether the original audio
+is written as a second track."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import soundfile
+from conftest import Talk
+
+from videodub.builtin import mux_ffmpeg
+from videodub.builtin.mux_ffmpeg import FfmpegMuxer, FfmpegMuxOptions
+from videodub.config import Effort, implementation_config
+from videodub.media import probe, run_ffmpeg
+from videodub.model import JobContext, MediaInfo, Segment
+from videodub.subtitles import write_srt
+
+MuxConfig = implementation_config("mux", "ffmpeg", FfmpegMuxOptions)
+# The native AAC encoder holds its average bit rate within a few percent on dense audio.
+BITRATE_TOLERANCE = 0.05
+
+
+@pytest.fixture(scope="module")
+def inputs(short_talk: Talk, tmp_path_factory) -> tuple[MediaInfo, Path, Path]:
+    """The talk as ingest describes it, a dubbed track of noise as long as it (noise uses
+    every bit the encoder is given) and one subtitle cue."""
+    folder = tmp_path_factory.mktemp("mux_inputs")
+    info = probe(short_talk.path)
+    rng = np.random.default_rng(7)
+    noise = 0.2 * rng.standard_normal((int(info["duration"] * 48000), 2))
+    dub = folder / "dub.wav"
+    soundfile.write(str(dub), noise.astype(np.float32), 48000)
+    srt = write_srt([Segment(id=0, start=0.5, end=2.0, source_text="Hello", target_text="Hola")],
+                    folder / "talk.es.srt", target=True)
+    media = MediaInfo(path=short_talk.path, duration=info["duration"], has_video=True,
+                      audio_streams=1, audio_codec="aac", video_codec="h264",
+                      speech_audio=folder / "unused16k.wav", full_audio=folder / "unused.wav")
+    return media, dub, srt
+
+
+def mux(inputs, tmp_path: Path, **options) -> Path:
+    media, dub, srt = inputs
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    return FfmpegMuxer(MuxConfig(**options)).mux(media, dub, srt, tmp_path / "talk.es.mp4", ctx)
+
+
+def audio_tracks(path: Path) -> list[dict[str, str]]:
+    with av.open(str(path)) as container:
+        return [dict(s.metadata) for s in container.streams.audio]
+
+
+def dub_bit_rate(path: Path) -> float:
+    """Bits per second of the first audio track, from the size of its packets."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        size = sum(packet.size for packet in container.demux(stream))
+        return size * 8 / float(stream.duration * stream.time_base)
+
+
+@pytest.mark.parametrize("effort, options, kbps", [
+    (Effort.high, {}, 192), (Effort.medium, {}, 160), (Effort.low, {}, 128),
+    (Effort.high, {"audio_bitrate": "96k"}, 96),
+])
+def test_the_dub_tracks_bit_rate_follows_effort_unless_set(inputs, tmp_path, effort, options,
+                                                          kbps):
+    """`mux.audio_bitrate=auto` gives the dub 192k at effort high, 160k medium, 128k low;
+    a set bitrate wins over the effort."""
+    out = mux(inputs, tmp_path, effort=effort, **options)
+    assert dub_bit_rate(out) == pytest.approx(kbps * 1000, rel=BITRATE_TOLERANCE)
+
+
+@pytest.mark.parametrize("effort, aac_coder, expected", [
+    (Effort.high, "", "twoloop"), (Effort.medium, "", "fast"), (Effort.low, "", "fast"),
+    (Effort.low, "twoloop", "twoloop"), (Effort.high, "fast", "fast"),
+])
+def test_the_aac_coder_follows_effort_unless_set(inputs, tmp_path, monkeypatch, effort,
+                                                 aac_coder, expected):
+    """ffmpeg is asked for the `twoloop` AAC coder at effort high and `fast` otherwise;
+    `mux.aac_coder` wins over the effort."""
+    commands: list[list[str]] = []
+
+    def recording(args, ctx=None, what="ffmpeg"):
+        commands.append(list(args))
+        return run_ffmpeg(args, ctx, what)
+
+    monkeypatch.setattr(mux_ffmpeg, "run_ffmpeg", recording)
+    out = mux(inputs, tmp_path, effort=effort, aac_coder=aac_coder)
+
+    assert out.is_file()
+    (args,) = commands
+    coders = [args[i + 1] for i, arg in enumerate(args) if arg == "-aac_coder"]
+    assert coders == [expected]
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_keep_original_audio_decides_the_second_audio_track(inputs, tmp_path, keep):
+    """The dub is the first audio track (tagged with the target language); the original
+    audio follows it only with `mux.keep_original_audio=true`."""
+    out = mux(inputs, tmp_path, keep_original_audio=keep)
+
+    tracks = audio_tracks(out)
+    assert [t["language"] for t in tracks] == (["spa", "eng"] if keep else ["spa"])
+    with av.open(str(out)) as container:
+        assert len(container.streams.video) == 1
+        assert len(container.streams.subtitles) == 1
