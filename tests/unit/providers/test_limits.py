@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -217,3 +218,32 @@ def test_a_second_stage_on_the_endpoint_tightens_only_what_it_sets_stricter(cloc
     assert limiter.max_in_flight == 4
     assert limiter.describe() == {"requests_per_minute": 30, "tokens_per_minute": 5000,
                                   "max_in_flight": 4, "from_headers": False}
+
+
+def test_a_limiter_with_nothing_configured_limits_nothing():
+    limiter = RateLimiter("chat at 127.0.0.1")
+    assert limiter.name == "chat at 127.0.0.1"
+    assert limiter.describe() == {"requests_per_minute": 0, "tokens_per_minute": 0,
+                                  "max_in_flight": 0, "from_headers": False}
+
+
+def test_acquire_waits_out_the_bucket_and_a_pause_and_says_how_long(clock, monkeypatch):
+    """On the fake clock, with a sleep that moves it: the waits are exact."""
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        await real_sleep(0)
+
+    monkeypatch.setattr(limits, "asyncio", SimpleNamespace(Event=asyncio.Event, sleep=sleep))
+
+    async def scenario() -> list[float]:
+        limiter = RateLimiter("test", rpm=60)  # one request a second
+        limiter.requests.take(59)
+        waited = [await limiter.acquire()]  # the last one in the bucket: no wait
+        waited.append(await limiter.acquire())  # the next one refills in 1 s
+        limiter.pause(2.5)  # a 429's Retry-After: longer than the bucket needs
+        waited.append(await limiter.acquire())
+        return waited
+
+    assert asyncio.run(scenario()) == [0.0, pytest.approx(1.0), pytest.approx(2.5)]

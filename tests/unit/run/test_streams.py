@@ -239,6 +239,77 @@ def test_ordered_pool_counts_busy_workers(tmp_path):
     assert stats.workers_busy == 0
 
 
+def test_pool_and_feeder_threads_carry_the_stage_name_and_do_not_hold_the_process(tmp_path):
+    # The runner finds a stage's leftover threads by these names (videodub-<stage>...).
+    ctx = _ctx(tmp_path)
+    feeder_threads, worker_threads = set(), set()
+
+    def items() -> Iterator[int]:
+        for i in range(4):
+            feeder_threads.add((threading.current_thread().name,
+                                threading.current_thread().daemon))
+            yield i
+
+    def work(i: int) -> int:
+        worker_threads.add(threading.current_thread().name)
+        return i
+
+    assert list(ordered_pool(work, items(), 2, ctx, StageStats("tts"), "tts")) == [0, 1, 2, 3]
+    assert feeder_threads == {("videodub-tts-feed", True)}
+    assert worker_threads and all(name.startswith("videodub-tts_") for name in worker_threads)
+
+
+def test_a_consumer_waiting_on_a_stalled_upstream_gives_up_when_cancelled(tmp_path):
+    ctx = _ctx(tmp_path)
+    release_upstream = threading.Event()
+
+    def items() -> Iterator[int]:
+        release_upstream.wait(DEADLOCK_BREAKER)  # an upstream stage that is still working
+        yield 0
+
+    consumer = Outcome(lambda: list(ordered_pool(lambda i: i, items(), 2, ctx,
+                                                 StageStats("t"), "t")))
+    assert consumer.started.wait(DEADLOCK_BREAKER)
+    assert not consumer.finished(STILL_BLOCKED_S)
+    ctx.cancel_event.set()
+    assert consumer.finished(DEADLOCK_BREAKER / 2), "the consumer never noticed the cancellation"
+    assert isinstance(consumer.error, Cancelled)
+    release_upstream.set()
+
+
+def test_a_cancelled_pool_returns_at_once_and_its_feeder_stops(tmp_path):
+    """Cancelled while every slot is taken: the consumer does not wait for the work in hand,
+    and the feeder, waiting for a slot that will never be freed, ends too."""
+    ctx = _ctx(tmp_path)
+    gate, started, finished = threading.Event(), threading.Event(), threading.Event()
+    before = set(threading.enumerate())
+
+    def endless() -> Iterator[int]:
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    def work(i: int) -> int:
+        started.set()
+        gate.wait(DEADLOCK_BREAKER)
+        finished.set()
+        return i
+
+    results = ordered_pool(work, endless(), 1, ctx, StageStats("t"), "t")
+    consumer = Outcome(lambda: next(results))
+    assert started.wait(DEADLOCK_BREAKER)
+    ctx.cancel_event.set()
+    assert consumer.finished(DEADLOCK_BREAKER / 2)
+    assert isinstance(consumer.error, Cancelled)
+    assert not finished.is_set()  # it returned while the work was still in hand
+    gate.set()
+    feeders = [t for t in threading.enumerate() if t not in before and t.name.endswith("-feed")]
+    for feeder in feeders:
+        feeder.join(DEADLOCK_BREAKER)
+    assert not any(feeder.is_alive() for feeder in feeders), "the feeder outlived the job"
+
+
 # -- waiting ---------------------------------------------------------------------------
 
 def test_waiting_counts_the_stage_idle_only_while_it_waits_for_input():
