@@ -159,3 +159,27 @@ def test_probe_and_decode_check_refuse_what_is_not_media(tmp_path, clip):
         decode_check(notes)
     assert str(caught.value).startswith("decoding notes.mp4 failed: ")
     assert "\n" not in str(caught.value)
+
+
+class TrackingContext(JobContext):
+    """A job context that remembers every process handed to it for cancellation."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.tracked: list[subprocess.Popen] = []
+
+    def track_process(self, proc: subprocess.Popen) -> None:
+        self.tracked.append(proc)
+        super().track_process(proc)
+
+
+def test_decode_check_runs_its_ffmpeg_under_the_job(tmp_path, clip):
+    ctx = TrackingContext(tmp_path, "es", "en")
+    decode_check(clip, ctx)
+    assert len(ctx.tracked) == 1 and not ctx._procs  # tracked while it ran, then let go
+
+
+def test_json_is_written_indented_and_readable(tmp_path):
+    data = {"segments": [{"text": "¿Qué?", "start": 1.5}]}
+    raw = write_json_atomic(tmp_path / "segments.json", data).read_text(encoding="utf-8")
+    assert raw == json.dumps(data, indent=2, ensure_ascii=False) + "\n"

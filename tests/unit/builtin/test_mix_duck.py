@@ -261,11 +261,20 @@ def mix_to_target(tmp_path, background_level: float, speech_level: float, effort
                       audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
                       full_audio=full, sample_rate=rate)
     mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), **options}, effort=effort))
-    ctx = JobContext(tmp_path / "run", "es", "en")
+    tracked = []
+
+    class TrackingContext(JobContext):
+        def track_process(self, proc) -> None:
+            tracked.append(proc)
+            super().track_process(proc)
+
+    ctx = TrackingContext(tmp_path / "run", "es", "en")
     seg = Segment(id=0, start=2.0, end=4.0, target_text="x", slot_start=2.0, slot_end=4.0,
                   audio_path=str(clip))
     out = mixer.mix([seg], media, ctx)
     assert soundfile.info(str(out)).samplerate == rate
+    # Every ffmpeg it ran (measure, render, and a check at high effort) could be cancelled.
+    assert len(tracked) >= (3 if effort.value == "high" else 2)
     (note,) = ctx.notes
     return measured(out, ctx), note
 
@@ -313,7 +322,8 @@ def test_a_silent_mix_gets_no_gain(tmp_path):
     ({"true_peak": -9.5}, "true_peak must be between -9 and 0 dBTP"),
     ({"duck_ratio": 0.5}, "duck_ratio must be between 1 and 20"),
     ({"duck_ratio": 20.5}, "duck_ratio must be between 1 and 20"),
-])
+], ids=["loudness-low", "loudness-high", "true_peak-high", "true_peak-low", "duck_ratio-low",
+        "duck_ratio-high"])
 def test_loudness_options_out_of_range_are_refused(options, message):
     from videodub.builtin.mix_duck import DuckMixOptions
 

@@ -124,7 +124,7 @@ def test_plain_seconds_are_taken_as_they_are_and_never_below_zero(text, seconds)
     ("Tue, 14 Nov 2023 22:13:50 GMT", 30.0),  # 30 s after the fake clock's now
     ("Tue, 14 Nov 2023 22:13:00 GMT", 0.0),  # already past: no wait, not a negative one
     ("next Tuesday", None),
-])
+], ids=["ahead", "past", "not-a-date"])
 def test_retry_after_as_an_http_date(clock, value, seconds):
     assert parse_retry_after({"retry-after": value}) == seconds
 

@@ -9,6 +9,7 @@ that must never happen; it cannot fail on a slow machine, only miss a fault on o
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -308,6 +309,54 @@ def test_a_cancelled_pool_returns_at_once_and_its_feeder_stops(tmp_path):
     for feeder in feeders:
         feeder.join(DEADLOCK_BREAKER)
     assert not any(feeder.is_alive() for feeder in feeders), "the feeder outlived the job"
+
+
+def test_ordered_pool_runs_at_most_workers_calls_at_once(tmp_path):
+    # workers is a promise (espeak-ng: one at a time; max_in_flight for a server), not a hint.
+    ctx = _ctx(tmp_path)
+    lock, running, peak = threading.Lock(), [0], [0]
+
+    def work(i: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+        return i
+
+    assert list(ordered_pool(work, range(8), 2, ctx, StageStats("t"), "t")) == list(range(8))
+    assert peak[0] <= 2
+
+
+def test_an_upstream_failure_reaches_the_consumer_as_it_was_raised(tmp_path):
+    def items() -> Iterator[int]:
+        yield 0
+        raise ValueError("upstream broke")
+
+    with pytest.raises(ValueError, match="upstream broke"):
+        list(ordered_pool(lambda i: i, items(), 2, _ctx(tmp_path), StageStats("t"), "t"))
+
+
+def test_a_finished_call_counts_one_worker_less(tmp_path):
+    ctx = _ctx(tmp_path)
+    stats = StageStats("t", pooled=True)
+    gates = [threading.Event(), threading.Event()]
+    running = [threading.Event(), threading.Event()]
+
+    def work(i: int) -> int:
+        running[i].set()
+        gates[i].wait(DEADLOCK_BREAKER)
+        return i
+
+    results = ordered_pool(work, range(2), 2, ctx, stats, "t")
+    consumer = Outcome(lambda: next(results))
+    assert all(event.wait(DEADLOCK_BREAKER) for event in running)
+    gates[0].set()
+    assert consumer.finished(DEADLOCK_BREAKER) and consumer.value == 0
+    assert stats.workers_busy == 1  # the other call is still running
+    gates[1].set()
+    assert list(results) == [1]
 
 
 # -- waiting ---------------------------------------------------------------------------
