@@ -47,6 +47,51 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def quote_non_ascii(argv: list[str]) -> list[str]:
+    """``key=value`` with letters beyond ASCII in the value, quoted for Hydra's grammar, which
+    reads them only inside quotes (``input=/tmp/ñ.mp4`` becomes ``input='/tmp/ñ.mp4'``). A value
+    with quotes or commas (a sweep?) is left as typed."""
+    out = []
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if (eq and not arg.startswith("-") and not value.isascii() and value
+                and not any(c in value for c in "'\",")):
+            arg = f"{key}='{value}'"
+        out.append(arg)
+    return out
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def run_folder(argv: list[str]) -> tuple[Path, str] | None:
+    """The run folder the command line names and the key that names it; None when it is
+    Hydra's default (under ``outputs/``) or made from interpolations."""
+    key = "hydra.sweep.dir" if MULTIRUN_FLAGS.intersection(argv) else "hydra.run.dir"
+    given = [a.split("=", 1)[1] for a in argv if a.startswith(f"{key}=")]
+    value = _unquote(given[-1]) if given else ""
+    return None if "${" in value or not value else (Path(value), key)
+
+
+def check_run_folder(folder: Path, key: str) -> None:
+    """One line, before Hydra tries (and prints a traceback), when the run folder cannot be
+    made: a regular file on its path, or a folder that cannot be written to."""
+    folder = folder.absolute()
+    for existing in [folder, *folder.parents]:
+        if existing.exists():
+            if not existing.is_dir():
+                reason = f"{existing} is not a folder"
+            elif not os.access(existing, os.W_OK | os.X_OK):
+                reason = f"{existing} is not writable"
+            else:
+                return
+            raise VideodubError(f"cannot create the run folder {folder}: {reason}; set {key} "
+                                f"to a folder you can write to")
+
+
 def _overrides(argv: list[str]) -> list[str]:
     out, skip = [], False
     for a in argv:
@@ -71,6 +116,10 @@ def job_overrides(argv: list[str]) -> list[list[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(_overrides(argv))
     except HydraException as exc:
+        if "LexerNoViableAlt" in str(exc):
+            raise VideodubError(
+                f"{one_line(exc)}; quote a value with characters Hydra's grammar does not read "
+                f"unquoted, inside the shell's quotes: \"key='value'\"") from exc
         raise VideodubError(one_line(exc)) from exc
     parsed = [o for o in parsed if not o.key_or_group.startswith("hydra") and not o.is_delete()]
     sweeps = [o for o in parsed if o.is_sweep_override()]
@@ -179,6 +228,7 @@ def task(cfg) -> None:
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
+    import videodub.config  # noqa: F401 - registers the resolver the run folder's name uses
     from videodub.api import quiet_missing_user_conf
     from videodub.plugins import installed_registry, register_configs
 
@@ -196,13 +246,20 @@ def main(argv: list[str] | None = None) -> None:
         except VideodubError as exc:
             fail(str(exc))
         return
+    argv = quote_non_ascii(argv)
     try:
         registry = installed_registry()
         register_configs(registry)
         flags = {a.split("=", 1)[0] for a in argv}
         if not PASS_THROUGH_FLAGS.intersection(flags) and not CONFIG_FLAGS.intersection(flags):
+            folder = run_folder(argv)
+            check_run_folder(*(folder or (Path("outputs"), "hydra.run.dir")))
             if preflight(argv, registry):
                 return
+            if folder is not None and folder[1] == "hydra.run.dir":
+                from videodub.run.ownership import hold_for_process
+
+                hold_for_process(folder[0])  # before Hydra writes its files into it
     except VideodubError as exc:
         if verbose:
             raise

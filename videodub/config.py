@@ -8,6 +8,7 @@ whatever implementation the user picks.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Dict, Optional
@@ -42,6 +43,16 @@ class Display(str, Enum):
     rich = "rich"
     plain = "plain"
     quiet = "quiet"  # only the final path and errors
+
+
+def _register_resolvers() -> None:
+    """``${videodub_pid:}``, the process id: the default run folder carries it after the time,
+    so two jobs started in the same second never share a folder."""
+    if not OmegaConf.has_resolver("videodub_pid"):
+        OmegaConf.register_new_resolver("videodub_pid", os.getpid)
+
+
+_register_resolvers()
 
 
 def transport(default: Any) -> Any:
@@ -223,6 +234,8 @@ def validate(cfg: DictConfig) -> JobConfig:
     for key in ("input", "target_lang"):
         if OmegaConf.is_missing(cfg, key):
             raise VideodubError(f"{key} is required (e.g. input=talk.mp4 target_lang=es)")
+    if cfg.input is None or not str(cfg.input).strip():
+        raise VideodubError("input is empty; name the video to dub (e.g. input=talk.mp4)")
     try:
         target = check_language(str(cfg.target_lang), "target_lang")
         source = check_language(str(cfg.source_lang), "source_lang") if cfg.source_lang else None

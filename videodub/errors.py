@@ -1,4 +1,4 @@
-"""The one exception type whose message is shown to the user as ``error: <message>``."""
+"""The exception types whose message is shown to the user as ``error: <message>``."""
 
 
 class VideodubError(Exception):
@@ -7,3 +7,23 @@ class VideodubError(Exception):
 
 class Cancelled(Exception):
     """The job was cancelled (Ctrl-C or another stage failed)."""
+
+
+class NoSpace(VideodubError):
+    """A disk filled up: says which folder, and what the job was doing."""
+
+
+def no_space(exc: OSError, doing: str, where: object = None) -> NoSpace:
+    """``no space left on <dir> while <doing>`` for a write that failed with ENOSPC (or a
+    quota, EDQUOT); ``where`` is the folder when the error does not name a file."""
+    import os.path
+
+    folder = os.path.dirname(str(exc.filename)) if exc.filename else str(where or "the disk")
+    return NoSpace(f"no space left on {folder} while {doing}; free space there and run again "
+                   f"(finished work is kept)")
+
+
+def is_no_space(exc: BaseException) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

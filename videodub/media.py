@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
+import re
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from videodub.errors import Cancelled, VideodubError
+from videodub.errors import Cancelled, VideodubError, no_space
 from videodub.model import JobContext
 
 
@@ -41,6 +46,10 @@ def run_ffmpeg(args: list[str], ctx: JobContext | None = None, what: str = "ffmp
     if ctx is not None and ctx.cancel_event.is_set():
         raise Cancelled()
     stderr = err.decode("utf-8", "replace")
+    if proc.returncode != 0 and "No space left on device" in stderr:
+        out = Path(args[-1]) if args and not args[-1].startswith("-") else None
+        raise no_space(OSError(errno.ENOSPC, "No space left on device",
+                               str(out) if out else None), what)
     if proc.returncode != 0:
         last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
         raise VideodubError(f"{what} failed: {last[0].strip()}")
@@ -81,12 +90,61 @@ def decode_check(path: Path, ctx: JobContext | None = None) -> None:
                ctx, what=f"decoding {path.name}")
 
 
+# Temporary names: ".<stem>.<pid>-<host>-<random>.part<suffix>". The pid and host say whose
+# it is, so a later job can tell one a killed job left from one a live job is writing.
+_TEMP = re.compile(r"^\..+\.(?:(\d+)-([0-9a-f]{6})-)?[A-Za-z0-9_]+\.part(\.[^.]+)?$")
+# A temporary file of a job that cannot be told dead (another host, no pid in the name) is
+# stale after this long: no single output takes hours to write.
+STALE_AFTER_S = 6 * 3600
+
+
+@cache
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def remove_stale_temporaries(folder: Path, recursive: bool = False,
+                             older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` in ``folder`` whose job is gone: a
+    process of this host that no longer runs, or any owner after ``older_than_s``. A live
+    job's files are left alone. Returns what was removed. (The run folder and the cache are
+    swept when a job starts; a cache-pruning command calls this on the cache.)"""
+    if not folder.is_dir():
+        return []
+    removed = []
+    now = time.time()
+    for path in (folder.rglob(".*.part*") if recursive else folder.glob(".*.part*")):
+        match = _TEMP.match(path.name)
+        if not match or not path.is_file():
+            continue
+        pid, host = match.group(1), match.group(2)
+        with contextlib.suppress(FileNotFoundError):
+            if pid and host == _host_tag():
+                stale = int(pid) != os.getpid() and not _pid_alive(int(pid))
+            else:
+                stale = now - path.stat().st_mtime > older_than_s
+            if stale:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; rename it into place only on success."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}",
-                               dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.{os.getpid()}-{_host_tag()}-",
+                               suffix=f".part{final.suffix}", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from videodub.testing.samples import ENGLISH_TALK, make_talk
+
 
 @dataclass(frozen=True)
 class BadFiles:
@@ -21,6 +23,9 @@ class BadFiles:
     no_audio: Path
     silence: Path
     garbage_srt: Path
+    no_video_frames: Path
+    garbled_moov: Path
+    a_file: Path
 
 
 def ffmpeg(*args: str) -> None:
@@ -35,7 +40,9 @@ def bad(tmp_path_factory) -> BadFiles:
     folder = tmp_path_factory.mktemp("bad_input")
     files = BadFiles(folder=folder, missing=folder / "missing.mp4", text=folder / "notes.mp4",
                      no_audio=folder / "no_audio.mp4", silence=folder / "silence.mp4",
-                     garbage_srt=folder / "garbage.srt")
+                     garbage_srt=folder / "garbage.srt",
+                     no_video_frames=folder / "no_video_frames.mp4",
+                     garbled_moov=folder / "garbled_moov.mp4", a_file=folder / "a_file.txt")
     # Text in a file with a media name: the name must not fool ingest.
     files.text.write_text("These are notes, not a video.\n" * 20, encoding="utf-8")
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=3",
@@ -46,7 +53,29 @@ def bad(tmp_path_factory) -> BadFiles:
            "-shortest", str(files.silence))
     # Deterministic binary noise that is not UTF-8 and not SRT.
     files.garbage_srt.write_bytes(bytes((i * 197 + 91) % 256 for i in range(4096)))
+    files.a_file.write_text("a regular file where a folder should be\n", encoding="utf-8")
+    talk = folder / "talk.mp4"
+    make_talk(talk, ENGLISH_TALK[:2], lead_in=0.5)
+    damage_mp4(talk, files.no_video_frames, zero_video_sizes=True)
+    damage_mp4(talk, files.garbled_moov, zero_video_sizes=False)
     return files
+
+
+def damage_mp4(src: Path, dst: Path, zero_video_sizes: bool) -> None:
+    """Either zero the video track's sample-size table (the track is still listed, with no
+    usable samples), or overwrite the whole moov box with noise (no track is listed at all)."""
+    data = bytearray(src.read_bytes())
+    if zero_video_sizes:
+        video = data.find(b"vide", data.find(b"hdlr"))
+        start = data.find(b"stsz", video)
+        assert video > 0 and start > 0 and data.find(b"soun") > start, "video track comes first"
+        size = int.from_bytes(data[start - 4:start], "big")
+        data[start + 8:start - 4 + size] = bytes(size - 12)
+    else:
+        start = data.find(b"moov")
+        size = int.from_bytes(data[start - 4:start], "big")
+        data[start + 4:start - 4 + size] = bytes((i * 197 + 91) % 256 for i in range(size - 8))
+    dst.write_bytes(bytes(data))
 
 
 # (case id, overrides given the fixture and a good input, words the error line must contain)
@@ -84,7 +113,22 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
                                        ["tiny.en", "only transcribes English", "source_lang=es"]),
         "same_language_needed": ([f"input={good}", "target_lang=es", "source_lang=en"],
                                  ["translate=none", "target_lang=es"]),
+        # A video track whose samples are unreadable: the dub would come out without video.
+        "damaged_video_track": ([f"input={bad.no_video_frames}", "target_lang=en"],
+                                ["no_video_frames.mp4", "video", "damaged"]),
+        "garbled_moov": ([f"input={bad.garbled_moov}", "target_lang=en"],
+                         ["garbled_moov.mp4", "damaged"]),
+        "empty_input": (["input=", "target_lang=es"], ["input is empty"]),
+        "url_input": (["input=http://127.0.0.1:9/x.mp4", "target_lang=es"],
+                      ["http://127.0.0.1:9/x.mp4", "URL"]),
+        "run_dir_under_a_file": ([f"input={good}", "target_lang=en"],
+                                 ["cannot create the run folder", "a_file.txt", "hydra.run.dir"]),
     }
+
+
+# Cases that need a run folder of their own (given the fixture).
+def run_dirs(bad: BadFiles) -> dict[str, Path]:
+    return {"run_dir_under_a_file": bad.a_file / "sub"}
 
 BEFORE_ANY_WORK = ["no_voice_for_language", "english_model_other_source", "same_language_needed"]
 
@@ -92,7 +136,12 @@ BEFORE_ANY_WORK = ["no_voice_for_language", "english_model_other_source", "same_
 CASE_IDS = ["missing_file", "not_media", "video_without_audio", "silence_only",
             "unreadable_subtitles", "unknown_language", "unknown_implementation", "bad_value",
             "unknown_top_level_key", "unknown_stage_key", "missing_subtitle_file",
-            "no_voice_for_language", "english_model_other_source", "same_language_needed"]
+            "no_voice_for_language", "english_model_other_source", "same_language_needed",
+            "damaged_video_track", "garbled_moov", "empty_input", "url_input",
+            "run_dir_under_a_file"]
+# Cases refused as a usage error (exit 2) rather than a failed job.
+USAGE_ERRORS = ["unknown_language", "unknown_implementation", "bad_value", "unknown_top_level_key",
+                "unknown_stage_key", "empty_input", "run_dir_under_a_file"]
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +152,7 @@ def failed_runs(run_cli, bad, short_talk):
     def get(case: str):
         if case not in runs:
             overrides, _ = cases(bad, short_talk.path)[case]
-            runs[case] = run_cli(*overrides, "profile=speed")
+            runs[case] = run_cli(*overrides, "profile=speed", run_dir=run_dirs(bad).get(case))
         return runs[case]
 
     return get
@@ -120,6 +169,8 @@ def test_fails_with_one_error_line(case, failed_runs, bad, short_talk):
         assert word in line, f"{word!r} not in {line!r}"
     assert "Traceback" not in run.stderr + run.stdout, run.describe()
     assert not run.stdout.strip().endswith(".mp4"), "a failed run must not print an output path"
+    if case in USAGE_ERRORS:
+        assert run.returncode == 2, run.describe()
 
 
 @pytest.mark.parametrize("case", CASE_IDS)

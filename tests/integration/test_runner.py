@@ -32,7 +32,7 @@ from helpers_runner import (
 
 from videodub.api import compose_job
 from videodub.builtin import ingest_local, mux_ffmpeg
-from videodub.errors import VideodubError
+from videodub.errors import NoSpace, VideodubError
 from videodub.plugins import collect, make_plugin_manager, register_configs
 from videodub.run.runner import Runner
 from videodub.subtitles import read_cues
@@ -356,8 +356,10 @@ def test_a_json_or_srt_output_that_fails_halfway_is_never_left_under_its_name(
         and p.name.lstrip(".").startswith(f"{stem}.")))
     run = run_job(registry, fakes, fake_input, tmp_path, *fast)
 
-    assert isinstance(run.error, OSError) and run.error.errno == errno.ENOSPC, run.error
-    assert run.report["status"] == "failed"
+    # The full disk is named, with where and when, as one line.
+    assert isinstance(run.error, NoSpace), run.error
+    assert str(run.error).startswith(f"no space left on {final.parent} while "), run.error
+    assert run.report["status"] == "failed" and run.report["error"] == str(run.error)
     if before is None:
         assert not final.exists()
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,19 @@ class LocalIngestOptions:
     mix_sample_rate: int = 48000
 
 
+# A URL that went through Path(): "http://host/x" became "http:/host/x".
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/+(?=[^/])")
+
+
+def as_url(path: Path | str) -> str | None:
+    """The URL ``path`` was made from (with its ``//`` back), or None for a file path."""
+    text = str(path)
+    match = _URL.match(text)
+    if not match or text.startswith("/"):
+        return None
+    return f"{match.group(1)}://{text[match.end():]}"
+
+
 class LocalIngester:
     def __init__(self, options) -> None:
         self.options = options
@@ -28,6 +42,10 @@ class LocalIngester:
                           reason="one input file")
 
     def _probe(self, input_path: Path) -> tuple[Path, dict]:
+        url = as_url(input_path)
+        if url:
+            raise VideodubError(f"input {url} is a URL; ingest=local reads files on this machine "
+                                f"(download it first)")
         if not input_path.exists():
             raise VideodubError(f"input not found: {input_path}")
         if not input_path.is_file():
@@ -35,6 +53,9 @@ class LocalIngester:
         # Absolute, so that ffmpeg never reads a name like "concat:x" or "a:b.mp4" as a protocol.
         input_path = input_path.resolve()
         info = probe(input_path)
+        if not info["streams"]:
+            raise VideodubError(f"{input_path.name} is damaged: its container lists no streams "
+                                f"(a garbled header?)")
         if not any(s["type"] == "audio" for s in info["streams"]):
             raise VideodubError(f"{input_path.name} has no audio stream to dub")
         if not info["duration"]:

@@ -11,7 +11,7 @@ from videodub import hookimpl
 from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.languages import primary
-from videodub.media import atomic_path, run_ffmpeg
+from videodub.media import atomic_path, probe, run_ffmpeg
 from videodub.model import JobContext, MediaInfo, WorkerHint
 
 # ISO 639-1 -> ISO 639-2 for track language tags.
@@ -93,7 +93,19 @@ class FfmpegMuxer:
                  "-movflags", "+faststart", "-f", "mp4"]
         with atomic_path(out_path) as tmp:
             run_ffmpeg([*args, str(tmp)], ctx, what="writing the dubbed video")
+            if media.has_video:
+                check_video_kept(media, tmp)
         return out_path
+
+
+def check_video_kept(media: MediaInfo, written: Path) -> None:
+    """ffmpeg drops a video track whose samples it cannot read and still succeeds: the dub
+    must never come out without the input's picture."""
+    kept = [s for s in probe(written)["streams"] if s["type"] == "video"]
+    if not kept or not kept[0]["duration"]:
+        raise VideodubError(
+            f"the video track of {media.path.name} is damaged: ffmpeg could not copy it into the "
+            f"dubbed video; repair or re-encode the input")
 
 
 @hookimpl

@@ -14,6 +14,7 @@ changing what is cached, or how, happens here and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -26,6 +27,7 @@ from typing import Any
 from collections.abc import Callable, Iterator
 
 from videodub.config import result_options
+from videodub.errors import is_no_space, no_space
 from videodub.media import atomic_path, write_json_atomic
 from videodub.model import (
     JobContext,
@@ -88,7 +90,18 @@ class Cache:
 
     def put_json(self, kind: str, k: str, data: Any) -> None:
         if self.enabled:
-            write_json_atomic(self._path(kind, k, ".json"), data)
+            with self._space(kind):
+                write_json_atomic(self._path(kind, k, ".json"), data)
+
+    @contextlib.contextmanager
+    def _space(self, kind: str) -> Iterator[None]:
+        """A full disk under the cache named as such (the job's own folder may have room)."""
+        try:
+            yield
+        except OSError as exc:
+            if is_no_space(exc):
+                raise no_space(exc, f"caching {kind}", self.root) from exc
+            raise
 
     def get_file(self, kind: str, k: str, suffix: str | None = None) -> Path | None:
         """The entry's file; with no ``suffix``, whatever format it was stored in."""
@@ -105,7 +118,7 @@ class Cache:
     def put_file(self, kind: str, k: str, src: Path) -> None:
         if not self.enabled:
             return
-        with atomic_path(self._path(kind, k, src.suffix)) as tmp:
+        with self._space(kind), atomic_path(self._path(kind, k, src.suffix)) as tmp:
             shutil.copyfile(src, tmp)
 
 

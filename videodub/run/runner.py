@@ -22,15 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from videodub.config import JobConfig
-from videodub.errors import Cancelled
+from videodub.errors import Cancelled, VideodubError, is_no_space, no_space
 from videodub.machine import Machine
-from videodub.media import write_json_atomic
+from videodub.media import remove_stale_temporaries, write_json_atomic
 from videodub.model import STAGES, CallsProvider, JobContext, JobScope, Segment, worker_hint
 from videodub.plugins import Registry
 from videodub.providers.usage import Estimate, ProviderStats
 from videodub.run.cache import Cache, with_cache
 from videodub.run.display import Display, make_display
 from videodub.run.outputs import Outputs
+from videodub.run.ownership import own_run_folder
 from videodub.run.preflight import preflight
 from videodub.run.report import JobRecord, build_report
 from videodub.run.stages import Pipeline
@@ -124,6 +125,9 @@ class Runner:
             except Cancelled:
                 pass
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+                if is_no_space(exc):
+                    assert isinstance(exc, OSError)
+                    exc = no_space(exc, f"running the {name} stage", self.run_dir)
                 self.errors.append(exc)
                 assert self.ctx is not None
                 self.ctx.cancel_event.set()
@@ -146,8 +150,25 @@ class Runner:
         except BaseException:
             self.scope.close()
             raise
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.scope.close()
+            raise VideodubError(f"cannot create the run folder {self.run_dir}: "
+                                f"{exc.strerror or exc}; set another run folder") from exc
+        try:
+            with own_run_folder(self.run_dir):
+                return self._run_owned(stages)
+        finally:
+            self.scope.close()
+
+    def _run_owned(self, stages: dict[str, Any]) -> RunResult:
+        job = self.job
         cache = Cache(Path(job.cache_dir).resolve() if job.cache else None)
+        # What jobs killed before they could clean up left here (not a live job's files).
+        remove_stale_temporaries(self.run_dir)
+        if cache.root is not None:
+            remove_stale_temporaries(cache.root, recursive=True)
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
         outputs = Outputs(self.run_dir, job.input, job.keep_work)
@@ -173,27 +194,41 @@ class Runner:
             status = "cancelled"
             raise
         except BaseException as exc:
-            if not self.errors:  # raised here (preflight), not by a stage thread
-                self.errors.append(exc)
+            if not self.errors:  # raised here (preflight, outputs), not by a stage thread
+                self.errors.append(no_space(exc, "writing the outputs", self.run_dir)
+                                   if is_no_space(exc) else exc)
             ctx.cancel_event.set()
             ctx.kill_processes()
+            if self.errors[0] is not exc:
+                raise self.errors[0] from exc  # the clear line, not a raw OSError
             raise
         finally:
             monitor.stop()
             display.stop()
             self.scope.close()
-            report = self._report(status, started_at, time.monotonic() - t0, outputs)
-            write_json_atomic(self.run_dir / "report.json", report)
-            if status == "ok":
-                display.summary()
-                if not job.keep_work:
-                    shutil.rmtree(ctx.work_dir, ignore_errors=True)
-            else:
-                # Intermediate media is only useful to a finished job; completed work
-                # (subtitles, cached transcripts and clips) stays.
+            # Clean-up first: it must run whatever the report write does. Intermediate media
+            # is only useful to a finished job; completed work (subtitles, cached
+            # transcripts and clips) stays.
+            if status != "ok" or not job.keep_work:
                 shutil.rmtree(ctx.work_dir, ignore_errors=True)
+            report = self._report(status, started_at, time.monotonic() - t0, outputs)
+            report_error = self._write_report(report)
+        if report_error is not None:  # the job itself succeeded: the report is one of its outputs
+            raise report_error
+        display.summary()
         assert video is not None
         return RunResult(video=video, report=report, segments=self._segments(self.pipeline))
+
+    def _write_report(self, report: dict[str, Any]) -> VideodubError | None:
+        """Write report.json if the disk allows; a failure here never hides the job's error."""
+        try:
+            write_json_atomic(self.run_dir / "report.json", report)
+        except OSError as exc:
+            log.warning("could not write report.json: %s", exc)
+            return (no_space(exc, "writing report.json", self.run_dir) if is_no_space(exc)
+                    else VideodubError(f"could not write {self.run_dir / 'report.json'}: "
+                                       f"{exc.strerror or exc}"))
+        return None
 
     def _run_stages(self, stages: dict[str, Any], cache: Cache, ctx: JobContext,
                     outputs: Outputs) -> Path:
