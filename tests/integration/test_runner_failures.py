@@ -9,6 +9,9 @@ from __future__ import annotations
 import errno
 import json
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -151,3 +154,29 @@ def test_a_job_is_refused_a_run_folder_another_job_holds(registry, fake_input, t
     # Once it is free, the folder is the next job's.
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
     assert runner(registry, fake_input, tmp_path).run().video.is_file()
+
+
+KILLED_WRITER = """import os, signal, sys
+from pathlib import Path
+from videodub.media import atomic_path
+open_writes = [atomic_path(Path(final)) for final in sys.argv[1:]]
+for write in open_writes:
+    write.__enter__().write_text("half")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_later_job_removes_what_a_killed_one_left(registry, fakes, fake_input, tmp_path):
+    """kill -9 mid-write leaves temporary files in the run folder and the cache; the next
+    job in that folder, with that cache, removes them."""
+    left = [tmp_path / "run" / "talk.es.mp4", tmp_path / "cache" / "translations" / "ab.json",
+            tmp_path / "cache" / "clips" / "cd.wav"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, *map(str, left)])
+    assert killed.returncode == -signal.SIGKILL
+    leftovers = sorted(p for p in tmp_path.rglob(".*.part*"))
+    assert len(leftovers) == 3, leftovers
+    fakes.reset()
+
+    runner(registry, fake_input, tmp_path).run()
+
+    assert sorted(tmp_path.rglob(".*.part*")) == []

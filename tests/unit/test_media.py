@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,10 +17,12 @@ import pytest
 
 from videodub.errors import Cancelled, VideodubError
 from videodub.media import (
+    STALE_AFTER_S,
     atomic_path,
     decode_check,
     ffmpeg_exe,
     probe,
+    remove_stale_temporaries,
     run_ffmpeg,
     write_json_atomic,
     write_text_atomic,
@@ -183,3 +186,64 @@ def test_json_is_written_indented_and_readable(tmp_path):
     data = {"segments": [{"text": "¿Qué?", "start": 1.5}]}
     raw = write_json_atomic(tmp_path / "segments.json", data).read_text(encoding="utf-8")
     assert raw == json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+# -- temporary files a killed job leaves ---------------------------------------------------
+
+HOLDER = """import sys
+from pathlib import Path
+from videodub.media import atomic_path
+with atomic_path(Path(sys.argv[1])) as tmp:
+    tmp.write_text("half")
+    print(tmp, flush=True)
+    sys.stdin.read()
+"""
+
+
+def holder(final: Path) -> tuple[subprocess.Popen, Path]:
+    """A process writing ``final`` through atomic_path, stopped half-way (until its stdin
+    closes); returns it and its temporary file."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(final)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def test_stale_temporaries_of_killed_jobs_go_and_live_ones_stay(tmp_path):
+    killed, killed_tmp = holder(tmp_path / "run" / "talk.es.mp4")
+    live, live_tmp = holder(tmp_path / "cache" / "clips" / "0123abcd.wav")
+    killed_json, killed_json_tmp = holder(tmp_path / "cache" / "translations" / "beef.json")
+    # Older temporary names carry no owner: they go only once they are old.
+    old = tmp_path / "run" / ".talk.es.abcd1234.part.mp4"
+    recent = tmp_path / "run" / ".talk.en.efgh5678.part.mp4"
+    for path in (old, recent):
+        path.write_text("half")
+    os.utime(old, (time.time() - STALE_AFTER_S - 60,) * 2)
+    kept = tmp_path / "run" / ".hidden_but_mine.txt"
+    kept.write_text("not a temporary of ours")
+    try:
+        for proc in (killed, killed_json):
+            proc.kill()  # SIGKILL: no clean-up runs
+            proc.wait()
+        assert killed_tmp.exists() and killed_json_tmp.exists()
+
+        run_removed = remove_stale_temporaries(tmp_path / "run")
+        cache_removed = remove_stale_temporaries(tmp_path / "cache", recursive=True)
+
+        assert sorted(run_removed) == sorted([killed_tmp, old])
+        assert cache_removed == [killed_json_tmp]
+        assert live_tmp.exists() and recent.exists() and kept.exists()
+        assert remove_stale_temporaries(tmp_path / "run") == []
+    finally:
+        live.stdin.close()
+        live.wait()
+    # The live job finished undisturbed.
+    assert (tmp_path / "cache" / "clips" / "0123abcd.wav").read_text() == "half"
+    assert not live_tmp.exists()
+
+
+def test_temporary_names_say_whose_they_are(tmp_path):
+    with atomic_path(tmp_path / "talk.es.mp4") as tmp:
+        assert tmp.name.startswith(f".talk.es.{os.getpid()}-")
+        assert tmp.name.endswith(".part.mp4")
+        assert remove_stale_temporaries(tmp_path) == []  # this process's own: in use
+    assert remove_stale_temporaries(tmp_path, older_than_s=0) == []
