@@ -31,6 +31,9 @@ MIN_SPEED, MAX_SPEED = 0.25, 4.0
 OPENAI_VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage",
                  "shimmer", "verse", "marin", "cedar")
 MODELS_WITHOUT_INSTRUCTIONS = ("tts-1",)  # tts-1 and tts-1-hd
+# Characters a second of the fastest speech at speed 1 (fast speakers reach about 20): a clip
+# shorter than its text allows at this pace is not that text's speech.
+MAX_CHARS_PER_S = 40.0
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？…])\s+")
 
 
@@ -171,11 +174,17 @@ class OpenAISynthesizer:
 
         def parse(raw) -> tuple[np.ndarray, int]:
             data = raw.http_response.content
+            kind = raw.http_response.headers.get("content-type", "").split(";")[0].strip()
+            if kind.startswith("text/") or kind.endswith("json"):
+                raise RetryableError(f"the answer is {kind}, not audio: {data[:60]!r}")
             if opts.response_format == "pcm":
                 if len(data) % 2:
                     raise RetryableError(f"pcm answer of odd length {len(data)}")
-                return np.frombuffer(data, dtype="<i2").copy(), opts.sample_rate
-            return read_wav(data)
+                audio, rate = np.frombuffer(data, dtype="<i2").copy(), opts.sample_rate
+            else:
+                audio, rate = read_wav(data)
+            check_speech(audio, rate, text, speed)
+            return audio, rate
 
         audio, rate = await self.provider.request(send, parse, what=f"synthesizing line {seg_id}")
         # Speech answers carry no usage; token-priced models (gpt-4o-mini-tts) are charged
@@ -183,6 +192,16 @@ class OpenAISynthesizer:
         self.provider.stats.add(chars=len(text), audio_out_s=len(audio) / rate,
                                 tokens_in=-(-len(text) // 4))
         return audio, rate
+
+
+def check_speech(audio: np.ndarray, rate: int, text: str, speed: float) -> None:
+    """An answer is only taken (and cached) if it could be ``text`` spoken at ``speed``: a
+    gateway's error page read as PCM decodes too, as a few milliseconds of noise."""
+    seconds = len(audio) / rate
+    shortest = len(text.strip()) / (MAX_CHARS_PER_S * speed)
+    if seconds < shortest:
+        raise RetryableError(f"{seconds:.3f} s of audio for {len(text.strip())} characters is "
+                             f"too short to be their speech")
 
 
 def read_wav(data: bytes) -> tuple[np.ndarray, int]:

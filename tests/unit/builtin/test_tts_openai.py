@@ -28,3 +28,23 @@ def test_speed_is_kept_within_the_api_range():
     assert clamp_speed(5.2) == 4.0
     assert clamp_speed(0.1) == 0.25
     assert clamp_speed(1.234) == 1.234
+
+
+def test_speech_too_short_for_its_text_is_not_taken():
+    import numpy as np
+    import pytest
+
+    from videodub.builtin.tts_openai import MAX_CHARS_PER_S, check_speech
+    from videodub.providers.openai_api import RetryableError
+
+    text = "Hola a todos, bienvenidos."  # 26 characters
+    # An HTML error page read as 16-bit PCM: a few milliseconds of noise.
+    page = np.frombuffer(b"<html><body>502 Bad Gateway</body></html>\n", dtype="<i2")
+    with pytest.raises(RetryableError, match="too short to be their speech"):
+        check_speech(page, 24000, text, 1.0)
+    shortest = len(text) / MAX_CHARS_PER_S
+    with pytest.raises(RetryableError):
+        check_speech(np.ones(int(shortest * 0.9 * 24000), np.int16), 24000, text, 1.0)
+    check_speech(np.ones(int(shortest * 1.1 * 24000), np.int16), 24000, text, 1.0)
+    # Faster speech may be shorter.
+    check_speech(np.ones(int(shortest * 0.6 * 24000), np.int16), 24000, text, 2.0)
