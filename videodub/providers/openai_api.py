@@ -44,6 +44,10 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = frozenset({408, 409, 429})
 # Time one provider's preflight may take: all checks together should answer within 2 s.
 PREFLIGHT_TIMEOUT_S = 1.5
+# Attempts of the model check when the server answers a transient error, and the longest
+# pause between two: enough for a blip, and preflight still ends in a few seconds.
+PREFLIGHT_ATTEMPTS = 3
+PREFLIGHT_MAX_DELAY_S = 0.5
 
 
 @dataclass
@@ -291,6 +295,39 @@ class OpenAIProvider:
         self._checked = True
 
     async def _check(self) -> None:
+        """The model check, with the work's retry policy for transient answers (5xx, 408,
+        409, 429, a dropped connection), bounded: at most PREFLIGHT_ATTEMPTS attempts and
+        short pauses, so a server that keeps failing still fails the check in seconds."""
+        import openai
+
+        attempts = min(PREFLIGHT_ATTEMPTS, 1 + self.options.max_retries)
+        where = public_url(self.base_url)
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._check_once()
+                return
+            except openai.APIStatusError as exc:
+                if exc.status_code not in RETRY_STATUS and exc.status_code < 500:
+                    raise VideodubError(
+                        f"{self.stage}: {where} answered the model check with {exc.status_code} "
+                        f"({_message(exc)}); check {self.stage}.base_url") from None
+                failure = (f"answered the model check with {exc.status_code} ({_message(exc)})")
+                retry_after = parse_retry_after(exc.response.headers)
+            except openai.APIConnectionError as exc:  # refused and timed out: already lines
+                failure, retry_after = f"dropped the model check ({_cause(exc)})", None
+            if attempt == attempts:
+                raise VideodubError(
+                    f"{self.stage}: {where} {failure} after {attempt} attempt"
+                    f"{'s' if attempt > 1 else ''}; check {self.stage}.base_url or the server")
+            delay = random.uniform(0, min(PREFLIGHT_MAX_DELAY_S,
+                                          self.options.retry_base_s * 2 ** (attempt - 1)))
+            if retry_after is not None:
+                delay = min(retry_after, PREFLIGHT_MAX_DELAY_S * 2)
+            log.info("%s: the model check at %s: %s; retry %d/%d in %.2f s", self.stage, where,
+                     redact(failure), attempt, attempts - 1, delay)
+            await asyncio.sleep(delay)
+
+    async def _check_once(self) -> None:
         import openai
 
         client = self.client().with_options(timeout=PREFLIGHT_TIMEOUT_S)
@@ -321,11 +358,9 @@ class OpenAIProvider:
                 f"{self.stage}: {where} did not answer within {PREFLIGHT_TIMEOUT_S:g} s; check "
                 f"{self.stage}.base_url or the server{self.alternative}") from None
         except openai.APIConnectionError as exc:
-            raise VideodubError(self._unreachable(exc)) from None
-        except openai.APIStatusError as exc:
-            raise VideodubError(
-                f"{self.stage}: {where} answered the model check with {exc.status_code} "
-                f"({_message(exc)}); check {self.stage}.base_url") from None
+            if _refused(exc):
+                raise VideodubError(self._unreachable(exc)) from None
+            raise
 
 
 def _message(exc: Any) -> str:
