@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +13,8 @@ from videodub.errors import VideodubError
 from videodub.media import write_text_atomic
 from videodub.model import Segment
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Cue:
@@ -20,14 +23,32 @@ class Cue:
     text: str
 
 
+def decode_text(data: bytes, path: Path) -> str:
+    """UTF-8 (with or without a BOM), else the encoding the bytes tell (subtitle files saved
+    by older editors are often Latin-1 or Windows-1252); one line asking for UTF-8 when they
+    tell none."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise VideodubError(f"{path}: cannot tell the subtitle file's text encoding; save it as "
+                            f"UTF-8")
+    log.info("%s: read as %s", path, best.encoding)
+    return str(best)
+
+
 def read_cues(path: Path) -> list[Cue]:
     """Cues of an .srt or .vtt file, sorted by start. One-line VideodubError if unreadable."""
     if not path.is_file():
         raise VideodubError(f"subtitle file not found: {path}")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise VideodubError(f"{path}: cannot read subtitle file ({exc})") from exc
+        text = decode_text(path.read_bytes(), path)
+    except OSError as exc:
+        raise VideodubError(f"{path}: cannot read subtitle file ({exc.strerror or exc})") from exc
     try:
         if path.suffix.lower() == ".vtt" or text.lstrip().startswith("WEBVTT"):
             import webvtt

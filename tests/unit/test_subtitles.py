@@ -117,3 +117,26 @@ def test_write_srt_round_trip(tmp_path):
     source = read_cues(write_srt(segments, tmp_path / "out.en.srt", target=False))
     assert [c.text for c in source] == [s.source_text for s in segments]
     assert not list(tmp_path.glob("*.part*"))  # written atomically, nothing left over
+
+
+SPANISH = ("1\n00:00:01,000 --> 00:00:03,000\nHola, señor. ¿Cómo está? Él comió piña.\n\n"
+           "2\n00:00:04,000 --> 00:00:06,000\nAdiós, mañana será otro día.\n")
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "utf-16"])
+def test_subtitles_saved_in_another_encoding_are_read(tmp_path, encoding):
+    path = tmp_path / f"talk.{encoding}.srt"
+    path.write_bytes(SPANISH.encode(encoding))
+
+    cues = read_cues(path)
+
+    assert [c.text for c in cues] == ["Hola, señor. ¿Cómo está? Él comió piña.",
+                                      "Adiós, mañana será otro día."]
+
+
+def test_bytes_in_no_encoding_ask_for_utf8(tmp_path):
+    path = tmp_path / "noise.srt"
+    path.write_bytes(bytes((i * 197 + 91) % 256 for i in range(4096)))
+
+    with pytest.raises(VideodubError, match=r"noise.srt: .*save it as UTF-8"):
+        read_cues(path)
