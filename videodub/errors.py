@@ -18,7 +18,8 @@ def no_space(exc: OSError, doing: str, where: object = None) -> NoSpace:
     quota, EDQUOT); ``where`` is the folder when the error does not name a file."""
     import os.path
 
-    folder = os.path.dirname(str(exc.filename)) if exc.filename else str(where or "the disk")
+    written = exc.filename2 or exc.filename  # a copy names its source first
+    folder = os.path.dirname(str(written)) if written else str(where or "the disk")
     return NoSpace(f"no space left on {folder} while {doing}; free space there and run again "
                    f"(finished work is kept)")
 

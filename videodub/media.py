@@ -139,6 +139,25 @@ def remove_stale_temporaries(folder: Path, recursive: bool = False,
     return removed
 
 
+# Less room than this on a filesystem counts as full (a write that failed there failed for it).
+FULL_BELOW_BYTES = 1 << 20
+
+
+def full_folder(folders: list[Path | None]) -> Path | None:
+    """The first of ``folders`` whose filesystem is out of space or of inodes. Libraries
+    that write files (libsndfile) report a full disk only as "System error"; this tells it."""
+    for folder in folders:
+        if folder is None:
+            continue
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            continue
+        if st.f_bavail * st.f_frsize < FULL_BELOW_BYTES or (st.f_files and not st.f_favail):
+            return folder
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``final``; rename it into place only on success."""

@@ -11,6 +11,7 @@ on disk.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import shutil
 import tempfile
@@ -24,7 +25,7 @@ from typing import Any
 from videodub.config import JobConfig
 from videodub.errors import Cancelled, VideodubError, is_no_space, no_space
 from videodub.machine import Machine
-from videodub.media import remove_stale_temporaries, write_json_atomic
+from videodub.media import full_folder, remove_stale_temporaries, write_json_atomic
 from videodub.model import STAGES, CallsProvider, JobContext, JobScope, Segment, worker_hint
 from videodub.plugins import Registry
 from videodub.providers.usage import Estimate, ProviderStats
@@ -125,10 +126,7 @@ class Runner:
             except Cancelled:
                 pass
             except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-                if is_no_space(exc):
-                    assert isinstance(exc, OSError)
-                    exc = no_space(exc, f"running the {name} stage", self.run_dir)
-                self.errors.append(exc)
+                self.errors.append(self._disk_error(exc, f"running the {name} stage"))
                 assert self.ctx is not None
                 self.ctx.cancel_event.set()
                 self.ctx.kill_processes()
@@ -195,8 +193,7 @@ class Runner:
             raise
         except BaseException as exc:
             if not self.errors:  # raised here (preflight, outputs), not by a stage thread
-                self.errors.append(no_space(exc, "writing the outputs", self.run_dir)
-                                   if is_no_space(exc) else exc)
+                self.errors.append(self._disk_error(exc, "writing the outputs"))
             ctx.cancel_event.set()
             ctx.kill_processes()
             if self.errors[0] is not exc:
@@ -218,6 +215,20 @@ class Runner:
         display.summary()
         assert video is not None
         return RunResult(video=video, report=report, segments=self._segments(self.pipeline))
+
+    def _disk_error(self, exc: BaseException, doing: str) -> BaseException:
+        """A failed write on a full disk as the one line that says so, whatever the library
+        that failed said (an OSError 28, libsndfile's "System error")."""
+        if is_no_space(exc):
+            assert isinstance(exc, OSError)
+            return no_space(exc, doing, self.run_dir)
+        if isinstance(exc, (VideodubError, Cancelled)) or not isinstance(exc, Exception):
+            return exc
+        cache_dir = self.ctx.cache_dir if self.ctx else None
+        full = full_folder([self.run_dir, cache_dir])
+        if full is None:
+            return exc
+        return no_space(OSError(errno.ENOSPC, str(exc)), doing, full)
 
     def _write_report(self, report: dict[str, Any]) -> VideodubError | None:
         """Write report.json if the disk allows; a failure here never hides the job's error."""
