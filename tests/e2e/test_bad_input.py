@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from failure_corpus import assert_message
 
 from videodub.testing.samples import ENGLISH_TALK, make_talk
 
@@ -165,6 +166,7 @@ def test_fails_with_one_error_line(case, failed_runs, bad, short_talk):
     assert run.returncode != 0, run.describe()
     assert len(run.error_lines) == 1, run.describe()
     line = run.error_lines[0]
+    assert_message(case, line)
     for word in expected:
         assert word in line, f"{word!r} not in {line!r}"
     assert "Traceback" not in run.stderr + run.stdout, run.describe()
@@ -225,6 +227,7 @@ def test_full_validation_stops_a_corrupt_file_before_other_work(run_cli, short_t
     assert run.returncode != 0, run.describe()
     assert len(run.error_lines) == 1, run.describe()
     assert run.error_lines[0].startswith("error: decoding corrupt.mp4 failed: "), run.describe()
+    assert_message("corrupt_media_full_validation", run.error_lines[0])
     assert "Traceback" not in run.stderr
     stages = run.report()["stages"]
     assert all(stages[name]["items"] == 0 for name in stages), stages

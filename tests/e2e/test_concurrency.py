@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from failure_corpus import assert_message
 
 from videodub.media import probe
 
@@ -89,6 +90,7 @@ def test_two_jobs_in_one_run_folder_never_mix(two_inputs, tmp_path, round_):
         assert errors == [f"error: the run folder {run_dir.resolve()} is in use by another job; "
                           "wait for it to finish or set hydra.run.dir to another folder"], \
             describe(results)
+        assert_message("run_folder_busy", errors[0])
         assert result.returncode == 2 and "Traceback" not in result.stderr
     for result, src in ok:
         assert_own_output(result, src)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from failure_corpus import assert_message
 
 pytestmark = pytest.mark.slow
 
@@ -37,13 +38,14 @@ def small_filesystem(where: Path, **options: str) -> Iterator[Path]:
 JOB = ("target_lang=en", "translate=none", "profile=speed")
 
 
-def assert_failed_cleanly(run, full: Path) -> None:
+def assert_failed_cleanly(run, full: Path, case: str) -> None:
     assert run.returncode == 1 or run.returncode == 2, run.describe()
     assert len(run.error_lines) == 1, run.describe()
     line = run.error_lines[0]
     assert line.startswith(f"error: no space left on {full}"), line
     assert " while " in line and "free space there" in line, line
     assert "Traceback" not in run.stderr and "internal error" not in line
+    assert_message(case, line)
     report = run.report()
     assert report["status"] == "failed" and report["error"] == line.removeprefix("error: ")
     assert not (run.run_dir / "work").exists()
@@ -55,14 +57,14 @@ def assert_failed_cleanly(run, full: Path) -> None:
 def test_a_run_folder_that_fills_up_mid_run(run_cli, short_talk, tmp_path, inodes):
     with small_filesystem(tmp_path / "small", size="64m", nr_inodes=str(inodes)) as fs:
         run = run_cli(f"input={short_talk.path}", *JOB, run_dir=fs / "run")
-        assert_failed_cleanly(run, fs)
+        assert_failed_cleanly(run, fs, "run_folder_full")
 
 
 def test_a_cache_that_fills_up_mid_run(run_cli, short_talk, tmp_path):
     """Room for the transcript, not for the first clip."""
     with small_filesystem(tmp_path / "small", size="48k") as fs:
         run = run_cli(f"input={short_talk.path}", *JOB, cache_dir=fs / "cache")
-        assert_failed_cleanly(run, (fs / "cache").resolve())
+        assert_failed_cleanly(run, (fs / "cache").resolve(), "cache_full")
         assert "while caching clips" in run.error_lines[0]
         assert not list(fs.rglob(".*.part*"))
 
@@ -74,4 +76,5 @@ def test_a_run_folder_without_room_for_the_job_is_refused_before_any_work(run_cl
         assert run.returncode == 2, run.describe()
         assert len(run.error_lines) == 1
         assert run.error_lines[0].startswith(f"error: not enough disk space in {fs / 'run'}")
+        assert_message("not_enough_disk", run.error_lines[0])
         assert all(s["items"] == 0 for s in run.report()["stages"].values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from failure_corpus import assert_message
 
 
 @pytest.mark.slow
@@ -26,5 +27,6 @@ def test_a_non_ascii_value_that_cannot_be_quoted_for_the_user_says_how(run_cli, 
 
     assert run.returncode == 2, run.describe()
     assert len(run.error_lines) == 1, run.describe()
-    assert "quote a value" in run.error_lines[0] and "\"key='value'\"" in run.error_lines[0]
+    assert_message("non_ascii_value_with_comma", run.error_lines[0])
+    assert f"input={tmp_path}/ñ,b.mp4" in run.error_lines[0]
     assert "Traceback" not in run.stderr

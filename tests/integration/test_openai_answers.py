@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile
 from conftest import TEST_KEY_ENV, openai_overrides
+from failure_corpus import assert_message
 
 from videodub.api import dub
 from videodub.errors import VideodubError
@@ -58,6 +59,7 @@ def test_speech_that_is_never_audio_fails_the_job_and_is_never_cached(loopback, 
     assert message.startswith("tts: synthesizing line "), message
     assert f"failed after 3 attempts at {loopback.base_url}: unusable answer" in message
     assert "not audio" in message
+    assert_message("speech_not_audio", f"error: {message}")
     report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
     assert report["status"] == "failed" and report["error"] == message
     assert report["providers"]["tts"]["server_errors"] >= 3

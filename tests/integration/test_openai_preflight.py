@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import TEST_KEY_ENV
+from failure_corpus import assert_message
 
 from videodub.errors import VideodubError
 from videodub.providers.openai_api import PREFLIGHT_ATTEMPTS, OpenAIOptions, OpenAIProvider
@@ -32,8 +33,9 @@ def test_a_transient_failure_of_the_model_check_is_retried(loopback, faults):
 def test_a_server_that_keeps_failing_fails_the_check_after_a_few_attempts(loopback):
     loopback.faults.push("models", *["503"] * 10)
     with pytest.raises(VideodubError, match=r"^translate: .* answered the model check with 503 "
-                                            r"\(.*overloaded.*\) after 3 attempts; check"):
+                                            r"\(.*overloaded.*\) after 3 attempts; check") as caught:
         provider(loopback).check()
+    assert_message("model_check_keeps_failing", f"error: {caught.value}")
 
     assert len(model_checks(loopback)) == PREFLIGHT_ATTEMPTS == 3
 

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from failure_corpus import assert_message
 from helpers_runner import FakeStages, register_builtins_and_fakes
 
 from videodub.api import compose_job
@@ -145,8 +146,9 @@ def test_a_job_is_refused_a_run_folder_another_job_holds(registry, fake_input, t
     thread.start()
     try:
         assert held.wait(10)
-        with pytest.raises(RunFolderBusy, match="is in use by another job"):
+        with pytest.raises(RunFolderBusy, match="is in use by another job") as caught:
             runner(registry, fake_input, tmp_path).run()
+        assert_message("run_folder_busy", f"error: {caught.value}")
         assert sorted(p.name for p in (tmp_path / "run").iterdir()) == []  # nothing written
     finally:
         release.set()

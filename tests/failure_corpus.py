@@ -1,0 +1,79 @@
+"""The failure corpus: every bad input, fault, kill, concurrent job and full disk the tests
+produce, and the line a user sees for it, exactly as ``docs/failures.md`` shows it.
+
+A ``<placeholder>`` stands for any text (a path, a number, a server's message). The tests that
+produce a case check the line with :func:`assert_message`; ``integration/test_docs_failures.py``
+checks that docs/failures.md lists the same cases with the same lines, and that every case
+here is produced by some test.
+"""
+
+from __future__ import annotations
+
+import re
+
+MESSAGES: dict[str, str] = {
+    # -- bad input (tests/e2e/test_bad_input.py) ---------------------------------------------
+    "missing_file": "error: input not found: <path>",
+    "empty_input": "error: input is empty; name the video to dub (e.g. input=talk.mp4)",
+    "url_input": "error: input <url> is a URL; ingest=local reads files on this machine "
+                 "(download it first)",
+    "not_media": "error: <path>: not a readable media file (<reason>)",
+    "garbled_moov": "error: <name> is damaged: its container lists no streams (a garbled "
+                    "header?)",
+    "video_without_audio": "error: <name> has no audio stream to dub",
+    "silence_only": "error: no speech found in <name>",
+    "damaged_video_track": "error: the video track of <name> is damaged: ffmpeg could not copy "
+                           "it into the dubbed video; repair or re-encode the input",
+    "corrupt_media_full_validation": "error: decoding <name> failed: <ffmpeg's message>",
+    "unreadable_subtitles": "error: <path>: cannot tell the subtitle file's text encoding; save "
+                            "it as UTF-8",
+    "missing_subtitle_file": "error: subtitle file not found: <path>",
+    "unknown_language": "error: target_lang: unknown language code <code> (use an ISO 639-1 "
+                        "code such as en, es, de, fr, ja)",
+    "unknown_implementation": "error: unknown tts implementation <name>; choices: <names>",
+    "bad_value": "error: align: max_speed must be <range>, got -1.0",
+    "unknown_top_level_key": "error: <message about speling>; top level takes: <keys>",
+    "unknown_stage_key": "error: align.max_sped: <message>; align takes: <keys>",
+    "no_voice_for_language": "error: espeak-ng has no voice for <language>; set tts.voice to "
+                             "<...>",
+    "english_model_other_source": "error: the bundled tiny.en Whisper model only transcribes "
+                                  "English but source_lang=es; set transcribe.model to a "
+                                  "multilingual model (e.g. small)",
+    "same_language_needed": "error: translate=none keeps the en text but target_lang=es; set "
+                            "target_lang=en or choose a translator (e.g. translate=subtitles "
+                            "translate.file=<es.srt>)",
+    "run_dir_under_a_file": "error: cannot create the run folder <folder>: <file> is not a "
+                            "folder; set hydra.run.dir to a folder you can write to",
+    # -- what is typed (tests/e2e/test_input_paths.py) ---------------------------------------
+    "non_ascii_value_with_comma": "error: LexerNoViableAltException: <override>; quote a value "
+                                  "with characters Hydra's grammar does not read unquoted, "
+                                  "inside the shell's quotes: \"key='value'\"",
+    # -- servers (tests/integration/test_openai_answers.py, test_openai_preflight.py) --------
+    "speech_not_audio": "error: tts: synthesizing line <n> failed after <n> attempts at <url>: "
+                        "unusable answer (the answer is <type>, not audio: <body>)",
+    "model_check_keeps_failing": "error: translate: <url> answered the model check with 503 "
+                                 "(<message>) after 3 attempts; check translate.base_url or "
+                                 "the server",
+    # -- concurrent jobs (tests/e2e/test_concurrency.py) -------------------------------------
+    "run_folder_busy": "error: the run folder <folder> is in use by another job; wait for it "
+                       "to finish or set hydra.run.dir to another folder",
+    # -- full disk (tests/e2e/test_disk_full.py) ---------------------------------------------
+    "run_folder_full": "error: no space left on <folder> while <what the job was doing>; free "
+                       "space there and run again (finished work is kept)",
+    "cache_full": "error: no space left on <cache folder> while caching clips; free space "
+                  "there and run again (finished work is kept)",
+    "not_enough_disk": "error: not enough disk space in <folder>: the run needs about <n> MiB, "
+                       "<n> MiB are free; free space or set hydra.run.dir elsewhere",
+}
+
+
+def pattern(case: str) -> re.Pattern[str]:
+    """The case's line as a regular expression: each ``<placeholder>`` matches any text."""
+    parts = re.split(r"<[^<>]*>", MESSAGES[case])
+    return re.compile(".+?".join(re.escape(p) for p in parts))
+
+
+def assert_message(case: str, line: str) -> None:
+    assert pattern(case).fullmatch(line), (
+        f"the {case} line drifted from docs/failures.md:\n  seen: {line}\n  "
+        f"documented: {MESSAGES[case]}")
