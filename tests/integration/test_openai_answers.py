@@ -83,3 +83,55 @@ def test_a_later_run_pays_for_speech_a_bad_answer_did_not_give(loopback, four_li
     assert all("clip_cached" not in s.flags for s in result.segments)
     assert all(s.synth_duration > 0.5 for s in result.segments), \
         [s.synth_duration for s in result.segments]
+
+
+# -- transcripts ----------------------------------------------------------------------------
+
+
+def transcribe(server, wav: Path, work: Path, **options):
+    from videodub.builtin.transcribe_openai import OpenAITranscribeOptions, OpenAITranscriber
+    from videodub.model import MediaInfo
+
+    work.mkdir(parents=True, exist_ok=True)
+    media = MediaInfo(path=wav, duration=soundfile.info(str(wav)).duration, has_video=False,
+                      audio_streams=1, audio_codec="pcm_s16le", video_codec=None,
+                      speech_audio=wav, full_audio=wav)
+    stage = OpenAITranscriber(OpenAITranscribeOptions(
+        base_url=server.base_url, api_key_env=TEST_KEY_ENV, retry_base_s=0.01,
+        retry_max_s=0.05, **options))
+    return list(stage.transcribe(media, JobContext(work, "en", "en"))), stage.provider_stats
+
+
+@pytest.fixture
+def tone_wav(tmp_path) -> Path:
+    """Two loud stretches over silence: the loopback server answers one segment each."""
+    import numpy as np
+
+    rate = 16_000
+    audio = np.zeros(6 * rate, np.float32)
+    t = np.arange(int(1.5 * rate)) / rate
+    for start in (0.5, 3.5):
+        a = int(start * rate)
+        audio[a:a + len(t)] = 0.3 * np.sin(2 * np.pi * 150 * t)
+    path = tmp_path / "tones.wav"
+    soundfile.write(str(path), audio, rate, subtype="PCM_16")
+    return path
+
+
+@pytest.mark.parametrize("fault", ["malformed", "bad_segments"])
+def test_a_transcript_that_does_not_parse_is_retried(loopback, tone_wav, tmp_path, fault):
+    loopback.faults.push("transcriptions", fault)
+
+    segments, stats = transcribe(loopback, tone_wav, tmp_path / "work")
+
+    assert (stats.calls, stats.retries, stats.server_errors) == (2, 1, 1)
+    assert len(segments) == 2 and all(s.end > s.start for s in segments)
+
+
+def test_a_transcript_that_never_parses_fails_in_one_line(loopback, tone_wav, tmp_path):
+    loopback.faults.rate("transcriptions", "bad_segments", 1.0)
+
+    with pytest.raises(VideodubError, match=r"^transcribe: transcribing chunk 0 failed after 2 "
+                                            r"attempts at .*: unusable answer \(the answer's "
+                                            r"segments are not a list with start and end"):
+        transcribe(loopback, tone_wav, tmp_path / "work", max_retries=1)

@@ -233,6 +233,12 @@ class OpenAITranscriber:
             body = raw.http_response.json()
             if not isinstance(body, dict) or "text" not in body:
                 raise RetryableError("the answer has no transcription text")
+            segments = body.get("segments")
+            if segments is not None and not (isinstance(segments, list) and all(
+                    isinstance(s, dict) and _is_time(s.get("start")) and _is_time(s.get("end"))
+                    for s in segments)):
+                raise RetryableError("the answer's segments are not a list with start and end "
+                                     "times")
             return body
 
         body = await self.provider.request(send, parse, what=f"transcribing chunk {chunk.index}")
@@ -268,6 +274,10 @@ class OpenAITranscriber:
                                       "no_speech_prob": round(no_speech, 3),
                                       "chunk": chunk.index}))
         return out
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
 
 
 @hookimpl

@@ -19,6 +19,7 @@ KEY_ECHO_FAULTS = frozenset({"400_echo_key", "500_echo_key"})
 STATUS_FAULTS = frozenset({"400", "401", "429", "500", "503"}) | KEY_ECHO_FAULTS
 TRANSPORT_FAULTS = frozenset({"timeout", "malformed", "disconnect"})
 CHAT_FAULTS = frozenset({"missing_id", "dup_id", "truncated", "bad_json_content"})
+TRANSCRIPTION_FAULTS = frozenset({"bad_segments"})
 # What a client honouring retry-after-ms waits after a scripted 429 by default (the server's
 # ``retry_after_s``); Retry-After says the same rounded up to whole seconds, at least 1.
 FAULT_RETRY_AFTER_S = 0.2
@@ -132,7 +133,8 @@ class Faults:
     ``timeout`` stalls for the server's ``hang_s``, ``malformed`` answers a non-JSON body,
     ``disconnect`` closes the connection unanswered; chat only: ``missing_id`` and ``dup_id``
     drop or repeat a translation, ``truncated`` cuts the content off
-    (``finish_reason="length"``), ``bad_json_content`` wraps it in prose.
+    (``finish_reason="length"``), ``bad_json_content`` wraps it in prose; transcriptions only:
+    ``bad_segments`` answers JSON whose segments have no times.
     """
 
     def __init__(self) -> None:
@@ -147,7 +149,9 @@ class Faults:
             raise ValueError(f"unknown route {route!r} (one of {', '.join(ROUTES)})")
         if kind in CHAT_FAULTS and route != "chat":
             raise ValueError(f"fault {kind!r} applies to the chat route only")
-        if kind not in STATUS_FAULTS | TRANSPORT_FAULTS | CHAT_FAULTS:
+        if kind in TRANSCRIPTION_FAULTS and route != "transcriptions":
+            raise ValueError(f"fault {kind!r} applies to the transcriptions route only")
+        if kind not in STATUS_FAULTS | TRANSPORT_FAULTS | CHAT_FAULTS | TRANSCRIPTION_FAULTS:
             raise ValueError(f"unknown fault {kind!r}")
 
     def push(self, route: str, *kinds: str) -> None:

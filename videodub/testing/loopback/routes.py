@@ -162,6 +162,8 @@ class Routes:
                               "Use 'json' or 'text' instead.", "response_format",
                               "unsupported_value")
         language = language_name(form.text("language"))
+        if request.fault == "bad_segments":  # parses, but is not a transcript
+            return json_response({"text": "...", "segments": [{"text": "no times"}]})
         audio = self._decode(upload)
         segments = self._transcribe(audio)
         duration = len(audio) / TRANSCRIPTION_RATE
