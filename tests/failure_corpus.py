@@ -44,6 +44,8 @@ MESSAGES: dict[str, str] = {
                             "translate.file=<es.srt>)",
     "run_dir_under_a_file": "error: cannot create the run folder <folder>: <file> is not a "
                             "folder; set hydra.run.dir to a folder you can write to",
+    "run_dir_read_only": "error: cannot create the run folder <folder>: <folder> is not "
+                         "writable; set hydra.run.dir to a folder you can write to",
     # -- what is typed (tests/e2e/test_input_paths.py) ---------------------------------------
     "non_ascii_value_with_comma": "error: LexerNoViableAltException: <override>; quote a value "
                                   "with characters Hydra's grammar does not read unquoted, "

@@ -78,3 +78,13 @@ def test_a_run_folder_without_room_for_the_job_is_refused_before_any_work(run_cl
         assert run.error_lines[0].startswith(f"error: not enough disk space in {fs / 'run'}")
         assert_message("not_enough_disk", run.error_lines[0])
         assert all(s["items"] == 0 for s in run.report()["stages"].values())
+
+
+def test_a_run_folder_on_a_read_only_filesystem_is_one_line(run_cli, short_talk, tmp_path):
+    with small_filesystem(tmp_path / "ro", size="1m", mode="0755") as fs:
+        subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+        run = run_cli(f"input={short_talk.path}", *JOB, run_dir=fs / "run")
+        assert run.returncode == 2, run.describe()
+        assert len(run.error_lines) == 1 and "Traceback" not in run.stderr, run.describe()
+        assert_message("run_dir_read_only", run.error_lines[0])
+        assert f" {fs} is not writable" in run.error_lines[0]
