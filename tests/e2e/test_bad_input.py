@@ -232,3 +232,19 @@ def test_full_validation_stops_a_corrupt_file_before_other_work(run_cli, short_t
     stages = run.report()["stages"]
     assert all(stages[name]["items"] == 0 for name in stages), stages
     assert run.media_files() == [] and not list(run.run_dir.glob("*.srt"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile, case", [("balanced", "damaged_video_track"),
+                                           ("quality", "corrupt_media_full_validation")])
+def test_a_damaged_video_track_never_gives_a_dub_without_picture(run_cli, bad, profile, case):
+    """Every profile: caught after mux (speed, balanced), or by the full decode before any
+    work (quality)."""
+    run = run_cli(f"input={bad.no_video_frames}", "target_lang=en", f"profile={profile}",
+                  "transcribe.model=bundled")
+
+    assert run.returncode != 0, run.describe()
+    assert len(run.error_lines) == 1 and "Traceback" not in run.stderr, run.describe()
+    assert_message(case, run.error_lines[0])
+    assert "no_video_frames.mp4" in run.error_lines[0]
+    assert run.media_files() == []
