@@ -53,9 +53,27 @@ MESSAGES: dict[str, str] = {
     # -- servers (tests/integration/test_openai_answers.py, test_openai_preflight.py) --------
     "speech_not_audio": "error: tts: synthesizing line <n> failed after <n> attempts at <url>: "
                         "unusable answer (the answer is <type>, not audio: <body>)",
+    # -- servers (tests/e2e/test_openai.py) --------------------------------------------------
+    "key_unset": "error: <stage>=openai: $<variable> is not set; export your OpenAI key as "
+                 "<variable> (or name another variable with <stage>.api_key_env), or use a local "
+                 "server with <stage>.base_url=http://localhost:8000/v1<, or an offline choice>",
+    "key_rejected": "error: <stage>: <url> rejected the API key in $<variable> (401); check the "
+                    "key, or name another variable with <stage>.api_key_env<, or an offline "
+                    "choice>",
+    "server_unreachable": "error: <stage>: cannot reach <url> (<reason>); start the server or "
+                          "fix <stage>.base_url<, or an offline choice>",
+    "model_unknown": "error: <stage>: <url> has no model <name> (<message>); it serves: "
+                     "<models>; set <stage>.model",
+    "server_stalls": "error: <stage>: <url> did not answer within 1.5 s; check <stage>.base_url "
+                     "or the server<, or an offline choice>",
+    "server_errors_exhausted": "error: <stage>: <request> failed after <n> attempts at <url>: "
+                               "<status> <message>",
     "model_check_keeps_failing": "error: translate: <url> answered the model check with 503 "
                                  "(<message>) after 3 attempts; check translate.base_url or "
                                  "the server",
+    # -- Ctrl-C (tests/e2e/test_interrupt.py) ------------------------------------------------
+    "interrupted": "error: interrupted; completed work is kept (subtitles, cached transcript "
+                   "and clips)",
     # -- concurrent jobs (tests/e2e/test_concurrency.py) -------------------------------------
     "run_folder_busy": "error: the run folder <folder> is in use by another job; wait for it "
                        "to finish or set hydra.run.dir to another folder",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PROJECT_ROOT
+from failure_corpus import assert_message
 
 from videodub.testing.samples import ENGLISH_TALK, make_talk
 
@@ -91,6 +92,7 @@ def test_ctrl_c_exits_130_and_keeps_completed_work(tmp_path):
     error_lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(error_lines) == 1, err
     assert "interrupted" in error_lines[0]
+    assert_message("interrupted", error_lines[0])
     assert out.strip() == ""  # no video path is printed
     assert source_srt.is_file()
     assert len(list(cache_dir.glob("clips/*.wav"))) >= 1

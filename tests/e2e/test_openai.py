@@ -27,6 +27,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 from conftest import TEST_KEY, TEST_KEY_ENV, Talk, openai_overrides, started_servers
+from failure_corpus import assert_message
 from helpers_loopback import Crowd
 
 from videodub.testing.loopback import LoopbackServer
@@ -169,6 +170,7 @@ def test_rejected_key_is_one_line_and_leaves_no_key(run_cli, short_talk, server_
                   env={TEST_KEY_ENV: WRONG_KEY})
     line = assert_preflight_failure(run, "rejected the API key", f"${TEST_KEY_ENV}")
     assert "401" in line
+    assert_message("key_rejected", line)
     assert set(routes(server)) == {"models"}
     assert_no_secret(run, WRONG_KEY, TEST_KEY)
 
@@ -180,6 +182,7 @@ def test_exhausted_retries_fail_in_one_line_and_leave_no_key(run_cli, short_talk
                   "transcribe.max_retries=2", env=KEY_ENV)
     assert run.returncode == 2, run.describe()
     assert len(run.error_lines) == 1 and "failed after 3 attempts" in run.error_lines[0]
+    assert_message("server_errors_exhausted", run.error_lines[0])
     assert server.stats()["transcriptions"]["status"] == {"500": 3}
     report = run.report()
     assert report["status"] == "failed"
@@ -278,6 +281,7 @@ def test_unset_key_for_openai_fails_before_any_work(four_lines, run_cli):
     assert run.returncode == 2, run.describe()
     assert len(run.error_lines) == 1, run.describe()
     assert f"${variable} is not set" in run.error_lines[0]
+    assert_message("key_unset", run.error_lines[0])
     assert run.media_files() == []
     stages = run.report()["stages"]
     assert all(stages[name]["done"] == 0 for name in ("ingest", "transcribe", "translate")), stages
@@ -349,7 +353,8 @@ def test_unreachable_base_url_is_named(run_cli, short_talk):
     run = run_cli(f"input={short_talk.path}", "target_lang=es", "transcribe=openai",
                   "transcribe.base_url=http://127.0.0.1:1/v1",
                   f"transcribe.api_key_env={TEST_KEY_ENV}", env=KEY_ENV)
-    assert_preflight_failure(run, "cannot reach http://127.0.0.1:1/v1", "transcribe.base_url")
+    line = assert_preflight_failure(run, "cannot reach http://127.0.0.1:1/v1", "transcribe.base_url")
+    assert_message("server_unreachable", line)
 
 
 def test_unknown_model_lists_the_served_models(run_cli, short_talk, server_factory):
@@ -357,8 +362,9 @@ def test_unknown_model_lists_the_served_models(run_cli, short_talk, server_facto
     run = run_cli(f"input={short_talk.path}", "target_lang=es",
                   *openai_overrides(server, stages=("transcribe",)), "transcribe.model=whisper-9",
                   env=KEY_ENV)
-    assert_preflight_failure(run, "no model 'whisper-9'", "it serves: whisper-1, whisper-large-v3",
-                             "transcribe.model")
+    line = assert_preflight_failure(run, "no model 'whisper-9'",
+                                    "it serves: whisper-1, whisper-large-v3", "transcribe.model")
+    assert_message("model_unknown", line)
     assert set(routes(server)) == {"models"}
 
 
@@ -392,7 +398,8 @@ def test_stalled_endpoint_fails_the_check_instead_of_waiting(run_cli, short_talk
     server = server_factory(latency={"models": 30.0})
     run = run_cli(f"input={short_talk.path}", "target_lang=es",
                   *openai_overrides(server, stages=("translate",)), env=KEY_ENV)
-    assert_preflight_failure(run, "did not answer within", "translate.base_url")
+    line = assert_preflight_failure(run, "did not answer within", "translate.base_url")
+    assert_message("server_stalls", line)
     assert not [r for r in server.requests if r.status == 200]  # gave up before the answer
 
 
