@@ -55,7 +55,7 @@ def quote_non_ascii(argv: list[str]) -> list[str]:
     for arg in argv:
         key, eq, value = arg.partition("=")
         if (eq and not arg.startswith("-") and not value.isascii() and value
-                and not any(c in value for c in "'\",")):
+                and not any(c in value for c in "'\",") and not value.endswith("\\")):
             arg = f"{key}='{value}'"
         out.append(arg)
     return out
@@ -253,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         flags = {a.split("=", 1)[0] for a in argv}
         if not PASS_THROUGH_FLAGS.intersection(flags) and not CONFIG_FLAGS.intersection(flags):
             folder = run_folder(argv)
-            check_run_folder(*(folder or (Path("outputs"), "hydra.run.dir")))
+            key = "hydra.sweep.dir" if MULTIRUN_FLAGS.intersection(argv) else "hydra.run.dir"
+            check_run_folder(*(folder or (Path("outputs"), key)))
             if preflight(argv, registry):
                 return
             if folder is not None and folder[1] == "hydra.run.dir":
