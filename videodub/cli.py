@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     from videodub.plugins import installed_registry, register_configs
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    from videodub.inputs import with_ingest_for
+    argv = with_ingest_for(argv)
     if argv[:1] in (["plugins"], ["--plugins"]):
         try:
             list_plugins()

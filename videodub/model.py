@@ -113,6 +113,8 @@ class JobContext:
         self.media: MediaInfo | None = None
         # Set before any stage runs; ingest's check() fills in the duration from a probe.
         self.input_path: Path | None = None
+        # The input exactly as given (a URL stays a URL; a Path would fold its "//").
+        self.input: str | None = None
         self.input_duration: float | None = None
         self.notes: list[str] = []  # warnings worth showing in the report
         self._procs: set[subprocess.Popen] = set()

@@ -78,6 +78,8 @@ def build_report(r: JobRecord) -> dict[str, Any]:
             "host": platform.node(),
             "pid": os.getpid(),
             "media_duration_s": round(duration, 3) if duration else None,
+            "title": media.extra.get("title") if media else None,
+            "url": media.extra.get("url") if media else None,
             "segments": {"source": len(r.source_segments), "target": len(r.target_segments)},
         },
         "wall_s": round(r.wall_s, 3),
