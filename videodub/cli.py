@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING
 
 from videodub.errors import VideodubError
 from videodub.providers.secrets import redact
+from videodub.run.batch import register_resolver
 
 if TYPE_CHECKING:
     from videodub.plugins import Registry
+
+# Run folders of many inputs are named by a resolver; a launcher's worker process imports
+# this module (where the task lives), so it has the resolver too.
+register_resolver()
 
 # Jobs of a sweep checked before it starts; the rest are checked as they run.
 MAX_PREFLIGHT_JOBS = 16
@@ -156,35 +161,81 @@ def task(cfg) -> None:
     from videodub.run.runner import Runner
 
     verbose = bool(cfg.get("verbose", False))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    # One input of many: a failure is that input's line in the summary, the others go on;
+    # an input an earlier run of the same job finished is skipped.
+    one_of_many = _one_of_many()
+    if one_of_many and _skip_if_done(cfg, run_dir):
+        return
     try:
         job = validate(cfg)
-        result = Runner(job, Path(HydraConfig.get().runtime.output_dir), installed_registry()).run()
+        result = Runner(job, run_dir, installed_registry()).run()
     except VideodubError as exc:
         if verbose:
             raise
         logging.getLogger("videodub").info("failed: %s", exc)
+        if one_of_many:
+            return _failed_one(cfg, run_dir, str(exc))
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; completed work is kept (subtitles, cached transcript and clips)", 130)
     except Exception as exc:  # noqa: BLE001 - a bug: still one line unless verbose
         if verbose:
             raise
-        fail(f"internal error: {type(exc).__name__}: {exc} (run with verbose=true for details)", 1)
+        message = f"internal error: {type(exc).__name__}: {exc} (run with verbose=true for details)"
+        if one_of_many:
+            return _failed_one(cfg, run_dir, message)
+        fail(message, 1)
+    if one_of_many and result.video is not None:
+        from videodub.run.batch import mark_done
+
+        mark_done(run_dir, cfg, result.video)
     if result.video is None:  # dry_run=true with a config Hydra composed from elsewhere
         print(result.report["summary"], flush=True)
         return
     print(result.video, flush=True)
 
 
+def _one_of_many() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    callbacks = HydraConfig.get().get("callbacks") or {}
+    return any(str(cb.get("_target_", "")).endswith("batch.InputsSummary")
+               for cb in callbacks.values())
+
+
+def _skip_if_done(cfg, run_dir: Path) -> bool:
+    from videodub.run.batch import already_done
+
+    marker = run_dir / "skipped"
+    video = already_done(run_dir, cfg)
+    if video is None:
+        # A fresh attempt: nothing of an earlier one may speak for it in the summary.
+        for name in ("skipped", "done.json", "report.json"):
+            (run_dir / name).unlink(missing_ok=True)
+        return False
+    marker.touch()
+    print(f"{cfg.input}: done earlier, skipped: {video}", flush=True)
+    return True
+
+
+def _failed_one(cfg, run_dir: Path, message: str) -> None:
+    from videodub.run.batch import record_failure
+
+    line = message if str(cfg.input) in message else f"{cfg.input}: {message}"
+    print(f"error: {redact(line)}", file=sys.stderr, flush=True)
+    record_failure(run_dir, str(cfg.input), redact(message))
+
+
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
     from videodub.api import quiet_missing_user_conf
+    from videodub.inputs import with_ingest_for
     from videodub.plugins import installed_registry, register_configs
+    from videodub.run.batch import batch_argv, last_failed
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    from videodub.inputs import with_ingest_for
-    argv = with_ingest_for(argv)
     if argv[:1] in (["plugins"], ["--plugins"]):
         try:
             list_plugins()
@@ -199,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(str(exc))
         return
     try:
+        # Many inputs (a folder, a glob, a list) become a sweep; a URL picks ingest=url.
+        argv = with_ingest_for(batch_argv(argv))
         registry = installed_registry()
         register_configs(registry)
         flags = {a.split("=", 1)[0] for a in argv}
@@ -215,3 +268,5 @@ def main(argv: list[str] | None = None) -> None:
     quiet_missing_user_conf()
     sys.argv = [sys.argv[0], *argv]
     hydra.main(config_path="conf", config_name="config", version_base="1.3")(task)()
+    if last_failed():
+        sys.exit(1)
