@@ -42,20 +42,57 @@ def english_only(model_name: str) -> bool:
     return model_name == BUNDLED or model_name.endswith(".en")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def cuda_devices() -> int:
+    """GPUs CTranslate2 can use here (0 without a CUDA driver)."""
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # noqa: BLE001 - no driver, no runtime: no GPU
+        return 0
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is ``cuda`` when a GPU is there, else ``cpu``; ``cuda`` without one is a
+    one-line error (raised before any media work by the stage's check)."""
+    if device not in DEVICES:
+        raise VideodubError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        return "cuda" if cuda_devices() > 0 else "cpu"
+    if device == "cuda" and cuda_devices() == 0:
+        raise VideodubError("transcribe.device=cuda but no CUDA GPU is usable here (CTranslate2 "
+                            "sees none); use transcribe.device=auto or cpu")
+    return device
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """``auto``: int8 on a CPU (fastest there), float16 on a GPU."""
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
 
 
-def load_model(name_or_path: str, compute_type: str, cpu_threads: int):
-    """A faster-whisper model on the CPU, loaded once per process for each setting."""
+def load_model(name_or_path: str, compute_type: str, cpu_threads: int, device: str = "cpu"):
+    """A faster-whisper model on ``device``, loaded once per process for each setting."""
     from faster_whisper import WhisperModel
 
-    cache_key = (name_or_path, compute_type, cpu_threads)
+    compute_type = resolve_compute_type(compute_type, device)
+    cache_key = (name_or_path, compute_type, cpu_threads, device)
     with _models_lock:
         if cache_key in _models:
             return _models[cache_key]
         path = bundled_model_path() if name_or_path == BUNDLED else name_or_path
-        model = WhisperModel(str(path), device="cpu", compute_type=compute_type,
-                             cpu_threads=cpu_threads)
+        try:
+            model = WhisperModel(str(path), device=device, compute_type=compute_type,
+                                 cpu_threads=cpu_threads)
+        except ValueError as exc:  # a compute type this device does not do
+            raise VideodubError(f"Whisper on {device}: {exc}") from exc
         _models[cache_key] = model
         return model

@@ -19,10 +19,15 @@ from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.languages import primary
 from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
-from videodub.recognition import BUNDLED, english_only, load_model, suspect_flags
+from videodub.recognition import (
+    BUNDLED, DEVICES, english_only, load_model, resolve_compute_type, resolve_device,
+    suspect_flags)
 from videodub.machine import Machine
 
 log = logging.getLogger(__name__)
+# CTranslate2's compute types, and auto (ours: int8 on a CPU, float16 on a GPU).
+COMPUTE_TYPES = ("auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+                 "int16", "float16", "bfloat16", "float32")
 
 # What effort=high asks for when model=auto; without a network it falls back to the bundled model.
 HIGH_EFFORT_MODEL = "small"
@@ -32,8 +37,10 @@ HIGH_EFFORT_MODEL = "small"
 class FasterWhisperOptions:
     # auto (by effort), bundled (tiny.en, offline), a faster-whisper model name, or a directory.
     model: str = "auto"
-    # CTranslate2 compute type: int8 is fastest on CPUs.
-    compute_type: str = "int8"
+    # auto (a GPU when there is one), cpu, or cuda (a GPU, or a one-line error before any work).
+    device: str = "auto"
+    # CTranslate2 compute type; auto: int8 on a CPU (fastest there), float16 on a GPU.
+    compute_type: str = "auto"
     # Beam width; 0 picks by effort (high 5, medium 2, low 1).
     beam_size: int = 0
     # Skip non-speech with Silero VAD (shipped inside faster-whisper).
@@ -47,11 +54,27 @@ class FasterWhisperOptions:
     # Fetch named models from the Hugging Face hub when they are not cached.
     download: bool = True
 
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, "
+                             f"got {self.compute_type!r}")
+
 
 class FasterWhisperTranscriber:
     def __init__(self, options) -> None:
         self.options = options
         self.model_used: str | None = None
+        self.device: str | None = None
+
+    def _device(self) -> str:
+        if self.device is None:
+            self.device = resolve_device(self.options.device)
+        return self.device
+
+    def _load(self, name_or_path: str, threads: int):
+        return load_model(name_or_path, self.options.compute_type, threads, self._device())
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=400, max_concurrency=1,
@@ -72,12 +95,12 @@ class FasterWhisperTranscriber:
                     log.warning("transcribe: %s; using the bundled tiny.en model instead", exc)
             name = BUNDLED
         if name == BUNDLED:
-            return name, load_model(BUNDLED, opts.compute_type, threads)
+            return name, self._load(BUNDLED, threads)
         return name, self._load_named(name, threads)
 
     def _load_named(self, name: str, threads: int):
         if Path(name).expanduser().is_dir():
-            return load_model(str(Path(name).expanduser()), self.options.compute_type, threads)
+            return self._load(str(Path(name).expanduser()), threads)
         try:
             from faster_whisper.utils import download_model
 
@@ -87,11 +110,13 @@ class FasterWhisperTranscriber:
                 f"Whisper model {name!r} is not available offline and could not be fetched "
                 f"({type(exc).__name__}); use transcribe.model=bundled or a local model directory"
             ) from exc
-        return load_model(path, self.options.compute_type, threads)
+        return self._load(path, threads)
 
     def check(self, ctx: JobContext) -> None:
-        """An English-only model with another source language fails before any work."""
+        """A GPU asked for and missing, or an English-only model with another source language,
+        fails before any work."""
         opts = self.options
+        self._device()
         bundled = opts.model == BUNDLED or (opts.model == "auto" and opts.effort != Effort.high)
         if ctx.source_lang and primary(ctx.source_lang) != "en" and (bundled or opts.model.endswith(".en")):
             name = "bundled tiny.en" if bundled else opts.model
@@ -118,7 +143,8 @@ class FasterWhisperTranscriber:
         if ctx.source_lang is None:
             ctx.source_lang = info.language
         ctx.note(f"transcribe: model {name}, beam {beam}, language {info.language} "
-                 f"(p={info.language_probability:.2f})")
+                 f"(p={info.language_probability:.2f}), on {self._device()} "
+                 f"({resolve_compute_type(opts.compute_type, self._device())})")
         for i, s in enumerate(segments):
             ctx.check_cancelled()
             text = s.text.strip()
