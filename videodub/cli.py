@@ -107,6 +107,40 @@ def preflight(argv: list[str], registry: Registry | None = None) -> bool:
     return True
 
 
+def cache_command(argv: list[str]) -> None:
+    """``python -m videodub cache [prune] [cache_dir=...] [cache_max_gb=...]
+    [cache_max_age_days=...]``: the cache's size per kind; ``prune`` applies the limits now."""
+    import time
+
+    from videodub.api import compose
+    from videodub.run.prune import limits, prune, usage
+
+    do_prune = bool(argv) and argv[0] == "prune"
+    overrides = [a for a in argv[1 if do_prune else 0:]]
+    bad = [a for a in overrides if a.split("=", 1)[0] not in
+           ("cache_dir", "cache_max_gb", "cache_max_age_days")]
+    if bad:
+        raise VideodubError(f"cache takes prune, cache_dir=, cache_max_gb=, cache_max_age_days=; "
+                            f"got {bad[0]}")
+    cfg = compose(overrides)
+    root = Path(str(cfg.cache_dir)).resolve()
+    if do_prune:
+        max_bytes, max_age = limits(float(cfg.cache_max_gb), float(cfg.cache_max_age_days))
+        result = prune(root, max_bytes, max_age)
+        print(f"removed {len(result.removed)} entries ({result.freed / 2**20:.1f} MiB)"
+              + (f"; {result.kept_in_use / 2**20:.1f} MiB over the cap kept for running jobs"
+                 if result.kept_in_use else ""))
+    rows = usage(root)
+    now = time.time()
+    for kind, row in sorted(rows.items()):
+        print(f"{kind:<14} {int(row['entries']):>7} entries {row['bytes'] / 2**20:>10.1f} MiB  "
+              f"oldest use {(now - row['oldest_use']) / 86400:.1f} days ago")
+    total = sum(r["bytes"] for r in rows.values())
+    print(f"{root}: {total / 2**20:.1f} MiB in {sum(int(r['entries']) for r in rows.values())} "
+          f"entries (cap {float(cfg.cache_max_gb):g} GB, age limit "
+          f"{float(cfg.cache_max_age_days):g} days; 0 = none)")
+
+
 def list_plugins() -> None:
     from rich.console import Console
     from rich.table import Table
@@ -236,6 +270,12 @@ def main(argv: list[str] | None = None) -> None:
     from videodub.run.batch import batch_argv, last_failed
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["cache"]:
+        try:
+            cache_command(argv[1:])
+        except VideodubError as exc:
+            fail(str(exc))
+        return
     if argv[:1] in (["plugins"], ["--plugins"]):
         try:
             list_plugins()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from videodub import hookimpl
+from videodub.cachefiles import use
 from videodub.errors import VideodubError
 from videodub.inputs import is_url
 from videodub.media import ffmpeg_exe, write_json_atomic
@@ -142,15 +143,17 @@ class UrlIngester:
         return root / digest
 
     @staticmethod
-    def cached(folder: Path) -> dict[str, Any] | None:
-        """The finished download in ``folder`` (its record and file both there), or None."""
+    def cached(folder: Path, cache_root: Path | None = None) -> dict[str, Any] | None:
+        """The finished download in ``folder`` (its record and file both there), or None;
+        marked as used, so pruning the cache keeps it while this job runs."""
         import json
 
         try:
             record = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not (folder / record.get("file", "")).is_file():
+        media = folder / str(record.get("file") or INFO_FILE)
+        if not media.is_file() or not use(cache_root, folder / INFO_FILE, media):
             return None
         return record
 
@@ -159,7 +162,7 @@ class UrlIngester:
         import yt_dlp
 
         folder = self._folder(url, ctx)
-        record = self.cached(folder)
+        record = self.cached(folder, ctx.cache_dir)
         if record is not None:
             log.info("%s: using the download cached in %s", url, folder)
             ctx.note(f"download of {url} reused from the cache")
@@ -201,7 +204,7 @@ class UrlIngester:
         if not is_url(url):
             self.local.check(ctx)
             return
-        if self.cached(self._folder(url, ctx)) is not None:
+        if self.cached(self._folder(url, ctx), ctx.cache_dir) is not None:
             return
         info = self._info(url)
         if info.get("duration"):

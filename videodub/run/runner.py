@@ -32,6 +32,7 @@ from videodub.run.cache import Cache, with_cache
 from videodub.run.display import Display, make_display
 from videodub.run.outputs import Outputs
 from videodub.run.preflight import preflight
+from videodub.run.prune import JobLease, prune_after_job
 from videodub.run.report import JobRecord, build_report
 from videodub.run.stages import Pipeline
 from videodub.run.stats import ProcessMonitor, StageStats
@@ -148,6 +149,8 @@ class Runner:
             raise
         self.run_dir.mkdir(parents=True, exist_ok=True)
         cache = Cache(Path(job.cache_dir).resolve() if job.cache else None)
+        # While the job holds its lease, pruning keeps every cache entry it uses.
+        lease = JobLease(cache.root).__enter__()
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
         outputs = Outputs(self.run_dir, job.input, job.keep_work)
@@ -184,10 +187,12 @@ class Runner:
             self.scope.close()
             report = self._report(status, started_at, time.monotonic() - t0, outputs)
             write_json_atomic(self.run_dir / "report.json", report)
+            lease.__exit__(None, None, None)
             if status == "ok":
                 display.summary()
                 if not job.keep_work:
                     shutil.rmtree(ctx.work_dir, ignore_errors=True)
+                prune_after_job(cache.root, job.cache_max_gb, job.cache_max_age_days)
             else:
                 # Intermediate media is only useful to a finished job; completed work
                 # (subtitles, cached transcripts and clips) stays.
