@@ -266,6 +266,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from videodub.api import quiet_missing_user_conf
     from videodub.inputs import with_ingest_for
+    from videodub.launchers import check_ray_address
     from videodub.plugins import installed_registry, register_configs
     from videodub.run.batch import batch_argv, last_failed
 
@@ -292,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Many inputs (a folder, a glob, a list) become a sweep; a URL picks ingest=url.
         argv = with_ingest_for(batch_argv(argv))
+        check_ray_address(argv)
         registry = installed_registry()
         register_configs(registry)
         flags = {a.split("=", 1)[0] for a in argv}
