@@ -246,6 +246,8 @@ def ffmpeg_parts(mixed: Path, speech: Path, original: Path, folder: Path,
         "aac_encode_fast": ["-v", "error", "-i", str(mixed), "-c:a", "aac", "-aac_coder",
                             "fast", "-b:a", dub_bitrate(mux), str(folder / "dub_fast.m4a")],
     }
+    if not speech.exists():  # the streaming mix (the default) writes no speech track
+        del commands["amix_only"]
     return {name: timed(lambda a=args: run_ffmpeg(a, what=name))[0]
             for name, args in commands.items()}
 
