@@ -151,11 +151,15 @@ def build_talk(folder: Path, duration: float) -> tuple[Path, Path, int]:
     return video, srt, len(script)
 
 
+# More overrides for every job (--override), e.g. mix.streaming=false for the two-pass mix.
+EXTRA: list[str] = []
+
+
 def overrides(video: Path, srt: Path, profile: str) -> list[str]:
     # keep_work leaves the run's 16 kHz audio, clips and mix for the stage-alone timings; the
     # work directory is removed after the job's wall time is taken, so it does not change it.
     return [f"input={video}", "target_lang=es", "translate=subtitles", f"translate.file={srt}",
-            f"profile={profile}", "cache=false", "keep_work=true"]
+            f"profile={profile}", "cache=false", "keep_work=true", *EXTRA]
 
 
 def ingested(video: Path, folder: Path, profile: str) -> MediaInfo:
@@ -417,7 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per profile; figures are medians (default 1)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="add to every job's overrides (e.g. mix.streaming=false)")
     args = parser.parse_args(argv)
+    EXTRA[:] = args.override
     # The quality profile asks for the larger "small" Whisper model and falls back to the
     # bundled tiny.en when it cannot be fetched. Offline mode makes that fallback immediate
     # instead of depending on how the machine's network fails. huggingface_hub reads it when

@@ -233,6 +233,31 @@ class Scoped(Protocol):
     def attach(self, scope: JobScope) -> None: ...
 
 
+@dataclass(frozen=True)
+class DubEncoding:
+    """How the muxer would encode the dub track: ffmpeg output arguments and the file suffix
+    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``)."""
+
+    args: tuple[str, ...]
+    suffix: str
+
+
+@runtime_checkable
+class EncodesDub(Protocol):
+    """A muxer that can take the dub track already encoded its way (then copied, not
+    encoded again); None when it cannot for this job."""
+
+    def dub_encoding(self) -> DubEncoding | None: ...
+
+
+@runtime_checkable
+class StreamsEncoded(Protocol):
+    """A mixer that can encode the track as it finishes it, so the encoder runs while clips
+    are still arriving instead of after the last one (``run/tail.py`` connects the two)."""
+
+    def encode_as(self, encoding: DubEncoding) -> None: ...
+
+
 @runtime_checkable
 class CallsProvider(Protocol):
     """Calls a remote service; its counters go to the live display and the report."""

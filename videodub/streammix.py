@@ -136,10 +136,12 @@ class StreamingMix:
     """Lays clips over the background and finishes the track as it becomes final."""
 
     def __init__(self, background: Path, out: Path, options: StreamOptions,
-                 ctx: JobContext) -> None:
+                 ctx: JobContext, encode_args: tuple[str, ...] | None = None) -> None:
         import soundfile
 
         self.options, self.out, self.ctx = options, out, ctx
+        # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV.
+        self.encode_args = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
         self.bg = soundfile.SoundFile(str(background))
         self.rate, self.channels, self.frames = self.bg.samplerate, self.bg.channels, self.bg.frames
         self.bg_gain = 10 ** (options.background_db / 20)
@@ -165,7 +167,7 @@ class StreamingMix:
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "info", "-nostats",
                "-f", "f32le", "-ar", str(self.rate), "-ac", str(self.channels), "-i", "pipe:0",
                "-af", f"alimiter=limit={ceiling:.5f}:level=false:attack=5:release=50,{meter}",
-               "-c:a", "pcm_s16le", "-f", "wav", str(self.tmp)]
+               *self.encode_args, str(self.tmp)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                      stderr=self.log)
         self.ctx.track_process(self.proc)
@@ -297,13 +299,15 @@ def parse_summary(stderr: str) -> dict[str, float]:
     return out
 
 
-def correct(path: Path, gain_db: float, ceiling_db: float, ctx: JobContext) -> None:
+def correct(path: Path, gain_db: float, ceiling_db: float, ctx: JobContext,
+            encode_args: tuple[str, ...] | None = None) -> None:
     """One pass over a finished track: ``gain_db`` and a limiter at ``ceiling_db``."""
     tmp = path.with_name(f".{path.stem}.fix{path.suffix}")
+    encode = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
     try:
         run_ffmpeg(["-v", "error", "-i", str(path), "-af",
                     f"volume={gain_db:.3f}dB,alimiter=limit={10 ** (ceiling_db / 20):.5f}"
-                    f":level=false:attack=5:release=50", "-c:a", "pcm_s16le", str(tmp)],
+                    f":level=false:attack=5:release=50", *encode, str(tmp)],
                    ctx, what="correcting the dubbed audio's loudness")
         tmp.replace(path)
     finally:

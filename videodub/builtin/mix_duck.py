@@ -23,7 +23,7 @@ from videodub import hookimpl
 from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.media import run_ffmpeg
-from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
+from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHint
 
 
 @dataclass
@@ -137,6 +137,11 @@ class SpeechTrackWriter:
 class DuckMixer:
     def __init__(self, options) -> None:
         self.options = options
+        self.encoding: DubEncoding | None = None
+
+    def encode_as(self, encoding: DubEncoding) -> None:
+        """Streaming, write the track encoded the muxer's way (it then copies it)."""
+        self.encoding = encoding
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=200, max_concurrency=1,
@@ -144,7 +149,7 @@ class DuckMixer:
 
     def mix(self, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext) -> Path:
         if getattr(self.options, "streaming", False):
-            return mix_streaming(self.options, segments, media, ctx)
+            return mix_streaming(self.options, segments, media, ctx, self.encoding)
         rate = media.sample_rate
         speech_path = ctx.work_dir / "speech_track.wav"
         writer = SpeechTrackWriter(speech_path, rate)
@@ -231,16 +236,18 @@ def place(seg: Segment, rate: int) -> np.ndarray:
     return audio
 
 
-def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext) -> Path:
-    """The track finished as clips arrive; checked by the limiter's own meter, and corrected
-    in one more pass only if it missed the target."""
+def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext,
+                  encoding: DubEncoding | None = None) -> Path:
+    """The track finished as clips arrive (and encoded, given the muxer's ``encoding``);
+    checked by the limiter's own meter, and corrected in one more pass only if it missed."""
     from videodub.streammix import StreamingMix, StreamOptions, correct
 
-    out = ctx.work_dir / "dub_mix.wav"
+    args = (*encoding.args, "-f", "mp4") if encoding else None
+    out = ctx.work_dir / ("dub_mix" + (encoding.suffix if encoding else ".wav"))
     stream = StreamingMix(media.full_audio, out, StreamOptions(
         loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
         duck_db=o.duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
-        measure_true_peak=o.effort == Effort.high), ctx)
+        measure_true_peak=o.effort == Effort.high), ctx, args)
     peak = 0.0
     try:
         for seg in segments:
@@ -261,7 +268,7 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
     ceiling = o.true_peak - 0.5
     over = result.get("peak", -120.0) - o.true_peak
     if abs(off) > 1.0 or over > 0:
-        correct(out, off, ceiling - max(0.0, over + 0.2), ctx)
+        correct(out, off, ceiling - max(0.0, over + 0.2), ctx, args)
         note += f"; corrected by {off:+.1f} dB"
     ctx.note(note)
     return out

@@ -36,6 +36,7 @@ from videodub.run.prune import JobLease, prune_after_job
 from videodub.run.report import JobRecord, build_report
 from videodub.run.stages import Pipeline
 from videodub.run.stats import ProcessMonitor, StageStats
+from videodub.run.tail import connect_tail
 from videodub.run.workers import plan_workers
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class Runner:
         except BaseException:
             self.scope.close()
             raise
+        connect_tail(stages)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         cache = Cache(Path(job.cache_dir).resolve() if job.cache else None)
         # While the job holds its lease, pruning keeps every cache entry it uses.
