@@ -85,7 +85,8 @@ def build_report(r: JobRecord) -> dict[str, Any]:
         "wall_s": round(r.wall_s, 3),
         "realtime_factor": round(r.wall_s / duration, 4) if duration else None,
         "cpu_s": round(r.monitor.cpu_total, 3),
-        "peak_rss_mb": round(r.monitor.peak_rss / 2**20, 1),
+        "peak_rss_mb": round(r.monitor.peak_rss / 2**20, 1),  # children included
+        "peak_rss_children_mb": round(r.monitor.peak_children_rss / 2**20, 1),
         "machine": {"usable_cpus": r.machine.cpus, "cpu_reason": r.machine.cpu_reason,
                     "memory_available_mb": round(r.machine.memory_available / 2**20)},
         "stages": {name: st.as_report() for name, st in r.stats.items()},
