@@ -20,7 +20,7 @@ from videodub.errors import VideodubError
 from videodub.languages import primary
 from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
 from videodub.recognition import (
-    BUNDLED, DEVICES, english_only, load_model, resolve_compute_type, resolve_device,
+    BUNDLED, DEVICES, audio_windows, english_only, load_model, resolve_compute_type, resolve_device,
     suspect_flags)
 from videodub.machine import Machine
 
@@ -53,10 +53,15 @@ class FasterWhisperOptions:
     cpu_threads: int = 0
     # Fetch named models from the Hugging Face hub when they are not cached.
     download: bool = True
+    # Seconds of audio recognised per call: longer media is cut at a quiet moment near each
+    # window's end, so memory stays bounded on long media (0: the whole file at once).
+    window_s: float = 600.0
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.window_s != 0 and self.window_s < 30:
+            raise ValueError(f"window_s must be 0 or at least 30, got {self.window_s}")
         if self.compute_type not in COMPUTE_TYPES:
             raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, "
                              f"got {self.compute_type!r}")
@@ -134,29 +139,37 @@ class FasterWhisperTranscriber:
                 f"{ctx.source_lang}; set transcribe.model to a multilingual model (e.g. small)")
         beam = opts.beam_size or {Effort.high: 5, Effort.medium: 2, Effort.low: 1}[opts.effort]
         words = opts.word_timestamps if opts.word_timestamps is not None else opts.effort != Effort.low
-        segments, info = model.transcribe(
-            str(media.speech_audio),
-            language=primary(ctx.source_lang) if ctx.source_lang else ("en" if english_only(name) else None),
-            beam_size=beam, word_timestamps=words, vad_filter=opts.vad,
-            vad_parameters={"min_silence_duration_ms": opts.vad_min_silence_ms},
-            condition_on_previous_text=opts.effort == Effort.high)
-        if ctx.source_lang is None:
-            ctx.source_lang = info.language
-        ctx.note(f"transcribe: model {name}, beam {beam}, language {info.language} "
-                 f"(p={info.language_probability:.2f}), on {self._device()} "
-                 f"({resolve_compute_type(opts.compute_type, self._device())})")
-        for i, s in enumerate(segments):
-            ctx.check_cancelled()
-            text = s.text.strip()
-            if not text:
-                continue
-            start, end = s.start, s.end
-            if words and s.words:
-                start, end = s.words[0].start, s.words[-1].end
-            flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob)
-            yield Segment(id=i, start=round(start, 3), end=round(end, 3), source_text=text,
-                          flags=flags, extra={"avg_logprob": round(s.avg_logprob, 3),
-                                              "no_speech_prob": round(s.no_speech_prob, 3)})
+        language = (primary(ctx.source_lang) if ctx.source_lang
+                    else ("en" if english_only(name) else None))
+        n = 0
+        for offset, audio in audio_windows(media.speech_audio, opts.window_s):
+            segments, info = model.transcribe(
+                audio, language=language, beam_size=beam, word_timestamps=words,
+                vad_filter=opts.vad,
+                vad_parameters={"min_silence_duration_ms": opts.vad_min_silence_ms},
+                condition_on_previous_text=opts.effort == Effort.high)
+            if offset == 0.0:
+                if ctx.source_lang is None:
+                    ctx.source_lang = info.language
+                ctx.note(f"transcribe: model {name}, beam {beam}, language {info.language} "
+                         f"(p={info.language_probability:.2f}), on {self._device()} "
+                         f"({resolve_compute_type(opts.compute_type, self._device())})")
+            if language is None:  # detected on the first window, kept for the others
+                language = info.language
+            for s in segments:
+                n += 1
+                ctx.check_cancelled()
+                text = s.text.strip()
+                if not text:
+                    continue
+                start, end = s.start, s.end
+                if words and s.words:
+                    start, end = s.words[0].start, s.words[-1].end
+                flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob)
+                yield Segment(id=n - 1, start=round(offset + start, 3),
+                              end=round(offset + end, 3), source_text=text, flags=flags,
+                              extra={"avg_logprob": round(s.avg_logprob, 3),
+                                     "no_speech_prob": round(s.no_speech_prob, 3)})
 
 
 @hookimpl
