@@ -62,12 +62,13 @@ class LoudnessMeter:
 
         if len(audio) == 0:
             return
-        weighted, self.zi = sosfilt(self.sos, audio.astype(np.float64), axis=0, zi=self.zi)
+        weighted, self.zi = sosfilt(self.sos, audio, axis=0, zi=self.zi)
         weighted = np.concatenate([self.rest, weighted])
         whole = len(weighted) // self.hop * self.hop
         if whole:
             hops = weighted[:whole].reshape(-1, self.hop, weighted.shape[1])
-            self.energies.extend((hops ** 2).mean(axis=1).sum(axis=1).tolist())
+            sums = np.einsum("hnc,hnc->h", hops, hops, dtype=np.float64)
+            self.energies.extend((sums / self.hop).tolist())
         self.rest = weighted[whole:]
 
     def integrated(self) -> float:
@@ -113,7 +114,9 @@ class DuckEnvelope:
             depth = np.maximum(depth, np.interp(
                 t, [start - self.attack, start, end, end + self.release], [0, 1, 1, 0],
                 left=0, right=0))
-        control = 10 ** (self.duck_db * depth / 20)
+        control = (10 ** (self.duck_db * depth / 20)).astype(np.float32)
+        if control.min() == control.max():  # no ramp here: most of a track
+            return np.full(b - a, control[0], dtype=np.float32)
         return np.interp(np.arange(a, b), t, control).astype(np.float32)
 
 
