@@ -6,6 +6,7 @@ nothing left behind when cancelled."""
 from __future__ import annotations
 
 import re
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -187,3 +188,56 @@ def test_a_silent_mix_gets_no_gain(tmp_path):
     _, level, note, _ = streamed(tmp_path, background, segs)
     assert "gain +0.0 dB then +0.0 dB" in note
     assert level["I"] == -70.0
+
+
+def clip_segments(tmp_path, n):
+    segs = []
+    for i in range(n):
+        path = tmp_path / f"c{i}.wav"
+        soundfile.write(str(path), tone(0.2 + 0.05 * i, 0.1), RATE)
+        segs.append(Segment(id=i, start=float(i), end=i + 0.5, target_text="x", slot_start=float(i),
+                            slot_end=i + 0.5, audio_path=str(path)))
+    return segs
+
+
+def test_clips_are_prepared_by_a_pool_and_handed_on_in_order(tmp_path):
+    from videodub.builtin.mix_duck import placed
+
+    segs = clip_segments(tmp_path, 12)
+    out = list(placed(iter(segs), RATE, JobContext(tmp_path / "run", "es", "en")))
+    assert [s.id for s, _ in out] == list(range(12))
+    assert [len(a) for _, a in out] == [int((0.2 + 0.05 * i) * RATE) for i in range(12)]
+
+
+def test_a_clip_is_handed_on_before_the_next_one_arrives(tmp_path):
+    from videodub.builtin.mix_duck import placed
+
+    first, second = clip_segments(tmp_path, 2)
+    release = threading.Event()
+    in_time = []
+
+    def upstream():
+        yield first
+        # The next clip comes only once the first has been received (a mixer that held the
+        # first back until the second arrived would leave this waiting in vain).
+        in_time.append(release.wait(30))
+        yield second
+
+    got = []
+    for seg, _ in placed(upstream(), RATE, JobContext(tmp_path / "run", "es", "en")):
+        got.append(seg.id)
+        release.set()
+    assert got == [0, 1] and in_time == [True]
+
+
+def test_an_upstream_failure_reaches_the_mixer(tmp_path):
+    from videodub.builtin.mix_duck import placed
+
+    (seg,) = clip_segments(tmp_path, 1)
+
+    def upstream():
+        yield seg
+        raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        list(placed(upstream(), RATE, JobContext(tmp_path / "run", "es", "en")))

@@ -13,7 +13,7 @@ one array either way.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,6 +236,62 @@ def place(seg: Segment, rate: int) -> np.ndarray:
     return audio
 
 
+def placed(segments: Iterable[Segment], rate: int, ctx: JobContext,
+           workers: int = 2, ahead: int = 8) -> Iterator[tuple[Segment, np.ndarray]]:
+    """Clips read, resampled and stretched (``place``) by a small pool, handed on in order:
+    when clips arrive in a burst (after a whole-transcript translation), their preparation
+    runs on every CPU instead of one after another in the mix's thread (scipy and Rubber Band
+    release the interpreter lock); a clip that arrives alone is handed on as soon as it is
+    ready. A feeder thread takes clips from upstream, so waiting for the next one never holds
+    back the one before."""
+    import queue
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+    stop = threading.Event()
+    ready: queue.Queue = queue.Queue(maxsize=ahead)
+
+    def put(item: tuple) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="videodub-mix-clip") as pool:
+        def feed() -> None:
+            try:
+                for seg in segments:
+                    if stop.is_set():
+                        return
+                    if seg.audio_path:
+                        put((seg, pool.submit(place, seg, rate)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                put((None, exc))
+                return
+            put((None, end))
+
+        feeder = threading.Thread(target=feed, name="videodub-mix-feed", daemon=True)
+        feeder.start()
+        try:
+            while True:
+                try:
+                    seg, job = ready.get(timeout=0.1)
+                except queue.Empty:
+                    ctx.check_cancelled()
+                    continue
+                if seg is None:
+                    if job is end:
+                        return
+                    raise job
+                yield seg, job.result()
+        finally:
+            stop.set()
+            feeder.join(timeout=1.0)
+
+
 def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext,
                   encoding: DubEncoding | None = None) -> Path:
     """The track finished as clips arrive (and encoded, given the muxer's ``encoding``);
@@ -250,10 +306,7 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
         measure_true_peak=o.effort == Effort.high), ctx, args)
     peak = 0.0
     try:
-        for seg in segments:
-            if not seg.audio_path:
-                continue
-            audio = place(seg, media.sample_rate)
+        for seg, audio in placed(segments, media.sample_rate, ctx):
             peak = max(peak, float(np.abs(audio).max(initial=0.0)))
             stream.add(audio, seg.slot_start if seg.slot_start is not None else seg.start)
         result = stream.close()
