@@ -55,7 +55,7 @@ class FasterWhisperOptions:
     download: bool = True
     # Seconds of audio recognised per call: longer media is cut at a quiet moment near each
     # window's end, so memory stays bounded on long media (0: the whole file at once).
-    window_s: float = 600.0
+    window_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
