@@ -211,6 +211,9 @@ def later_stages_alone(profile: str, video: Path, srt: Path, media: MediaInfo,
     mix_opts, mux_opts = job.stages["mix"], job.stages["mux"]
     mixer = registry.get("mix", mix_opts.impl).create(mix_opts)
     muxer = registry.get("mux", mux_opts.impl).create(mux_opts)
+    from videodub.run.tail import connect_tail
+
+    connect_tail({"mix": mixer, "mux": muxer})  # as the runner does
     segments = copy.deepcopy(result.segments)
     mix_wall, mix_cpu, mixed = timed(lambda: mixer.mix(segments, media, ctx))
     subtitles = run_dir / result.report["outputs"]["target_srt"]
@@ -491,7 +494,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print_summary(results)
         job = compose_job(overrides(video, srt, last_run["profile"]))
-        parts_runs = [ffmpeg_parts(last_run["work"] / "dub_mix.wav",
+        # The streaming mix leaves the dub track already encoded (dub_mix.m4a).
+        mixed = next(p for p in (last_run["work"] / "dub_mix.wav", last_run["work"] / "dub_mix.m4a")
+                     if p.exists())
+        parts_runs = [ffmpeg_parts(mixed,
                                    last_run["work"] / "speech_track.wav",
                                    last_run["work"] / "original.wav", last_run["scratch"], job)
                       for _ in range(args.repeat)]
