@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -117,6 +117,8 @@ class JobContext:
         self.input: str | None = None
         self.input_duration: float | None = None
         self.notes: list[str] = []  # warnings worth showing in the report
+        # A progress line worth showing live (a download's share); the runner shows it.
+        self.progress: Callable[[str], None] = lambda text: None
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 

@@ -43,8 +43,11 @@ def test_a_url_is_downloaded_once_then_read_from_the_cache(site, tmp_path):
     url = site.url("short.mp4")
     stage = ingester()
     ctx = context(tmp_path, url)
+    shown: list[str] = []
+    ctx.progress = shown.append
     stage.check(ctx)
     media = stage.ingest(tmp_path / "ignored", ctx)
+    assert shown and shown[-1].startswith(f"[ingest] downloaded {url} (0.")
     assert media.extra["url"] == url and media.extra["title"] == "short"
     assert media.duration == pytest.approx(make_talk_duration(media.path), abs=0.05)
     assert media.speech_audio.stat().st_size > 0 and media.full_audio.stat().st_size > 0
@@ -117,6 +120,7 @@ def test_a_localhost_url_dubs_end_to_end_from_the_command_line(site, tmp_path):
     assert report["job"]["url"] == url and report["job"]["title"] == "short"
     assert report["job"]["segments"]["target"] == 2
     assert proc.stdout.strip().splitlines()[-1] == str(run / "short.en.mp4")
+    assert f"[ingest] downloaded {url}" in proc.stdout + proc.stderr  # progress is shown
     assert (run / "short.en.mp4").stat().st_size > 0
 
 

@@ -173,13 +173,14 @@ class UrlIngester:
         def progress(d: dict[str, Any]) -> None:
             ctx.check_cancelled()
             now = time.monotonic()
-            if d.get("status") == "downloading" and now - last[0] >= 1.0:
+            if d.get("status") == "downloading" and now - last[0] >= 1.0:  # the first, then 1/s
                 last[0] = now
                 total = d.get("total_bytes") or d.get("total_bytes_estimate")
                 done = d.get("downloaded_bytes") or 0
                 share = f"{100 * done / total:.0f}% of {total / 2**20:.1f} MiB" if total \
                     else f"{done / 2**20:.1f} MiB"
                 log.info("downloading %s: %s", url, share)
+                ctx.progress(f"[ingest] downloading {url}: {share}")
 
         try:
             with self._ydl(folder, progress) as ydl:
@@ -194,6 +195,7 @@ class UrlIngester:
                   "file": path.name, "bytes": path.stat().st_size}
         write_json_atomic(folder / INFO_FILE, record)
         log.info("downloaded %s (%.1f MiB)", url, record["bytes"] / 2**20)
+        ctx.progress(f"[ingest] downloaded {url} ({record['bytes'] / 2**20:.1f} MiB)")
         return path, record
 
     # -- the stage ---------------------------------------------------------------------

@@ -160,6 +160,8 @@ class Runner:
         display = self.display = make_display(
             self.display_mode, list(self.stats.values()), monitor,
             minimal=job.runner.minimal_logging, providers=self.providers)
+        if self.display_mode != "quiet":
+            ctx.progress = display.message
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.monotonic()
         monitor.start()
