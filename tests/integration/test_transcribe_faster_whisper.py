@@ -97,7 +97,8 @@ def test_long_media_transcribed_in_windows_says_what_it_says_whole(tmp_path):
     assert common >= 0.9, (heard, expected)
     starts = [s.start for s in windowed]
     assert starts == sorted(starts) and windowed[-1].end > 60
-    # Each line is heard near where it was spoken, windows or not.
+    # Each line is heard where it was spoken, on the input's clock (a window's offset lost or
+    # added would move a third of them by 30 s); Whisper may join two lines into one segment.
     for line in script:
-        near = [s for s in windowed if abs(s.start - line.start) < 1.0]
-        assert near, f"nothing recognised near {line.start:.1f} s ({line.text!r})"
+        over = [s for s in windowed if s.start < line.end + 0.5 and s.end > line.start - 0.5]
+        assert over, f"nothing recognised over {line.start:.1f}-{line.end:.1f} s ({line.text!r})"
