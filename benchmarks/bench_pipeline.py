@@ -151,11 +151,15 @@ def build_talk(folder: Path, duration: float) -> tuple[Path, Path, int]:
     return video, srt, len(script)
 
 
+# More overrides for every job (--override), e.g. mix.streaming=false for the two-pass mix.
+EXTRA: list[str] = []
+
+
 def overrides(video: Path, srt: Path, profile: str) -> list[str]:
     # keep_work leaves the run's 16 kHz audio, clips and mix for the stage-alone timings; the
     # work directory is removed after the job's wall time is taken, so it does not change it.
     return [f"input={video}", "target_lang=es", "translate=subtitles", f"translate.file={srt}",
-            f"profile={profile}", "cache=false", "keep_work=true"]
+            f"profile={profile}", "cache=false", "keep_work=true", *EXTRA]
 
 
 def ingested(video: Path, folder: Path, profile: str) -> MediaInfo:
@@ -207,6 +211,9 @@ def later_stages_alone(profile: str, video: Path, srt: Path, media: MediaInfo,
     mix_opts, mux_opts = job.stages["mix"], job.stages["mux"]
     mixer = registry.get("mix", mix_opts.impl).create(mix_opts)
     muxer = registry.get("mux", mux_opts.impl).create(mux_opts)
+    from videodub.run.tail import connect_tail
+
+    connect_tail({"mix": mixer, "mux": muxer})  # as the runner does
     segments = copy.deepcopy(result.segments)
     mix_wall, mix_cpu, mixed = timed(lambda: mixer.mix(segments, media, ctx))
     subtitles = run_dir / result.report["outputs"]["target_srt"]
@@ -246,6 +253,8 @@ def ffmpeg_parts(mixed: Path, speech: Path, original: Path, folder: Path,
         "aac_encode_fast": ["-v", "error", "-i", str(mixed), "-c:a", "aac", "-aac_coder",
                             "fast", "-b:a", dub_bitrate(mux), str(folder / "dub_fast.m4a")],
     }
+    if not speech.exists():  # the streaming mix (the default) writes no speech track
+        del commands["amix_only"]
     return {name: timed(lambda a=args: run_ffmpeg(a, what=name))[0]
             for name, args in commands.items()}
 
@@ -415,7 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per profile; figures are medians (default 1)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="add to every job's overrides (e.g. mix.streaming=false)")
     args = parser.parse_args(argv)
+    EXTRA[:] = args.override
     # The quality profile asks for the larger "small" Whisper model and falls back to the
     # bundled tiny.en when it cannot be fetched. Offline mode makes that fallback immediate
     # instead of depending on how the machine's network fails. huggingface_hub reads it when
@@ -482,7 +494,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print_summary(results)
         job = compose_job(overrides(video, srt, last_run["profile"]))
-        parts_runs = [ffmpeg_parts(last_run["work"] / "dub_mix.wav",
+        # The streaming mix leaves the dub track already encoded (dub_mix.m4a).
+        mixed = next(p for p in (last_run["work"] / "dub_mix.wav", last_run["work"] / "dub_mix.m4a")
+                     if p.exists())
+        parts_runs = [ffmpeg_parts(mixed,
                                    last_run["work"] / "speech_track.wav",
                                    last_run["work"] / "original.wav", last_run["scratch"], job)
                       for _ in range(args.repeat)]

@@ -55,6 +55,8 @@ from videodub.model import STAGES
 from videodub.machine import Machine
 
 KEY_ENV = "VIDEODUB_BENCH_KEY"
+# More overrides for every job (--override), e.g. mix.streaming=false for the two-pass mix.
+EXTRA: list[str] = []
 # What the one-call-at-a-time design measured on the 100-line job, and what it aimed for.
 REFERENCE = {"wall_s": 17.28, "segments_per_s": 5.8, "target_s": 15.0}
 SEQUENTIAL = ["profile=balanced", "translate.batch_size=1", "translate.max_in_flight=1",
@@ -189,7 +191,7 @@ def job_overrides(design: Design, source: Path, base_url: str) -> list[str]:
     out = [f"input={source}", "target_lang=es", "cache=false"]
     for stage in ("transcribe", "translate", "tts"):
         out += [f"{stage}=openai", f"{stage}.base_url={base_url}", f"{stage}.api_key_env={KEY_ENV}"]
-    return out + list(design.overrides)
+    return out + list(design.overrides) + EXTRA
 
 
 def bounds(n: int, batch: int, translate_in_flight: int, tts_in_flight: int,
@@ -353,6 +355,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="profiles at the larger sizes (default speed)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per design; figures are medians")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="add to every job's overrides (e.g. mix.streaming=false)")
     parser.add_argument("--skip-sequential", action="store_true",
                         help="do not run the one-call-at-a-time design")
     parser.add_argument("--translate-ms", type=float, default=50.0, help="chat latency per call")
@@ -360,6 +364,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rpm", type=int, default=0,
                         help="server-side requests per minute on speech (0: none)")
     args = parser.parse_args(argv)
+    EXTRA[:] = args.override
     args.profiles, args.scale_profiles = _names(args.profiles), _names(args.scale_profiles)
     unknown = sorted(set(args.profiles + args.scale_profiles) - set(known_profiles))
     if unknown:

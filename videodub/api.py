@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from videodub.config import JobConfig, explain, validate
 from videodub.errors import VideodubError
+from videodub.inputs import with_ingest_for
 from videodub.plugins import Registry, installed_registry, register_configs
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def compose(overrides: Sequence[str] = (), registry: Registry | None = None,
 
     with _hydra(registry):
         try:
-            return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides),
+            return hydra_compose(config_name=CONFIG_NAME, overrides=with_ingest_for(list(overrides)),
                                  return_hydra_config=with_hydra)
         except (HydraException, OmegaConfBaseException) as exc:
             raise VideodubError(explain(exc)) from exc

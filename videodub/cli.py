@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING
 
 from videodub.errors import VideodubError
 from videodub.providers.secrets import redact
+from videodub.run.batch import register_resolver
 
 if TYPE_CHECKING:
     from videodub.plugins import Registry
+
+# Run folders of many inputs are named by a resolver; a launcher's worker process imports
+# this module (where the task lives), so it has the resolver too.
+register_resolver()
 
 # Jobs of a sweep checked before it starts; the rest are checked as they run.
 MAX_PREFLIGHT_JOBS = 16
@@ -151,6 +156,42 @@ def preflight(argv: list[str], registry: Registry | None = None) -> bool:
     return True
 
 
+def cache_command(argv: list[str]) -> None:
+    """``python -m videodub cache [prune] [cache_dir=...] [cache_max_gb=...]
+    [cache_max_age_days=...]``: the cache's size per kind; ``prune`` applies the limits now."""
+    import time
+
+    from videodub.api import compose
+    from videodub.run.prune import limits, prune, usage
+
+    do_prune = bool(argv) and argv[0] == "prune"
+    overrides = [a for a in argv[1 if do_prune else 0:]]
+    bad = [a for a in overrides if a.split("=", 1)[0] not in
+           ("cache_dir", "cache_max_gb", "cache_max_age_days")]
+    if bad:
+        raise VideodubError(f"cache takes prune, cache_dir=, cache_max_gb=, cache_max_age_days=; "
+                            f"got {bad[0]}")
+    cfg = compose(overrides)
+    root = Path(str(cfg.cache_dir)).resolve()
+    if do_prune:
+        max_bytes, max_age = limits(float(cfg.cache_max_gb), float(cfg.cache_max_age_days))
+        result = prune(root, max_bytes, max_age)
+        print(f"removed {len(result.removed)} entries ({result.freed / 2**20:.1f} MiB)"
+              + (f"; {result.kept_in_use / 2**20:.1f} MiB over the cap kept for running jobs"
+                 if result.kept_in_use else "")
+              + (f"; {len(result.stale_temporaries)} half-written files of stopped jobs removed"
+                 if result.stale_temporaries else ""))
+    rows = usage(root)
+    now = time.time()
+    for kind, row in sorted(rows.items()):
+        print(f"{kind:<14} {int(row['entries']):>7} entries {row['bytes'] / 2**20:>10.1f} MiB  "
+              f"oldest use {(now - row['oldest_use']) / 86400:.1f} days ago")
+    total = sum(r["bytes"] for r in rows.values())
+    print(f"{root}: {total / 2**20:.1f} MiB in {sum(int(r['entries']) for r in rows.values())} "
+          f"entries (cap {float(cfg.cache_max_gb):g} GB, age limit "
+          f"{float(cfg.cache_max_age_days):g} days; 0 = none)")
+
+
 def list_plugins() -> None:
     from rich.console import Console
     from rich.table import Table
@@ -205,24 +246,70 @@ def task(cfg) -> None:
     from videodub.run.runner import Runner
 
     verbose = bool(cfg.get("verbose", False))
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    # One input of many: a failure is that input's line in the summary, the others go on;
+    # an input an earlier run of the same job finished is skipped.
+    one_of_many = _one_of_many()
+    if one_of_many and _skip_if_done(cfg, run_dir):
+        return
     try:
         job = validate(cfg)
-        result = Runner(job, Path(HydraConfig.get().runtime.output_dir), installed_registry()).run()
+        result = Runner(job, run_dir, installed_registry()).run()
     except VideodubError as exc:
         if verbose:
             raise
         logging.getLogger("videodub").info("failed: %s", exc)
+        if one_of_many:
+            return _failed_one(cfg, run_dir, str(exc))
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted; completed work is kept (subtitles, cached transcript and clips)", 130)
     except Exception as exc:  # noqa: BLE001 - a bug: still one line unless verbose
         if verbose:
             raise
-        fail(f"internal error: {type(exc).__name__}: {exc} (run with verbose=true for details)", 1)
+        message = f"internal error: {type(exc).__name__}: {exc} (run with verbose=true for details)"
+        if one_of_many:
+            return _failed_one(cfg, run_dir, message)
+        fail(message, 1)
+    if one_of_many and result.video is not None:
+        from videodub.run.batch import mark_done
+
+        mark_done(run_dir, cfg, result.video)
     if result.video is None:  # dry_run=true with a config Hydra composed from elsewhere
         print(result.report["summary"], flush=True)
         return
     print(result.video, flush=True)
+
+
+def _one_of_many() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    callbacks = HydraConfig.get().get("callbacks") or {}
+    return any(str(cb.get("_target_", "")).endswith("batch.InputsSummary")
+               for cb in callbacks.values())
+
+
+def _skip_if_done(cfg, run_dir: Path) -> bool:
+    from videodub.run.batch import already_done
+
+    marker = run_dir / "skipped"
+    video = already_done(run_dir, cfg)
+    if video is None:
+        # A fresh attempt: nothing of an earlier one may speak for it in the summary.
+        for name in ("skipped", "done.json", "report.json"):
+            (run_dir / name).unlink(missing_ok=True)
+        return False
+    marker.touch()
+    print(f"{cfg.input}: done earlier, skipped: {video}", flush=True)
+    return True
+
+
+def _failed_one(cfg, run_dir: Path, message: str) -> None:
+    from videodub.run.batch import record_failure
+
+    line = message if str(cfg.input) in message else f"{cfg.input}: {message}"
+    print(f"error: {redact(line)}", file=sys.stderr, flush=True)
+    record_failure(run_dir, str(cfg.input), redact(message))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,9 +317,18 @@ def main(argv: list[str] | None = None) -> None:
 
     import videodub.config  # noqa: F401 - registers the resolver the run folder's name uses
     from videodub.api import quiet_missing_user_conf
+    from videodub.inputs import with_ingest_for
+    from videodub.launchers import check_ray_address
     from videodub.plugins import installed_registry, register_configs
+    from videodub.run.batch import batch_argv, last_failed
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["cache"]:
+        try:
+            cache_command(argv[1:])
+        except VideodubError as exc:
+            fail(str(exc))
+        return
     if argv[:1] in (["plugins"], ["--plugins"]):
         try:
             list_plugins()
@@ -248,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     argv = quote_non_ascii(argv)
     try:
+        # Many inputs (a folder, a glob, a list) become a sweep; a URL picks ingest=url.
+        argv = with_ingest_for(batch_argv(argv))
+        check_ray_address(argv)
         registry = installed_registry()
         register_configs(registry)
         flags = {a.split("=", 1)[0] for a in argv}
@@ -271,3 +370,5 @@ def main(argv: list[str] | None = None) -> None:
     quiet_missing_user_conf()
     sys.argv = [sys.argv[0], *argv]
     hydra.main(config_path="conf", config_name="config", version_base="1.3")(task)()
+    if last_failed():
+        sys.exit(1)

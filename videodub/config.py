@@ -169,6 +169,11 @@ class VideodubConfig:
     # Reuse transcripts and clips from earlier runs of the same input and options.
     cache: bool = True
     cache_dir: str = "outputs/cache"
+    # Cap on the cache's size in GB, kept after each job by removing the least recently used
+    # entries (never one a running job uses); 0: no cap.
+    cache_max_gb: float = 20.0
+    # Entries unused for longer than this many days are removed after each job; 0: kept.
+    cache_max_age_days: float = 30.0
     # Keep the run's intermediate audio (work/) after a successful run.
     keep_work: bool = False
     # Check everything, print the estimated cost of the paid calls, and stop before any work.
@@ -227,6 +232,12 @@ class JobConfig:
     stages: dict[str, Any]  # stage -> options dataclass instance (with .impl)
     dry_run: bool = False
     prices: dict[str, Price] = field(default_factory=default_prices)
+    cache_max_gb: float = 20.0
+    cache_max_age_days: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.cache_max_gb < 0 or self.cache_max_age_days < 0:
+            raise VideodubError("cache_max_gb and cache_max_age_days must be >= 0 (0: no limit)")
 
 
 def validate(cfg: DictConfig) -> JobConfig:
@@ -258,7 +269,9 @@ def validate(cfg: DictConfig) -> JobConfig:
         input=str(cfg.input), target_lang=target, source_lang=source,
         profile_name=str(cfg.profile_name), verbose=bool(cfg.verbose), cache=bool(cfg.cache),
         cache_dir=str(cfg.cache_dir), keep_work=bool(cfg.keep_work), runner=runner, stages=stages,
-        dry_run=bool(cfg.get("dry_run", False)), prices=prices)
+        dry_run=bool(cfg.get("dry_run", False)), prices=prices,
+        cache_max_gb=float(cfg.get("cache_max_gb", 20.0)),
+        cache_max_age_days=float(cfg.get("cache_max_age_days", 30.0)))
 
 
 def explain(exc: BaseException) -> str:

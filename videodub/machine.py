@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,24 @@ def cgroup_memory_available(root: Path = CGROUP_ROOT) -> int | None:
     return None
 
 
+def ray_task_cpus() -> float | None:
+    """CPUs Ray assigned to the task this process runs (``hydra/launcher=ray``), if it runs
+    one: Ray does not pin a task to CPUs, it only counts them, so affinity shows the host's."""
+    ray = sys.modules.get("ray")  # never imported here: only a process Ray started has it
+    if ray is None:
+        return None
+    try:
+        if not ray.is_initialized():
+            return None
+        context = ray.get_runtime_context()
+        if context.get_task_id() is None:  # the driver, not a task
+            return None
+        cpus = context.get_assigned_resources().get("CPU")
+    except Exception:  # noqa: BLE001 - any Ray version or state without the answer
+        return None
+    return float(cpus) if cpus else None
+
+
 @dataclass(frozen=True)
 class Machine:
     cpus: int  # usable CPUs: affinity and cgroup quota, not just the core count
@@ -62,6 +81,10 @@ class Machine:
         if quota is not None and math.floor(quota) < cpus:
             cpus = max(1, math.floor(quota))
             reason += f", cgroup quota {quota:g}"
+        ray_cpus = ray_task_cpus()
+        if ray_cpus is not None and math.floor(ray_cpus) < cpus:
+            cpus = max(1, math.floor(ray_cpus))
+            reason += f", Ray task given {ray_cpus:g} CPU"
         memory = psutil.virtual_memory().available
         cg_mem = cgroup_memory_available()
         if cg_mem is not None:

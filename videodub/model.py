@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -113,8 +113,12 @@ class JobContext:
         self.media: MediaInfo | None = None
         # Set before any stage runs; ingest's check() fills in the duration from a probe.
         self.input_path: Path | None = None
+        # The input exactly as given (a URL stays a URL; a Path would fold its "//").
+        self.input: str | None = None
         self.input_duration: float | None = None
         self.notes: list[str] = []  # warnings worth showing in the report
+        # A progress line worth showing live (a download's share); the runner shows it.
+        self.progress: Callable[[str], None] = lambda text: None
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 
@@ -229,6 +233,31 @@ class Scoped(Protocol):
     with the job's other stages (clients, rate limiters), and the registry the job uses."""
 
     def attach(self, scope: JobScope) -> None: ...
+
+
+@dataclass(frozen=True)
+class DubEncoding:
+    """How the muxer would encode the dub track: ffmpeg output arguments and the file suffix
+    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``)."""
+
+    args: tuple[str, ...]
+    suffix: str
+
+
+@runtime_checkable
+class EncodesDub(Protocol):
+    """A muxer that can take the dub track already encoded its way (then copied, not
+    encoded again); None when it cannot for this job."""
+
+    def dub_encoding(self) -> DubEncoding | None: ...
+
+
+@runtime_checkable
+class StreamsEncoded(Protocol):
+    """A mixer that can encode the track as it finishes it, so the encoder runs while clips
+    are still arriving instead of after the last one (``run/tail.py`` connects the two)."""
+
+    def encode_as(self, encoding: DubEncoding) -> None: ...
 
 
 @runtime_checkable

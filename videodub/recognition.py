@@ -4,7 +4,9 @@ signals that make a recognised line doubtful."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from videodub.errors import VideodubError
 
@@ -42,20 +44,95 @@ def english_only(model_name: str) -> bool:
     return model_name == BUNDLED or model_name.endswith(".en")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def cuda_devices() -> int:
+    """GPUs CTranslate2 can use here (0 without a CUDA driver)."""
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # noqa: BLE001 - no driver, no runtime: no GPU
+        return 0
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is ``cuda`` when a GPU is there, else ``cpu``; ``cuda`` without one is a
+    one-line error (raised before any media work by the stage's check)."""
+    if device not in DEVICES:
+        raise VideodubError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "auto":
+        return "cuda" if cuda_devices() > 0 else "cpu"
+    if device == "cuda" and cuda_devices() == 0:
+        raise VideodubError("transcribe.device=cuda but no CUDA GPU is usable here (CTranslate2 "
+                            "sees none); use transcribe.device=auto or cpu")
+    return device
+
+
+def resolve_compute_type(compute_type: str, device: str) -> str:
+    """``auto``: int8 on a CPU (fastest there), float16 on a GPU."""
+    if compute_type != "auto":
+        return compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+# Where a window may end: the quietest 0.5 s in the last ``SEARCH_S`` seconds before it.
+SEARCH_S = 15.0
+QUIET_FRAME_S = 0.5
+
+
+def audio_windows(path: Path, window_s: float) -> Iterator[tuple[float, Any]]:
+    """16 kHz speech in windows of about ``window_s`` seconds, each cut at the quietest half
+    second near its end, as ``(offset seconds, samples)``; a file no longer than one window
+    (or ``window_s=0``) comes whole, as its path, exactly as before windows existed. Only one
+    window is in memory at a time (faster-whisper also keeps the window's spectrogram: a
+    600 s window peaks about 270 MiB over the model, a 120 s one about 80 MiB)."""
+    import numpy as np
+    import soundfile
+
+    info = soundfile.info(str(path))
+    rate = info.samplerate
+    if window_s <= 0 or info.frames <= window_s * rate * 1.1:
+        yield 0.0, str(path)
+        return
+    frame = int(QUIET_FRAME_S * rate)
+    with soundfile.SoundFile(str(path)) as f:
+        start = 0
+        while start < info.frames:
+            f.seek(start)
+            want = int(window_s * rate)
+            audio = f.read(want, dtype="float32")
+            if len(audio) == want and start + want < info.frames * 0.999:
+                tail = audio[-int(SEARCH_S * rate):]
+                usable = len(tail) // frame * frame
+                energy = (tail[:usable].reshape(-1, frame) ** 2).mean(axis=1)
+                # The latest of the quietest frames: windows as long as they may be.
+                quiet = len(energy) - 1 - int(np.argmin(energy[::-1]))
+                cut = len(audio) - len(tail) + quiet * frame + frame // 2
+                audio = audio[:cut]
+            yield start / rate, audio
+            start += len(audio)
+
+
 _models: dict[tuple, object] = {}
 _models_lock = threading.Lock()
 
 
-def load_model(name_or_path: str, compute_type: str, cpu_threads: int):
-    """A faster-whisper model on the CPU, loaded once per process for each setting."""
+def load_model(name_or_path: str, compute_type: str, cpu_threads: int, device: str = "cpu"):
+    """A faster-whisper model on ``device``, loaded once per process for each setting."""
     from faster_whisper import WhisperModel
 
-    cache_key = (name_or_path, compute_type, cpu_threads)
+    compute_type = resolve_compute_type(compute_type, device)
+    cache_key = (name_or_path, compute_type, cpu_threads, device)
     with _models_lock:
         if cache_key in _models:
             return _models[cache_key]
         path = bundled_model_path() if name_or_path == BUNDLED else name_or_path
-        model = WhisperModel(str(path), device="cpu", compute_type=compute_type,
-                             cpu_threads=cpu_threads)
+        try:
+            model = WhisperModel(str(path), device=device, compute_type=compute_type,
+                                 cpu_threads=cpu_threads)
+        except ValueError as exc:  # a compute type this device does not do
+            raise VideodubError(f"Whisper on {device}: {exc}") from exc
         _models[cache_key] = model
         return model

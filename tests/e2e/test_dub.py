@@ -234,10 +234,14 @@ def test_dub_loudness(run, request):
 
 
 def mix_note(report: dict) -> tuple[float, float]:
-    """(true peak measured before the gain, dBTP; the gain applied, dB) from the mixer's note."""
-    (note,) = [n for n in report["notes"] if n.startswith("mix: measured ")]
-    found = re.search(r"/ (-?[\d.]+) dBTP, gain ([-+][\d.]+) dB", note)
+    """(peak before the gain; the gain applied, dB) from the mixer's note: the true peak of the
+    whole mix (two-pass), or the speech's sample peak and the first gain (streaming)."""
+    (note,) = [n for n in report["notes"] if n.startswith("mix: ")]
+    found = (re.search(r"/ (-?[\d.]+) dBTP, gain ([-+][\d.]+) dB", note)
+             or re.search(r"gain (?P<g>[-+][\d.]+) dB then .*speech peak (?P<p>-?[\d.]+) dBFS", note))
     assert found, note
+    if "g" in found.groupdict():
+        return float(found["p"]), float(found["g"])
     return float(found.group(1)), float(found.group(2))
 
 

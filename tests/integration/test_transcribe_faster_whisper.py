@@ -69,3 +69,36 @@ def test_a_blip_whisper_doubts_is_speech_is_flagged_in_segments_json(tmp_path):
     for seg in segments:
         assert seg["extra"]["no_speech_prob"] > SUSPECT_NO_SPEECH, segments
         assert "suspect_no_speech" in seg["flags"], segments
+
+
+@pytest.mark.slow
+def test_long_media_transcribed_in_windows_says_what_it_says_whole(tmp_path):
+    """A 75 s talk recognised in 30 s windows (cut in its pauses) gives the words of the
+    whole-file run, with times on the input's own clock, in order."""
+    from videodub.testing.samples import ENGLISH_TALK, make_talk
+
+    talk = tmp_path / "long.m4a"
+    script = make_talk(talk, ENGLISH_TALK * 3, pause=1.0, video=False)
+    registry = collect()
+
+    def run(window):
+        job = compose_job([f"input={talk}", "target_lang=en", "transcribe.model=bundled",
+                           f"transcribe.window_s={window}"])
+        opts = job.stages["transcribe"]
+        ctx = JobContext(tmp_path / f"run{window}", "en", None)
+        media = registry.get("ingest", "local").create(job.stages["ingest"]).ingest(talk, ctx)
+        return list(registry.get("transcribe", opts.impl).create(opts).transcribe(media, ctx))
+
+    whole, windowed = run(0), run(30)
+    assert script[-1].end > 65
+    heard = [w for s in windowed for w in words(s.source_text)]
+    expected = [w for s in whole for w in words(s.source_text)]
+    common = len(set(heard) & set(expected)) / len(set(expected))
+    assert common >= 0.9, (heard, expected)
+    starts = [s.start for s in windowed]
+    assert starts == sorted(starts) and windowed[-1].end > 60
+    # Each line is heard where it was spoken, on the input's clock (a window's offset lost or
+    # added would move a third of them by 30 s); Whisper may join two lines into one segment.
+    for line in script:
+        over = [s for s in windowed if s.start < line.end + 0.5 and s.end > line.start - 0.5]
+        assert over, f"nothing recognised over {line.start:.1f}-{line.end:.1f} s ({line.text!r})"

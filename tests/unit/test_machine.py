@@ -128,3 +128,51 @@ def test_real_machine_is_sane():
     machine = Machine.detect()
     assert machine.cpus >= 1 and machine.memory_available > 0
     assert "affinity" in machine.cpu_reason
+
+
+# -- Ray -------------------------------------------------------------------------------
+
+class FakeRayContext:
+    def __init__(self, task_id, cpus):
+        self.task_id, self.cpus = task_id, cpus
+
+    def get_task_id(self):
+        return self.task_id
+
+    def get_assigned_resources(self):
+        return {"CPU": self.cpus} if self.cpus is not None else {}
+
+
+class FakeRay:
+    """What ``sys.modules["ray"]`` answers in a Ray task, in the driver, or not started."""
+
+    def __init__(self, initialized=True, task_id="t1", cpus=1.0):
+        self.initialized, self.context = initialized, FakeRayContext(task_id, cpus)
+
+    def is_initialized(self):
+        return self.initialized
+
+    def get_runtime_context(self):
+        return self.context
+
+
+@pytest.mark.parametrize(("ray", "expected"), [
+    (FakeRay(cpus=1.0), 1.0),
+    (FakeRay(cpus=0.5), 0.5),
+    (FakeRay(task_id=None), None),  # the driver process
+    (FakeRay(initialized=False), None),
+    (FakeRay(cpus=None), None),
+])
+def test_cpus_ray_assigned_to_the_task(monkeypatch, ray, expected):
+    monkeypatch.setitem(__import__("sys").modules, "ray", ray)
+    assert resources.ray_task_cpus() == expected
+
+
+def test_a_ray_task_is_sized_to_its_cpus_not_the_hosts(monkeypatch):
+    monkeypatch.setattr(resources.os, "sched_getaffinity", lambda pid: set(range(8)))
+    monkeypatch.setattr(resources, "cgroup_cpu_limit", lambda: None)
+    monkeypatch.setitem(__import__("sys").modules, "ray", FakeRay(cpus=2.0))
+    machine = Machine.detect()
+    assert machine.cpus == 2 and "Ray task given 2 CPU" in machine.cpu_reason
+    monkeypatch.setitem(__import__("sys").modules, "ray", FakeRay(cpus=0.5))
+    assert Machine.detect().cpus == 1

@@ -1,15 +1,19 @@
 """mix=duck: lay the dubbed clips over the original audio, ducked under the speech, then
 normalise loudness (EBU R128) to a stated target.
 
-The speech track is written to disk as clips arrive, in start order, keeping only the
-overlap window in memory; background ducking and loudness normalisation run in ffmpeg as a
-stream. A long video is never held in memory as one array.
+By default (``streaming``) the track is finished as clips arrive (``videodub.streammix``):
+ducking from the clips' positions, the gain predicted from the loudness so far, a limiter and
+a meter that stream, so little is left after the last clip. With ``streaming=false`` the
+speech track is written to disk as clips arrive, in start order, keeping only the overlap
+window in memory; then background ducking (a sidechain compressor) and loudness normalisation
+run in ffmpeg over the whole track, in two passes. A long video is never held in memory as
+one array either way.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +23,7 @@ from videodub import hookimpl
 from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.media import run_ffmpeg
-from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
+from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHint
 
 
 @dataclass
@@ -35,6 +39,11 @@ class DuckMixOptions:
     duck_ratio: float = 20.0
     duck_attack_ms: float = 20.0
     duck_release_ms: float = 400.0
+    # Build the track while clips arrive (ducking from clip positions, predicted gain); false:
+    # the two-pass mix after the last clip (sidechain compressor, measured gain).
+    streaming: bool = True
+    # Streaming: how far the background is ducked under speech, dB.
+    duck_db: float = -18.0
 
     def __post_init__(self) -> None:
         if not -70.0 <= self.loudness <= -5.0:
@@ -43,6 +52,8 @@ class DuckMixOptions:
             raise ValueError(f"true_peak must be between -9 and 0 dBTP, got {self.true_peak}")
         if not 1.0 <= self.duck_ratio <= 20.0:
             raise ValueError(f"duck_ratio must be between 1 and 20, got {self.duck_ratio}")
+        if not -60.0 <= self.duck_db <= 0.0:
+            raise ValueError(f"duck_db must be between -60 and 0 dB, got {self.duck_db}")
 
 
 def fit_clip(audio: np.ndarray, rate: int, segment: Segment) -> tuple[np.ndarray, float, float]:
@@ -126,12 +137,19 @@ class SpeechTrackWriter:
 class DuckMixer:
     def __init__(self, options) -> None:
         self.options = options
+        self.encoding: DubEncoding | None = None
+
+    def encode_as(self, encoding: DubEncoding) -> None:
+        """Streaming, write the track encoded the muxer's way (it then copies it)."""
+        self.encoding = encoding
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=200, max_concurrency=1,
                           reason="one speech track, written in order")
 
     def mix(self, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext) -> Path:
+        if getattr(self.options, "streaming", False):
+            return mix_streaming(self.options, segments, media, ctx, self.encoding)
         rate = media.sample_rate
         speech_path = ctx.work_dir / "speech_track.wav"
         writer = SpeechTrackWriter(speech_path, rate)
@@ -205,6 +223,108 @@ class DuckMixer:
             ceiling -= result["peak"] - o.true_peak + 0.2
         ctx.note(f"mix: measured {measured['I']:.1f} LUFS / {measured['peak']:.1f} dBTP, "
                  f"gain {gain:+.1f} dB, limiter {'on' if limiter != 'anull' else 'off'}")
+
+
+def place(seg: Segment, rate: int) -> np.ndarray:
+    """A segment's clip, read, stretched to its slot, with what was done noted on it."""
+    audio = read_clip(Path(seg.audio_path), rate)
+    audio, seg.stretch, seg.overflow = fit_clip(audio, rate, seg)
+    seg.stretch = round(seg.stretch, 4)
+    seg.overflow = round(seg.overflow, 3)
+    if seg.overflow > 0.05:
+        seg.flags.append("overflow")
+    return audio
+
+
+def placed(segments: Iterable[Segment], rate: int, ctx: JobContext,
+           workers: int = 2, ahead: int = 8) -> Iterator[tuple[Segment, np.ndarray]]:
+    """Clips read, resampled and stretched (``place``) by a small pool, handed on in order:
+    when clips arrive in a burst (after a whole-transcript translation), their preparation
+    runs on every CPU instead of one after another in the mix's thread (scipy and Rubber Band
+    release the interpreter lock); a clip that arrives alone is handed on as soon as it is
+    ready. A feeder thread takes clips from upstream, so waiting for the next one never holds
+    back the one before."""
+    import queue
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    end = object()
+    stop = threading.Event()
+    ready: queue.Queue = queue.Queue(maxsize=ahead)
+
+    def put(item: tuple) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="videodub-mix-clip") as pool:
+        def feed() -> None:
+            try:
+                for seg in segments:
+                    if stop.is_set():
+                        return
+                    if seg.audio_path:
+                        put((seg, pool.submit(place, seg, rate)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+                put((None, exc))
+                return
+            put((None, end))
+
+        feeder = threading.Thread(target=feed, name="videodub-mix-feed", daemon=True)
+        feeder.start()
+        try:
+            while True:
+                try:
+                    seg, job = ready.get(timeout=0.1)
+                except queue.Empty:
+                    ctx.check_cancelled()
+                    continue
+                if seg is None:
+                    if job is end:
+                        return
+                    raise job
+                yield seg, job.result()
+        finally:
+            stop.set()
+            feeder.join(timeout=1.0)
+
+
+def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext,
+                  encoding: DubEncoding | None = None) -> Path:
+    """The track finished as clips arrive (and encoded, given the muxer's ``encoding``);
+    checked by the limiter's own meter, and corrected in one more pass only if it missed."""
+    from videodub.streammix import StreamingMix, StreamOptions, correct
+
+    args = (*encoding.args, "-f", "mp4") if encoding else None
+    out = ctx.work_dir / ("dub_mix" + (encoding.suffix if encoding else ".wav"))
+    stream = StreamingMix(media.full_audio, out, StreamOptions(
+        loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
+        duck_db=o.duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
+        measure_true_peak=o.effort == Effort.high), ctx, args)
+    peak = 0.0
+    try:
+        for seg, audio in placed(segments, media.sample_rate, ctx):
+            peak = max(peak, float(np.abs(audio).max(initial=0.0)))
+            stream.add(audio, seg.slot_start if seg.slot_start is not None else seg.start)
+        result = stream.close()
+    finally:
+        stream.abort()
+    note = (f"mix: streamed, gain {result['first_gain']:+.1f} dB then {result['last_gain']:+.1f}"
+            f" dB, speech peak {20 * np.log10(max(peak, 1e-6)):.1f} dBFS before gain, "
+            f"result {result['I']:.1f} LUFS")
+    if "peak" in result:
+        note += f" / {result['peak']:.1f} dBTP"
+    off = o.loudness - result["I"] if result["I"] > -70 else 0.0
+    ceiling = o.true_peak - 0.5
+    over = result.get("peak", -120.0) - o.true_peak
+    if abs(off) > 1.0 or over > 0:
+        correct(out, off, ceiling - max(0.0, over + 0.2), ctx, args)
+        note += f"; corrected by {off:+.1f} dB"
+    ctx.note(note)
+    return out
 
 
 def measure_loudness(inputs: list[str], graph: str, ctx: JobContext) -> dict[str, float]:

@@ -12,7 +12,7 @@ from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.languages import primary
 from videodub.media import atomic_path, probe, run_ffmpeg
-from videodub.model import JobContext, MediaInfo, WorkerHint
+from videodub.model import DubEncoding, JobContext, MediaInfo, WorkerHint
 
 # ISO 639-1 -> ISO 639-2 for track language tags.
 ISO639_2 = {
@@ -28,6 +28,8 @@ ISO639_2 = {
 }
 # Audio codecs an MP4 file carries as they are; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
+# The suffix of a dub track handed over already encoded (AAC in an MP4 audio file).
+ENCODED_SUFFIX = ".m4a"
 MP4_VIDEO = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mjpeg", "prores"}
 
 
@@ -67,6 +69,16 @@ class FfmpegMuxer:
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=100, max_concurrency=1, reason="one output")
 
+    def _dub_args(self) -> list[str]:
+        effort = self.options.effort
+        coder = self.options.aac_coder or ("twoloop" if effort == Effort.high else "fast")
+        return ["-c:a", "aac", "-aac_coder", coder, "-b:a", dub_bitrate(self.options)]
+
+    def dub_encoding(self) -> DubEncoding:
+        """The dub track as this muxer would encode it: a mixer that streams encodes it so
+        while it mixes, and :meth:`mux` copies it (``videodub/run/tail.py``)."""
+        return DubEncoding(args=tuple(self._dub_args()), suffix=ENCODED_SUFFIX)
+
     def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
             ctx: JobContext) -> Path:
         if media.has_video and media.video_codec not in MP4_VIDEO:
@@ -78,8 +90,11 @@ class FfmpegMuxer:
         effort = self.options.effort
         coder = self.options.aac_coder or ("twoloop" if effort == Effort.high else "fast")
         bitrate = dub_bitrate(self.options)
+        # Already encoded our way while it was mixed (dub_encoding): copied, not encoded again.
+        dub_codec = (["-c:a:0", "copy"] if dubbed_audio.suffix == ENCODED_SUFFIX
+                     else ["-c:a:0", "aac", "-b:a:0", bitrate])
         # One coder for every AAC track written (the dub, and an original that cannot be copied).
-        args += ["-map", "1:a:0", "-c:a:0", "aac", "-aac_coder", coder, "-b:a:0", bitrate,
+        args += ["-map", "1:a:0", *dub_codec, "-aac_coder", coder,
                  "-metadata:s:a:0", f"language={lang3(ctx.target_lang)}",
                  "-metadata:s:a:0", f"title=Dub ({ctx.target_lang})", "-disposition:a:0", "default"]
         if self.options.keep_original_audio:

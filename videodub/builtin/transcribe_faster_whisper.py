@@ -19,10 +19,15 @@ from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.languages import primary
 from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
-from videodub.recognition import BUNDLED, english_only, load_model, suspect_flags
+from videodub.recognition import (
+    BUNDLED, DEVICES, audio_windows, english_only, load_model, resolve_compute_type, resolve_device,
+    suspect_flags)
 from videodub.machine import Machine
 
 log = logging.getLogger(__name__)
+# CTranslate2's compute types, and auto (ours: int8 on a CPU, float16 on a GPU).
+COMPUTE_TYPES = ("auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+                 "int16", "float16", "bfloat16", "float32")
 
 # What effort=high asks for when model=auto; without a network it falls back to the bundled model.
 HIGH_EFFORT_MODEL = "small"
@@ -32,8 +37,10 @@ HIGH_EFFORT_MODEL = "small"
 class FasterWhisperOptions:
     # auto (by effort), bundled (tiny.en, offline), a faster-whisper model name, or a directory.
     model: str = "auto"
-    # CTranslate2 compute type: int8 is fastest on CPUs.
-    compute_type: str = "int8"
+    # auto (a GPU when there is one), cpu, or cuda (a GPU, or a one-line error before any work).
+    device: str = "auto"
+    # CTranslate2 compute type; auto: int8 on a CPU (fastest there), float16 on a GPU.
+    compute_type: str = "auto"
     # Beam width; 0 picks by effort (high 5, medium 2, low 1).
     beam_size: int = 0
     # Skip non-speech with Silero VAD (shipped inside faster-whisper).
@@ -46,12 +53,33 @@ class FasterWhisperOptions:
     cpu_threads: int = 0
     # Fetch named models from the Hugging Face hub when they are not cached.
     download: bool = True
+    # Seconds of audio recognised per call: longer media is cut at a quiet moment near each
+    # window's end, so memory stays bounded on long media (0: the whole file at once).
+    window_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.window_s != 0 and self.window_s < 30:
+            raise ValueError(f"window_s must be 0 or at least 30, got {self.window_s}")
+        if self.compute_type not in COMPUTE_TYPES:
+            raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, "
+                             f"got {self.compute_type!r}")
 
 
 class FasterWhisperTranscriber:
     def __init__(self, options) -> None:
         self.options = options
         self.model_used: str | None = None
+        self.device: str | None = None
+
+    def _device(self) -> str:
+        if self.device is None:
+            self.device = resolve_device(self.options.device)
+        return self.device
+
+    def _load(self, name_or_path: str, threads: int):
+        return load_model(name_or_path, self.options.compute_type, threads, self._device())
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=400, max_concurrency=1,
@@ -72,12 +100,12 @@ class FasterWhisperTranscriber:
                     log.warning("transcribe: %s; using the bundled tiny.en model instead", exc)
             name = BUNDLED
         if name == BUNDLED:
-            return name, load_model(BUNDLED, opts.compute_type, threads)
+            return name, self._load(BUNDLED, threads)
         return name, self._load_named(name, threads)
 
     def _load_named(self, name: str, threads: int):
         if Path(name).expanduser().is_dir():
-            return load_model(str(Path(name).expanduser()), self.options.compute_type, threads)
+            return self._load(str(Path(name).expanduser()), threads)
         try:
             from faster_whisper.utils import download_model
 
@@ -87,11 +115,13 @@ class FasterWhisperTranscriber:
                 f"Whisper model {name!r} is not available offline and could not be fetched "
                 f"({type(exc).__name__}); use transcribe.model=bundled or a local model directory"
             ) from exc
-        return load_model(path, self.options.compute_type, threads)
+        return self._load(path, threads)
 
     def check(self, ctx: JobContext) -> None:
-        """An English-only model with another source language fails before any work."""
+        """A GPU asked for and missing, or an English-only model with another source language,
+        fails before any work."""
         opts = self.options
+        self._device()
         bundled = opts.model == BUNDLED or (opts.model == "auto" and opts.effort != Effort.high)
         if ctx.source_lang and primary(ctx.source_lang) != "en" and (bundled or opts.model.endswith(".en")):
             name = "bundled tiny.en" if bundled else opts.model
@@ -109,28 +139,37 @@ class FasterWhisperTranscriber:
                 f"{ctx.source_lang}; set transcribe.model to a multilingual model (e.g. small)")
         beam = opts.beam_size or {Effort.high: 5, Effort.medium: 2, Effort.low: 1}[opts.effort]
         words = opts.word_timestamps if opts.word_timestamps is not None else opts.effort != Effort.low
-        segments, info = model.transcribe(
-            str(media.speech_audio),
-            language=primary(ctx.source_lang) if ctx.source_lang else ("en" if english_only(name) else None),
-            beam_size=beam, word_timestamps=words, vad_filter=opts.vad,
-            vad_parameters={"min_silence_duration_ms": opts.vad_min_silence_ms},
-            condition_on_previous_text=opts.effort == Effort.high)
-        if ctx.source_lang is None:
-            ctx.source_lang = info.language
-        ctx.note(f"transcribe: model {name}, beam {beam}, language {info.language} "
-                 f"(p={info.language_probability:.2f})")
-        for i, s in enumerate(segments):
-            ctx.check_cancelled()
-            text = s.text.strip()
-            if not text:
-                continue
-            start, end = s.start, s.end
-            if words and s.words:
-                start, end = s.words[0].start, s.words[-1].end
-            flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob)
-            yield Segment(id=i, start=round(start, 3), end=round(end, 3), source_text=text,
-                          flags=flags, extra={"avg_logprob": round(s.avg_logprob, 3),
-                                              "no_speech_prob": round(s.no_speech_prob, 3)})
+        language = (primary(ctx.source_lang) if ctx.source_lang
+                    else ("en" if english_only(name) else None))
+        n = 0
+        for offset, audio in audio_windows(media.speech_audio, opts.window_s):
+            segments, info = model.transcribe(
+                audio, language=language, beam_size=beam, word_timestamps=words,
+                vad_filter=opts.vad,
+                vad_parameters={"min_silence_duration_ms": opts.vad_min_silence_ms},
+                condition_on_previous_text=opts.effort == Effort.high)
+            if offset == 0.0:
+                if ctx.source_lang is None:
+                    ctx.source_lang = info.language
+                ctx.note(f"transcribe: model {name}, beam {beam}, language {info.language} "
+                         f"(p={info.language_probability:.2f}), on {self._device()} "
+                         f"({resolve_compute_type(opts.compute_type, self._device())})")
+            if language is None:  # detected on the first window, kept for the others
+                language = info.language
+            for s in segments:
+                n += 1
+                ctx.check_cancelled()
+                text = s.text.strip()
+                if not text:
+                    continue
+                start, end = s.start, s.end
+                if words and s.words:
+                    start, end = s.words[0].start, s.words[-1].end
+                flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob)
+                yield Segment(id=n - 1, start=round(offset + start, 3),
+                              end=round(offset + end, 3), source_text=text, flags=flags,
+                              extra={"avg_logprob": round(s.avg_logprob, 3),
+                                     "no_speech_prob": round(s.no_speech_prob, 3)})
 
 
 @hookimpl

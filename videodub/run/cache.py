@@ -26,6 +26,7 @@ from typing import Any
 
 from collections.abc import Callable, Iterator
 
+from videodub.cachefiles import use
 from videodub.config import result_options
 from videodub.errors import is_no_space, no_space
 from videodub.media import atomic_path, write_json_atomic
@@ -83,6 +84,9 @@ class Cache:
         if not self.enabled:
             return None
         path = self._path(kind, k, ".json")
+        # Marked as used first: pruning keeps it while this job runs (videodub.cachefiles).
+        if not use(self.root, path):
+            return None
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -111,9 +115,9 @@ class Cache:
             assert self.root is not None
             # Temporary names start with a dot, so a half-written entry is never found.
             found = sorted((self.root / kind).glob(f"{k}.*"))
-            return found[0] if found else None
+            return found[0] if found and use(self.root, found[0]) else None
         path = self._path(kind, k, suffix)
-        return path if path.exists() else None
+        return path if use(self.root, path) else None
 
     def put_file(self, kind: str, k: str, src: Path) -> None:
         if not self.enabled:

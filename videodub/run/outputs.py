@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from videodub.inputs import input_stem
 from videodub.media import write_json_atomic
 from videodub.model import Segment
 from videodub.subtitles import write_srt
@@ -19,7 +20,7 @@ class Outputs:
 
     def __init__(self, run_dir: Path, input_path: str, keep_work: bool) -> None:
         self.run_dir = run_dir
-        self.stem = Path(input_path).stem
+        self.stem = input_stem(input_path)
         self.keep_work = keep_work
         self.paths: dict[str, Path] = {}
 

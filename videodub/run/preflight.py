@@ -21,6 +21,7 @@ def preflight(stages: dict[str, Any], ctx: JobContext, input_path: str,
     Returns the seconds it took and the estimate (None when the media length is unknown)."""
     t0 = time.monotonic()
     ctx.input_path = Path(input_path)
+    ctx.input = input_path
     if isinstance(stages["ingest"], Checked):
         stages["ingest"].check(ctx)
     checks = [stages[s] for s in STAGES[1:] if isinstance(stages[s], Checked)]

@@ -34,9 +34,11 @@ from videodub.run.display import Display, make_display
 from videodub.run.outputs import Outputs
 from videodub.run.ownership import own_run_folder
 from videodub.run.preflight import preflight
+from videodub.run.prune import JobLease, prune_after_job
 from videodub.run.report import JobRecord, build_report
 from videodub.run.stages import Pipeline
 from videodub.run.stats import ProcessMonitor, StageStats
+from videodub.run.tail import connect_tail
 from videodub.run.workers import plan_workers
 
 log = logging.getLogger(__name__)
@@ -148,6 +150,7 @@ class Runner:
         except BaseException:
             self.scope.close()
             raise
+        connect_tail(stages)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -167,6 +170,8 @@ class Runner:
         remove_stale_temporaries(self.run_dir)
         if cache.root is not None:
             remove_stale_temporaries(cache.root, recursive=True)
+        # While the job holds its lease, pruning keeps every cache entry it uses.
+        lease = JobLease(cache.root).__enter__()
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
         outputs = Outputs(self.run_dir, job.input, job.keep_work)
@@ -174,6 +179,8 @@ class Runner:
         display = self.display = make_display(
             self.display_mode, list(self.stats.values()), monitor,
             minimal=job.runner.minimal_logging, providers=self.providers)
+        if self.display_mode != "quiet":
+            ctx.progress = display.message
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.monotonic()
         monitor.start()
@@ -203,6 +210,7 @@ class Runner:
             monitor.stop()
             display.stop()
             self.scope.close()
+            lease.__exit__(None, None, None)
             # Clean-up first: it must run whatever the report write does. Intermediate media
             # is only useful to a finished job; completed work (subtitles, cached
             # transcripts and clips) stays.
@@ -213,6 +221,7 @@ class Runner:
         if report_error is not None:  # the job itself succeeded: the report is one of its outputs
             raise report_error
         display.summary()
+        prune_after_job(cache.root, job.cache_max_gb, job.cache_max_age_days)
         assert video is not None
         return RunResult(video=video, report=report, segments=self._segments(self.pipeline))
 

@@ -88,7 +88,8 @@ class ProcessMonitor(threading.Thread):
     """Samples process CPU and RSS; splits each interval's CPU among the stages busy in it.
 
     A child process's CPU time is counted when it exits, so the runner samples once more
-    just before a stage finishes: its last ffmpeg run is charged to it."""
+    just before a stage finishes: its last ffmpeg run is charged to it. RSS is the process's
+    own plus every live child's (ffmpeg, a download): what the job holds in memory."""
 
     def __init__(self, stages: list[StageStats], interval: float = 0.1) -> None:
         super().__init__(name="videodub-monitor", daemon=True)
@@ -96,8 +97,10 @@ class ProcessMonitor(threading.Thread):
         self.interval = interval
         self.proc = psutil.Process()
         self.cpu_percent = 0.0
-        self.rss = 0
+        self.rss = 0  # this process and its children
         self.peak_rss = 0
+        self.children_rss = 0
+        self.peak_children_rss = 0
         self.cpu_total = 0.0
         self._halt = threading.Event()
         self._sample_lock = threading.Lock()
@@ -121,10 +124,18 @@ class ProcessMonitor(threading.Thread):
         if elapsed >= self.interval / 2:  # a final sample right after the last one says nothing
             self.cpu_percent = 100.0 * delta / elapsed
         try:
-            self.rss = self.proc.memory_info().rss
+            own = self.proc.memory_info().rss
         except psutil.Error:
             return
+        self.children_rss = 0
+        for child in self.proc.children(recursive=True):
+            try:
+                self.children_rss += child.memory_info().rss
+            except psutil.Error:
+                pass  # ended between the listing and the reading
+        self.rss = own + self.children_rss
         self.peak_rss = max(self.peak_rss, self.rss)
+        self.peak_children_rss = max(self.peak_children_rss, self.children_rss)
         active = [s for s in self.stages if s.active]
         for s in active:
             s.peak_rss = max(s.peak_rss, self.rss)

@@ -168,7 +168,8 @@ def test_stretch_keeps_the_pitch():
 
 # -- DuckMixer: the dubbed track's length ------------------------------------------------
 
-def test_the_dub_track_has_exactly_the_original_tracks_length(tmp_path):
+@pytest.mark.parametrize("streaming", [False, True], ids=["two-pass", "streaming"])
+def test_the_dub_track_has_exactly_the_original_tracks_length(tmp_path, streaming):
     """ffmpeg's threaded decoders let ``sidechaincompress`` end at whichever input's end it
     sees first, which varied from run to run by up to half a second; the mixer pads both inputs
     and cuts at the original's length. Repeated runs, with speech that ends early, runs past
@@ -190,7 +191,8 @@ def test_the_dub_track_has_exactly_the_original_tracks_length(tmp_path):
     media = MediaInfo(path=full, duration=12.0, has_video=False, audio_streams=1,
                       audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
                       full_audio=full, sample_rate=rate)
-    options = SimpleNamespace(**vars(DuckMixOptions()), effort=Effort.low)
+    options = SimpleNamespace(**{**vars(DuckMixOptions()), "streaming": streaming},
+                              effort=Effort.low)
     mixer = DuckMixer(options)
     lengths = []
     for start in (2.0, 11.8, 2.0, 11.8, 2.0, 11.8):
@@ -260,6 +262,8 @@ def mix_to_target(tmp_path, background_level: float, speech_level: float, effort
     media = MediaInfo(path=full, duration=6.0, has_video=False, audio_streams=1,
                       audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
                       full_audio=full, sample_rate=rate)
+    # The two-pass mix (the streaming one: tests/unit/test_streammix.py).
+    options.setdefault("streaming", False)
     mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), **options}, effort=effort))
     tracked = []
 

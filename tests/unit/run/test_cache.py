@@ -45,7 +45,9 @@ def ctx_in(folder: Path, target: str = "es", source: str | None = "en") -> JobCo
 
 
 def files_in(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """The files under ``folder`` but the cache's lock (``videodub.cachefiles``), which stays."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.relative_to(folder).as_posix() != ".lock")
 
 
 # -- keys and fingerprints -------------------------------------------------------------

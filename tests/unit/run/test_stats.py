@@ -156,3 +156,31 @@ def test_the_monitor_thread_samples_until_stopped():
     assert not monitor.is_alive()
     assert monitor.rss > 0 and monitor.cpu_total > 0
     assert stage.cpu_s == pytest.approx(monitor.cpu_total)
+
+
+def test_peak_rss_counts_child_processes():
+    """ffmpeg and other children hold memory for the job too: a child that touches 128 MiB
+    shows in the job's RSS while it lives, and in the peaks after it is gone."""
+    import subprocess
+    import sys
+
+    stage = StageStats("mix")
+    stage.begin()
+    monitor = ProcessMonitor([stage])
+    monitor.sample()
+    baseline = monitor.rss
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; b = bytearray(128 * 2**20); b[::4096] = b'x' * "
+         "len(b[::4096]); print('ready', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        monitor.sample()
+        assert monitor.children_rss >= 128 * MiB
+        assert monitor.rss >= baseline + 128 * MiB
+    finally:
+        child.communicate("")
+    monitor.sample()
+    assert monitor.children_rss == 0
+    assert monitor.peak_children_rss >= 128 * MiB
+    assert stage.peak_rss >= baseline + 128 * MiB

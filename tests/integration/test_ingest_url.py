@@ -1,0 +1,137 @@
+"""ingest=url against a server on 127.0.0.1: a generated mp4 fetched through yt-dlp's generic
+extractor, cached by URL, and the one-line errors for a page without media, a 404 and a port
+that does not answer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers_http import closed_port, serve
+
+from videodub.errors import VideodubError
+from videodub.model import JobContext, JobScope
+from videodub.plugins import installed_registry
+from videodub.testing.samples import ENGLISH_TALK, make_talk
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("site")
+    make_talk(folder / "short.mp4", ENGLISH_TALK[:2], pause=0.8)
+    (folder / "page.html").write_text("<html><body><p>No video here.</p></body></html>")
+    with serve(folder) as server:
+        yield server
+
+
+def ingester(**options):
+    registry = installed_registry()
+    impl = registry.get("ingest", "url")
+    return impl.create(impl.config(**options), JobScope(registry))
+
+
+def context(tmp_path, url, cache=True):
+    ctx = JobContext(tmp_path / "run", "en", None,
+                     cache_dir=tmp_path / "cache" if cache else None)
+    ctx.input = url
+    return ctx
+
+
+def test_a_url_is_downloaded_once_then_read_from_the_cache(site, tmp_path):
+    url = site.url("short.mp4")
+    stage = ingester()
+    ctx = context(tmp_path, url)
+    shown: list[str] = []
+    ctx.progress = shown.append
+    stage.check(ctx)
+    media = stage.ingest(tmp_path / "ignored", ctx)
+    assert shown and shown[-1].startswith(f"[ingest] downloaded {url} (0.")
+    assert media.extra["url"] == url and media.extra["title"] == "short"
+    assert media.duration == pytest.approx(make_talk_duration(media.path), abs=0.05)
+    assert media.speech_audio.stat().st_size > 0 and media.full_audio.stat().st_size > 0
+    fetched = site.requests["/short.mp4"]
+    assert fetched >= 1
+    # A second job (fresh context, same cache): no request at all, check included.
+    ctx2 = context(tmp_path / "again", url)
+    ctx2.cache_dir = ctx.cache_dir
+    stage.check(ctx2)
+    again = stage.ingest(tmp_path / "ignored", ctx2)
+    assert site.requests["/short.mp4"] == fetched
+    assert again.path == media.path
+    assert any("reused from the cache" in n for n in ctx2.notes)
+    record = json.loads((media.path.parent / "download.json").read_text())
+    assert record["url"] == url and record["file"] == media.path.name
+    assert not list(media.path.parent.glob("*.part*")), "a finished download left a temporary"
+
+
+def make_talk_duration(path):
+    import av
+
+    with av.open(str(path)) as c:
+        return c.duration / 1_000_000
+
+
+def test_without_a_cache_the_download_goes_to_the_work_folder(site, tmp_path):
+    ctx = context(tmp_path, site.url("short.mp4"), cache=False)
+    media = ingester().ingest(tmp_path / "ignored", ctx)
+    assert media.path.is_relative_to(ctx.work_dir)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("page.html", "no video or audio found at http://127.0.0.1:"),
+    ("missing.mp4", "was not found (HTTP 404)"),
+])
+def test_a_url_without_media_is_one_line_before_any_download(site, tmp_path, name, message):
+    ctx = context(tmp_path, site.url(name))
+    with pytest.raises(VideodubError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        ingester().check(ctx)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "cache" / "downloads").exists()
+
+
+def test_a_port_that_does_not_answer_is_one_line(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/x.mp4"
+    with pytest.raises(VideodubError, match=r"cannot reach http://127\.0\.0\.1:\d+/x\.mp4") as err:
+        ingester(timeout_s=5).check(context(tmp_path, url))
+    assert "\n" not in str(err.value)
+
+
+def test_a_local_path_goes_to_the_local_ingester(tmp_path):
+    ctx = context(tmp_path, str(tmp_path / "nope.mp4"))
+    ctx.input_path = tmp_path / "nope.mp4"
+    with pytest.raises(VideodubError, match="input not found"):
+        ingester().check(ctx)
+
+
+@pytest.mark.slow
+def test_a_localhost_url_dubs_end_to_end_from_the_command_line(site, tmp_path):
+    url = site.url("short.mp4")
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "videodub", f"input={url}", "target_lang=en", "profile=speed",
+         f"hydra.run.dir={run}", f"cache_dir={tmp_path / 'cache'}", "runner.display=plain"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((run / "report.json").read_text())
+    assert report["status"] == "ok"
+    assert report["job"]["implementations"]["ingest"] == "url"
+    assert report["job"]["url"] == url and report["job"]["title"] == "short"
+    assert report["job"]["segments"]["target"] == 2
+    assert proc.stdout.strip().splitlines()[-1] == str(run / "short.en.mp4")
+    assert f"[ingest] downloaded {url}" in proc.stdout + proc.stderr  # progress is shown
+    assert (run / "short.en.mp4").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_a_404_on_the_command_line_is_one_error_line(site, tmp_path):
+    url = site.url("gone.mp4")
+    proc = subprocess.run(
+        [sys.executable, "-m", "videodub", f"input={url}", "target_lang=en",
+         f"hydra.run.dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert errors == [f"error: {url} was not found (HTTP 404)"], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr

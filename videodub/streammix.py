@@ -1,0 +1,317 @@
+"""The dubbed track built while clips are still arriving, so that little is left to do after
+the last one: a mix that streams.
+
+The two-pass mix (``mix.streaming=false``) must see the whole speech track before it can
+measure it, so all of its work — ducking, a loudness pass, a render pass — comes after the last
+clip. Here each stretch of the track is finished as soon as no later clip can change it (clips
+arrive in start order, so everything before the newest clip's start, less the ducking attack,
+is final):
+
+- **ducking from the known clip positions**: the background's gain falls by ``duck_db`` over
+  ``attack`` before each clip and comes back over ``release`` after it — the sidechain
+  compressor's effect, computed from where the clips are instead of from a second signal;
+- **loudness predicted as it goes**: a BS.1770 meter (K-weighting, gated 400 ms blocks) follows
+  the mix before gain; the first stretch is held until enough speech has been heard to estimate
+  the gain to the target, and the gain then follows the running estimate, slew-limited (it
+  converges: the voice is the same throughout);
+- **a streaming limiter and meter**: one ffmpeg process fed through a pipe limits the peaks and
+  measures what it writes (``ebur128``), so the result is checked without another pass; when
+  it misses the target by more than ``tolerance_lu``, a correction pass fixes it (noted).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from videodub.errors import Cancelled, VideodubError
+from videodub.media import ffmpeg_exe, run_ffmpeg
+from videodub.model import JobContext
+
+# Integrated loudness is summed over 100 ms hops, four to a 400 ms gating block (BS.1770-4).
+HOP_S = 0.1
+ABSOLUTE_GATE = -70.0
+RELATIVE_GATE = 10.0
+# Finished audio is handed to ffmpeg at most this much at a time (bounds the memory).
+CHUNK_S = 10.0
+
+
+class LoudnessMeter:
+    """Integrated loudness (LUFS, BS.1770-4) of audio given in pieces."""
+
+    def __init__(self, rate: int, channels: int) -> None:
+        from pyloudnorm.iirfilter import IIRfilter
+
+        # BS.1770's K-weighting: a +4 dB shelf above ~1.5 kHz, then a 38 Hz high-pass.
+        shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf")
+        highpass = IIRfilter(0.0, 0.5, 38.0, rate, "high_pass")
+        self.sos = np.array([np.r_[shelf.b, shelf.a], np.r_[highpass.b, highpass.a]])
+        self.zi = np.zeros((2, 2, channels))
+        self.hop = int(round(rate * HOP_S))
+        self.rest = np.zeros((0, channels))  # filtered samples of an unfinished hop
+        self.energies: list[float] = []  # mean square per hop, summed over channels
+
+    def add(self, audio: np.ndarray) -> None:
+        from scipy.signal import sosfilt
+
+        if len(audio) == 0:
+            return
+        weighted, self.zi = sosfilt(self.sos, audio, axis=0, zi=self.zi)
+        weighted = np.concatenate([self.rest, weighted])
+        whole = len(weighted) // self.hop * self.hop
+        if whole:
+            hops = weighted[:whole].reshape(-1, self.hop, weighted.shape[1])
+            sums = np.einsum("hnc,hnc->h", hops, hops, dtype=np.float64)
+            self.energies.extend((sums / self.hop).tolist())
+        self.rest = weighted[whole:]
+
+    def integrated(self) -> float:
+        """The gated loudness so far; ``ABSOLUTE_GATE`` for silence or under 400 ms."""
+        e = np.asarray(self.energies)
+        if len(e) < 4:
+            return ABSOLUTE_GATE
+        blocks = (e[:-3] + e[1:-2] + e[2:-1] + e[3:]) / 4
+        with np.errstate(divide="ignore"):
+            levels = -0.691 + 10 * np.log10(blocks)
+        kept = blocks[levels > ABSOLUTE_GATE]
+        if not len(kept):
+            return ABSOLUTE_GATE
+        relative = -0.691 + 10 * np.log10(kept.mean()) - RELATIVE_GATE
+        kept = blocks[(levels > ABSOLUTE_GATE) & (levels > relative)]
+        return float(-0.691 + 10 * np.log10(kept.mean())) if len(kept) else ABSOLUTE_GATE
+
+
+class DuckEnvelope:
+    """The background's gain from the clips' positions: ``duck_db`` under speech, ramps of
+    ``attack_s`` before and ``release_s`` after it."""
+
+    def __init__(self, rate: int, duck_db: float, attack_s: float, release_s: float) -> None:
+        self.rate = rate
+        self.duck_db = duck_db
+        self.attack = max(1, int(attack_s * rate))
+        self.release = max(1, int(release_s * rate))
+        self.spans: list[tuple[int, int]] = []  # clip sample ranges, in start order
+
+    def add(self, start: int, length: int) -> None:
+        if length > 0:
+            self.spans.append((start, start + length))
+
+    def gains(self, a: int, b: int) -> np.ndarray:
+        """Linear gains for samples ``a..b``; spans that can no longer matter are dropped."""
+        self.spans = [s for s in self.spans if s[1] + self.release > a]
+        step = max(1, self.rate // 1000)  # 1 ms control rate, then interpolated
+        t = np.arange(a, b + step, step, dtype=np.float64)
+        depth = np.zeros_like(t)
+        for start, end in self.spans:
+            if start - self.attack >= b:
+                break
+            depth = np.maximum(depth, np.interp(
+                t, [start - self.attack, start, end, end + self.release], [0, 1, 1, 0],
+                left=0, right=0))
+        control = (10 ** (self.duck_db * depth / 20)).astype(np.float32)
+        if control.min() == control.max():  # no ramp here: most of a track
+            return np.full(b - a, control[0], dtype=np.float32)
+        return np.interp(np.arange(a, b), t, control).astype(np.float32)
+
+
+@dataclass
+class StreamOptions:
+    loudness: float  # LUFS target
+    true_peak: float  # dBTP ceiling
+    background_db: float  # background level, dB
+    duck_db: float  # ducking depth under speech, dB
+    attack_s: float
+    release_s: float
+    gain_lookahead_s: float = 15.0  # seconds of speech heard before the gain is chosen
+    max_hold_s: float = 120.0  # ... or this much finished track, whichever comes first
+    slew_db_per_s: float = 0.5  # how fast the gain may follow the estimate afterwards
+    tolerance_lu: float = 1.0  # off the target by more: a correction pass
+    measure_true_peak: bool = False  # 4x oversampled peak in the streaming meter (slower)
+
+
+class StreamingMix:
+    """Lays clips over the background and finishes the track as it becomes final."""
+
+    def __init__(self, background: Path, out: Path, options: StreamOptions,
+                 ctx: JobContext, encode_args: tuple[str, ...] | None = None) -> None:
+        import soundfile
+
+        self.options, self.out, self.ctx = options, out, ctx
+        # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV.
+        self.encode_args = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
+        self.bg = soundfile.SoundFile(str(background))
+        self.rate, self.channels, self.frames = self.bg.samplerate, self.bg.channels, self.bg.frames
+        self.bg_gain = 10 ** (options.background_db / 20)
+        self.envelope = DuckEnvelope(self.rate, options.duck_db, options.attack_s,
+                                     options.release_s)
+        self.meter = LoudnessMeter(self.rate, self.channels)
+        self.done = 0  # samples finished (handed on)
+        self.speech = np.zeros(0, dtype=np.float32)  # clip samples from ``done`` on
+        self.heard = 0  # clip samples added
+        self.held: list[np.ndarray] = []
+        self.held_samples = 0
+        self.gain_db: float | None = None
+        self.first_gain_db: float | None = None
+        self._start_encoder()
+
+    # -- the ffmpeg at the end of the pipe ------------------------------------------------
+    def _start_encoder(self) -> None:
+        o = self.options
+        ceiling = 10 ** ((o.true_peak - 0.5) / 20)  # 0.5 dB left for inter-sample peaks
+        meter = "ebur128=framelog=quiet" + (":peak=true" if o.measure_true_peak else "")
+        self.tmp = self.out.with_name(f".{self.out.stem}.part{self.out.suffix}")
+        self.log = tempfile.TemporaryFile()
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "info", "-nostats",
+               "-f", "f32le", "-ar", str(self.rate), "-ac", str(self.channels), "-i", "pipe:0",
+               "-af", f"alimiter=limit={ceiling:.5f}:level=false:attack=5:release=50,{meter}",
+               *self.encode_args, str(self.tmp)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     stderr=self.log)
+        self.ctx.track_process(self.proc)
+
+    def _write(self, block: np.ndarray) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+        except BrokenPipeError as exc:
+            self.ctx.check_cancelled()
+            raise VideodubError("mixing: the limiter's ffmpeg stopped early") from exc
+
+    # -- clips in, finished audio out -----------------------------------------------------
+    def add(self, audio: np.ndarray, start_s: float) -> None:
+        pos = max(int(round(start_s * self.rate)), self.done)
+        self.finish_until(pos - self.envelope.attack)
+        offset = pos - self.done
+        need = offset + len(audio)
+        if need > len(self.speech):
+            self.speech = np.concatenate([self.speech, np.zeros(need - len(self.speech),
+                                                                dtype=np.float32)])
+        self.speech[offset:need] += audio
+        self.envelope.add(pos, len(audio))
+        self.heard += len(audio)
+
+    def finish_until(self, upto: int) -> None:
+        upto = min(upto, self.frames)
+        chunk = int(CHUNK_S * self.rate)
+        while self.done < upto:
+            self.ctx.check_cancelled()
+            n = min(chunk, upto - self.done)
+            bg = self.bg.read(n, dtype="float32", always_2d=True)
+            if len(bg) < n:
+                bg = np.concatenate([bg, np.zeros((n - len(bg), self.channels), np.float32)])
+            speech = self.speech[:n]
+            if len(speech) < n:
+                speech = np.concatenate([speech, np.zeros(n - len(speech), np.float32)])
+            mixed = bg * (self.bg_gain * self.envelope.gains(self.done, self.done + n))[:, None]
+            mixed += speech[:, None]
+            self.speech = self.speech[n:]
+            self.done += n
+            self.meter.add(mixed)
+            self._emit(mixed)
+
+    def _emit(self, block: np.ndarray) -> None:
+        o = self.options
+        if self.gain_db is None:
+            self.held.append(block)
+            self.held_samples += len(block)
+            if (self.heard >= o.gain_lookahead_s * self.rate
+                    or self.held_samples >= o.max_hold_s * self.rate):
+                self._release_held()
+            return
+        target = self._estimate()
+        step = o.slew_db_per_s * len(block) / self.rate
+        new = min(max(target, self.gain_db - step), self.gain_db + step)
+        ramp = 10 ** (np.linspace(self.gain_db, new, len(block), dtype=np.float32) / 20)
+        self.gain_db = new
+        self._write(block * ramp[:, None])
+
+    def _estimate(self) -> float:
+        measured = self.meter.integrated()
+        return self.options.loudness - measured if measured > ABSOLUTE_GATE else 0.0
+
+    def _release_held(self) -> None:
+        self.gain_db = self.first_gain_db = self._estimate()
+        gain = 10 ** (self.gain_db / 20)
+        for block in self.held:
+            self._write(block * gain)
+        self.held, self.held_samples = [], 0
+
+    def abort(self) -> None:
+        """Stop the ffmpeg and drop the unfinished file (after a failure; harmless after
+        :meth:`close`)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.ctx.untrack_process(self.proc)
+        if not self.bg.closed:
+            self.bg.close()
+        if not self.log.closed:
+            self.log.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def close(self) -> dict[str, float]:
+        """Finish the track to the background's length; returns what the limiter's meter
+        measured (``I``, and ``peak`` when measured) and the gains used."""
+        try:
+            self.finish_until(self.frames)
+            if self.gain_db is None:
+                self._release_held()
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            self.proc.wait()
+        finally:
+            self.ctx.untrack_process(self.proc)
+            self.bg.close()
+            if self.proc.poll() is None:
+                self.proc.kill()
+        if self.ctx.cancel_event.is_set():
+            self.tmp.unlink(missing_ok=True)
+            raise Cancelled()
+        self.log.seek(0)
+        stderr = self.log.read().decode("utf-8", "replace")
+        self.log.close()
+        if self.proc.returncode != 0:
+            self.tmp.unlink(missing_ok=True)
+            last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
+            raise VideodubError(f"mixing the dubbed audio failed: {last[0].strip()}")
+        result = parse_summary(stderr)
+        result.update(first_gain=self.first_gain_db or 0.0, last_gain=self.gain_db or 0.0)
+        self.tmp.replace(self.out)
+        return result
+
+
+def parse_summary(stderr: str) -> dict[str, float]:
+    summary = stderr[stderr.rfind("Summary:"):]
+    loud = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
+    if not loud:
+        raise VideodubError("mixing: ffmpeg ebur128 printed no loudness summary")
+    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
+
+    def value(match: re.Match) -> float:
+        return -120.0 if match.group(1) == "-inf" else float(match.group(1))
+
+    out = {"I": value(loud)}
+    if peak:
+        out["peak"] = value(peak)
+    return out
+
+
+def correct(path: Path, gain_db: float, ceiling_db: float, ctx: JobContext,
+            encode_args: tuple[str, ...] | None = None) -> None:
+    """One pass over a finished track: ``gain_db`` and a limiter at ``ceiling_db``."""
+    tmp = path.with_name(f".{path.stem}.fix{path.suffix}")
+    encode = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
+    try:
+        run_ffmpeg(["-v", "error", "-i", str(path), "-af",
+                    f"volume={gain_db:.3f}dB,alimiter=limit={10 ** (ceiling_db / 20):.5f}"
+                    f":level=false:attack=5:release=50", *encode, str(tmp)],
+                   ctx, what="correcting the dubbed audio's loudness")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
