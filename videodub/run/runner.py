@@ -116,6 +116,18 @@ class Runner:
         if self.monitor is not None:
             self.monitor.sample()  # charge the stage's last child process to it
         st.finish()
+        self._notify("stage_finished", job=self.job, stage=st.name, stats=st.as_report())
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook; an observer that fails is logged, never fails the job."""
+        caller = getattr(self.registry.hook, hook, None)
+        if caller is None:
+            return
+        try:
+            caller(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - someone else's plugin
+            log.warning("observer %s failed and is ignored: %s: %s", hook,
+                        type(exc).__name__, exc)
 
     def _thread(self, name: str, target: Callable[[], None]) -> threading.Thread:
         def body() -> None:
@@ -157,6 +169,7 @@ class Runner:
             minimal=job.runner.minimal_logging, providers=self.providers)
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.monotonic()
+        self._notify("job_started", job=job, run_dir=self.run_dir)
         monitor.start()
         display.start()
         status = "failed"
@@ -183,9 +196,13 @@ class Runner:
             display.stop()
             self.scope.close()
             report = self._report(status, started_at, time.monotonic() - t0, outputs)
+            self._notify("job_finished", job=job, run_dir=self.run_dir, report=report)
             write_json_atomic(self.run_dir / "report.json", report)
             if status == "ok":
                 display.summary()
+                if self.display_mode != "quiet":
+                    for line in (report.get("perf") or {}).get("summary", []):
+                        display.message(line)
                 if not job.keep_work:
                     shutil.rmtree(ctx.work_dir, ignore_errors=True)
             else:

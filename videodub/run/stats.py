@@ -85,7 +85,7 @@ class StageStats:
 
 
 class ProcessMonitor(threading.Thread):
-    """Samples process CPU and RSS; splits each interval's CPU among the stages busy in it.
+    """Samples process CPU and RSS (child processes included); splits each interval's CPU among the stages busy in it.
 
     A child process's CPU time is counted when it exits, so the runner samples once more
     just before a stage finishes: its last ffmpeg run is charged to it."""
@@ -102,11 +102,24 @@ class ProcessMonitor(threading.Thread):
         self._halt = threading.Event()
         self._sample_lock = threading.Lock()
         self._last_cpu = self._cpu()
-        self._last_time = time.monotonic()
+        self._last_time = self._t0 = time.monotonic()
+        # (seconds since start, CPU %, RSS MiB with children), one point per ``every`` seconds.
+        self.timeline: list[tuple[float, float, float]] = []
+        self.every = 0.5
 
     def _cpu(self) -> float:
         t = self.proc.cpu_times()
         return t.user + t.system + t.children_user + t.children_system
+
+    def _children_rss(self) -> int:
+        """RSS of child processes (ffmpeg, espeak): a stage's memory includes what it spawns."""
+        total = 0
+        for child in self.proc.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
 
     def sample(self) -> None:
         with self._sample_lock:
@@ -121,10 +134,14 @@ class ProcessMonitor(threading.Thread):
         if elapsed >= self.interval / 2:  # a final sample right after the last one says nothing
             self.cpu_percent = 100.0 * delta / elapsed
         try:
-            self.rss = self.proc.memory_info().rss
+            self.rss = self.proc.memory_info().rss + self._children_rss()
         except psutil.Error:
             return
         self.peak_rss = max(self.peak_rss, self.rss)
+        at = now - self._t0
+        if not self.timeline or at - self.timeline[-1][0] >= self.every:
+            self.timeline.append((round(at, 2), round(self.cpu_percent, 1),
+                                  round(self.rss / 2**20, 1)))
         active = [s for s in self.stages if s.active]
         for s in active:
             s.peak_rss = max(s.peak_rss, self.rss)
