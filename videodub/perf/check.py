@@ -2,11 +2,11 @@
 same run (absolute seconds are noise on a shared machine), against the baseline committed in
 ``benchmarks/perf_baseline.json``.
 
-The set: a generated talk (espeak speech, ffmpeg video) dubbed offline, its recognition
-alone, and a short talk dubbed through the loopback server. The ratios:
+The set: a generated talk (espeak speech, ffmpeg video) dubbed offline, and a short talk
+dubbed through the loopback server. The ratios:
 
-- ``job_over_asr``: the offline job's wall over recognition alone (what the rest of the
-  pipeline adds on top of Whisper, which streams under it);
+- ``job_over_asr``: the offline job's wall over its recognition stage's (what the rest of
+  the pipeline adds on top of Whisper, which the other stages stream behind);
 - ``calls_per_segment``: server calls (retries included) per dubbed line;
 - ``rss_mb_per_media_min``: the offline job's peak RSS (children included) per minute of media;
 - ``api_span_over_wall``: the longest provider's first-request-to-last-answer span over the
@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,27 +55,11 @@ class Result:
     failures: list[str] = field(default_factory=list)
 
 
-def _asr_alone(video: Path, registry: Any, work: Path) -> float:
-    """Recognition alone, in this process, after the job warmed the model: seconds."""
-    from videodub.api import compose_job
-    from videodub.model import JobContext
-
-    job = compose_job([f"input={video}", "target_lang=en", "translate=none"], registry)
-    ctx = JobContext(work, "en", None)
-    ingest = registry.get("ingest", job.stages["ingest"].impl).create(job.stages["ingest"])
-    transcribe = registry.get("transcribe", job.stages["transcribe"].impl).create(
-        job.stages["transcribe"])
-    media = ingest.ingest(video, ctx)
-    t0 = time.monotonic()
-    for _ in transcribe.transcribe(media, ctx):
-        pass
-    return time.monotonic() - t0
-
-
 def measure(suite: str, work: Path) -> dict[str, float]:
     """Run the suite's benchmark set in ``work``; the ratios (medians over its repeats)."""
     from videodub.api import dub
     from videodub.plugins import installed_registry
+    from videodub.testing.benchmark import loopback_overrides
     from videodub.testing.loopback import LoopbackServer
     from videodub.testing.samples import ENGLISH_TALK, make_talk, write_translation_srt
 
@@ -90,16 +73,14 @@ def measure(suite: str, work: Path) -> dict[str, float]:
     common = ["cache=false", f"perf.history={work / 'history.sqlite'}"]
     samples: dict[str, list[float]] = {}
     for i in range(spec["repeat"]):
-        offline = dub([f"input={talk}", "target_lang=es", "translate=subtitles",
-                       f"translate.file={subs}", *common], work / f"offline{i}",
-                      registry).report
-        asr = _asr_alone(talk, registry, work / f"asr{i}")
+        job = [f"input={talk}", "target_lang=es", "translate=subtitles",
+               f"translate.file={subs}", *common]
+        offline = dub(job, work / f"offline{i}", registry).report
+        asr = offline["stages"]["transcribe"]["wall_s"]
         media_min = (offline["job"]["media_duration_s"] or 1) / 60
         with LoopbackServer(api_key="sk-perf-check") as server, _env(KEY_ENV, "sk-perf-check"):
-            overrides = [f"input={short}", "target_lang=es", *common]
-            for stage in ("transcribe", "translate", "tts"):
-                overrides += [f"{stage}=openai", f"{stage}.base_url={server.base_url}",
-                              f"{stage}.api_key_env={KEY_ENV}"]
+            overrides = [f"input={short}", "target_lang=es", *common,
+                         *loopback_overrides(server, KEY_ENV)]
             api = dub(overrides, work / f"api{i}", registry).report
         calls = sum(p["calls"] for p in api["providers"].values())
         spans = [p["span_s"] or 0 for p in api["providers"].values()]
