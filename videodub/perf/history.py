@@ -57,6 +57,9 @@ MIGRATIONS: list[str] = [
         p95 REAL, spread REAL, updated_at TEXT,
         PRIMARY KEY (metric, impl, profile, machine_class));
     """,
+    """
+    ALTER TABLE stage_runs ADD COLUMN wait_s REAL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -163,11 +166,14 @@ class History:
                 run = cur.lastrowid
                 per_min = rec.media_min
                 for st in rec.stages:
-                    db.execute("INSERT INTO stage_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-                        run, st.stage, st.impl, st.wall_s, st.cpu_s, st.items, st.workers,
-                        st.worker_reason, st.peak_rss_mb, int(st.cached),
-                        st.wall_s / per_min if per_min else None,
-                        st.wall_s / rec.segments if rec.segments else None))
+                    db.execute(
+                        "INSERT INTO stage_runs (run, stage, impl, wall_s, cpu_s, items, workers,"
+                        " worker_reason, peak_rss_mb, cached, wall_per_min, wall_per_segment,"
+                        " wait_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+                            run, st.stage, st.impl, st.wall_s, st.cpu_s, st.items, st.workers,
+                            st.worker_reason, st.peak_rss_mb, int(st.cached),
+                            st.own_s / per_min if per_min else None,
+                            st.own_s / rec.segments if rec.segments else None, st.wait_s))
                 for p in rec.providers:
                     db.execute("INSERT INTO provider_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (
                         run, p.stage, p.model, p.calls, p.p50_ms, p.p95_ms, p.retries,
@@ -200,7 +206,7 @@ class History:
         stages = [StageFigures(stage=s["stage"], impl=s["impl"], wall_s=s["wall_s"],
                                cpu_s=s["cpu_s"], items=s["items"], workers=s["workers"],
                                worker_reason=s["worker_reason"], peak_rss_mb=s["peak_rss_mb"],
-                               cached=bool(s["cached"]))
+                               cached=bool(s["cached"]), wait_s=s["wait_s"] or 0.0)
                   for s in self.db.execute("SELECT * FROM stage_runs WHERE run = ?", (row["id"],))]
         fields = [f.name for f in dataclasses.fields(ProviderFigures)]
         providers = [ProviderFigures(**{k: p[k] for k in fields})

@@ -27,6 +27,12 @@ class StageFigures:
     worker_reason: str
     peak_rss_mb: float
     cached: bool
+    wait_s: float = 0.0  # waiting for input after it began (see run/stats.py)
+
+    @property
+    def own_s(self) -> float:
+        """The stage's own time: its wall less what it waited for its upstream."""
+        return max(0.0, self.wall_s - self.wait_s)
 
 
 @dataclass
@@ -88,7 +94,7 @@ class RunRecord:
             if st.cached:  # a reused result says nothing about the stage's speed
                 continue
             if per_min:
-                out[f"stage.{st.stage}.wall_per_min"] = st.wall_s / per_min
+                out[f"stage.{st.stage}.wall_per_min"] = st.own_s / per_min
             out[f"stage.{st.stage}.rss_mb"] = st.peak_rss_mb
         for p in self.providers:
             if p.p95_ms is not None:
@@ -163,7 +169,8 @@ def from_report(report: dict[str, Any], run_id: str, run_dir: str = "") -> RunRe
     stages = [StageFigures(stage=name, impl=s.get("impl", ""), wall_s=s.get("wall_s", 0.0),
                            cpu_s=s.get("cpu_s", 0.0), items=s.get("items", 0),
                            workers=s.get("workers", 0), worker_reason=s.get("worker_reason", ""),
-                           peak_rss_mb=s.get("peak_rss_mb", 0.0), cached=bool(s.get("cached")))
+                           peak_rss_mb=s.get("peak_rss_mb", 0.0), cached=bool(s.get("cached")),
+                           wait_s=s.get("wait_s", 0.0))
               for name, s in (report.get("stages") or {}).items()]
     providers = [ProviderFigures(
         stage=p.get("stage", name), model=p.get("model", ""), calls=p.get("calls", 0),

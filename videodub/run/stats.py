@@ -25,6 +25,9 @@ class StageStats:
     cpu_s: float = 0.0
     peak_rss: int = 0
     cached: bool = False
+    # Time it waited for input after it began: a streaming stage's wall includes its
+    # upstream's pace; wall - wait is its own.
+    wait_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # Stages without a pool count as one busy worker while they run.
@@ -49,6 +52,11 @@ class StageStats:
         with self._lock:
             self.done += amount
             self.items += items
+
+    def waited(self, seconds: float) -> None:
+        with self._lock:
+            if self.started is not None and self.finished is None:
+                self.wait_s += seconds
 
     def busy(self, delta: int) -> None:
         with self._lock:
@@ -81,6 +89,7 @@ class StageStats:
             "worker_reason": self.worker_reason,
             "peak_rss_mb": round(self.peak_rss / 2**20, 1),
             "cached": self.cached,
+            "wait_s": round(min(self.wait_s, self.elapsed), 3),
         }
 
 

@@ -83,11 +83,21 @@ def test_as_report_rounds_and_names_every_figure():
     stage = StageStats("tts", impl="espeak", unit="segments", total=4, done=4, items=4,
                        workers=2, worker_reason="cpu: 2 usable", started=1.0,
                        finished=3.123456, cpu_s=1.23456, peak_rss=300 * MiB + 12345,
-                       cached=True)
+                       cached=True, wait_s=0.51234)
     assert stage.as_report() == {
         "impl": "espeak", "wall_s": 2.123, "cpu_s": 1.235, "items": 4, "unit": "segments",
         "done": 4, "workers": 2, "worker_reason": "cpu: 2 usable", "peak_rss_mb": 300.0,
-        "cached": True}
+        "cached": True, "wait_s": 0.512}
+
+
+def test_waiting_counts_only_between_begin_and_finish():
+    stage = StageStats("mix")
+    stage.waited(5.0)  # before it began: its upstream had not started, not its own wait
+    stage.begin()
+    stage.waited(0.25)
+    stage.finish()
+    stage.waited(5.0)
+    assert stage.wait_s == 0.25
 
 
 # -- ProcessMonitor --------------------------------------------------------------------
