@@ -9,7 +9,7 @@ runs of the same kind. A run's figure is a regression only when all of these hol
 - the figure is past the one-sided prediction bound ``p50 + t(confidence, n-1) ×
   spread × sqrt(1 + 1/n)``: a new run of the baseline's own kind would stay under it with
   probability ``confidence``;
-- the change is larger than a floor in absolute terms (a quarter second of a stage, 32 MiB,
+- the change is larger than a floor in absolute terms (half a second of a stage, 64 MiB,
   50 ms of latency, 2 % errors), so a stage that takes milliseconds cannot cry wolf;
 - the change is at least ``thresholds.low``; its size sets the severity.
 """
@@ -28,7 +28,7 @@ from videodub.perf.record import RunRecord, worse_when_higher
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 # The smallest change that counts, per kind of figure, in its own unit.
-FLOORS = {"wall_per_min": 0.25, "rss_mb": 32.0, "p95_ms": 50.0, "error_rate": 0.02}
+FLOORS = {"wall_per_min": 0.5, "rss_mb": 64.0, "p95_ms": 50.0, "error_rate": 0.02}
 
 
 @dataclass
