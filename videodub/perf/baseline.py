@@ -11,7 +11,10 @@ runs of the same kind. A run's figure is a regression only when all of these hol
   probability ``confidence``;
 - the change is larger than a floor in absolute terms (half a second of a stage, 64 MiB,
   50 ms of latency, 2 % errors), so a stage that takes milliseconds cannot cry wolf;
-- the change is at least ``thresholds.low``; its size sets the severity.
+- the change is at least ``thresholds.low``; its size sets the severity;
+- for times: the machine's other load does not explain it. The runner measures the share
+  ``L`` of the usable CPUs that other processes kept busy while each stage ran; a slowdown
+  up to ``1 / (1 - L)`` is what such contention alone can cause, and is only noted.
 """
 
 from __future__ import annotations
@@ -155,6 +158,14 @@ def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
             continue
         compared += 1
         found = classify(metric, value, base, opts, rec.media_min)
+        if found and metric.endswith("wall_per_min"):
+            load = min(rec.load_of(metric), 0.95)
+            explained = 1 / (1 - load) - 1
+            if found.change <= explained:
+                notes.append(f"{metric} {found.change:+.0%} not counted: other processes used "
+                             f"{load:.0%} of the CPUs meanwhile (explains up to "
+                             f"{explained:+.0%})")
+                found = None
         if found:
             regressions.append(found)
     if other_class and not compared:

@@ -28,6 +28,7 @@ class StageFigures:
     peak_rss_mb: float
     cached: bool
     wait_s: float = 0.0  # waiting for input after it began (see run/stats.py)
+    load: float = 0.0  # share of the usable CPUs other processes used while it ran
 
     @property
     def own_s(self) -> float:
@@ -78,6 +79,14 @@ class RunRecord:
     quality: dict[str, float] = field(default_factory=dict)
     timeline: list[list[float]] = field(default_factory=list)
     run_dir: str = ""
+    load: float = 0.0  # share of the usable CPUs other processes used during the job
+
+    def load_of(self, metric: str) -> float:
+        """How busy the machine was with other work while the metric's stage (or job) ran."""
+        parts = metric.split(".")
+        if parts[0] == "stage":
+            return next((s.load for s in self.stages if s.stage == parts[1]), self.load)
+        return self.load
 
     @property
     def media_min(self) -> float | None:
@@ -170,7 +179,7 @@ def from_report(report: dict[str, Any], run_id: str, run_dir: str = "") -> RunRe
                            cpu_s=s.get("cpu_s", 0.0), items=s.get("items", 0),
                            workers=s.get("workers", 0), worker_reason=s.get("worker_reason", ""),
                            peak_rss_mb=s.get("peak_rss_mb", 0.0), cached=bool(s.get("cached")),
-                           wait_s=s.get("wait_s", 0.0))
+                           wait_s=s.get("wait_s", 0.0), load=s.get("load", 0.0))
               for name, s in (report.get("stages") or {}).items()]
     providers = [ProviderFigures(
         stage=p.get("stage", name), model=p.get("model", ""), calls=p.get("calls", 0),
@@ -193,4 +202,5 @@ def from_report(report: dict[str, Any], run_id: str, run_dir: str = "") -> RunRe
         wall_s=report.get("wall_s", 0.0), cpu_s=report.get("cpu_s", 0.0),
         peak_rss_mb=report.get("peak_rss_mb", 0.0), cost_usd=report.get("cost_usd"),
         stages=stages, providers=providers, quality=quality_figures(report),
-        timeline=list(report.get("timeline") or []), run_dir=run_dir)
+        timeline=list(report.get("timeline") or []), run_dir=run_dir,
+        load=report.get("load", 0.0) or 0.0)

@@ -84,6 +84,8 @@ def build_report(r: JobRecord) -> dict[str, Any]:
         "realtime_factor": round(r.wall_s / duration, 4) if duration else None,
         "cpu_s": round(r.monitor.cpu_total, 3),
         "peak_rss_mb": round(r.monitor.peak_rss / 2**20, 1),
+        # Share of the usable CPUs other processes kept busy during the job (0-1).
+        "load": round(r.monitor.others_busy_s / r.wall_s, 3) if r.wall_s > 0 else 0.0,
         "machine": {"usable_cpus": r.machine.cpus, "cpu_reason": r.machine.cpu_reason,
                     "memory_available_mb": round(r.machine.memory_available / 2**20),
                     "memory_total_mb": round(r.machine.memory_total / 2**20),

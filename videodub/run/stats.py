@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ class StageStats:
     # Time it waited for input after it began: a streaming stage's wall includes its
     # upstream's pace; wall - wait is its own.
     wait_s: float = 0.0
+    # Seconds weighted by the share of the usable CPUs other processes kept busy meanwhile:
+    # ``load`` in the report, what tells a slow stage from a busy machine.
+    others_busy_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # Stages without a pool count as one busy worker while they run.
@@ -90,6 +94,7 @@ class StageStats:
             "peak_rss_mb": round(self.peak_rss / 2**20, 1),
             "cached": self.cached,
             "wait_s": round(min(self.wait_s, self.elapsed), 3),
+            "load": round(self.others_busy_s / self.elapsed, 3) if self.elapsed > 0 else 0.0,
         }
 
 
@@ -115,20 +120,43 @@ class ProcessMonitor(threading.Thread):
         # (seconds since start, CPU %, RSS MiB with children), one point per ``every`` seconds.
         self.timeline: list[tuple[float, float, float]] = []
         self.every = 0.5
+        try:
+            self._cpus = sorted(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            self._cpus = list(range(psutil.cpu_count() or 1))
+        self._last_busy = self._machine_busy()
+        self._last_children_cpu = 0.0
+        self.others_busy_s = 0.0  # the whole run's, as StageStats.others_busy_s
 
     def _cpu(self) -> float:
         t = self.proc.cpu_times()
         return t.user + t.system + t.children_user + t.children_system
 
-    def _children_rss(self) -> int:
-        """RSS of child processes (ffmpeg, espeak): a stage's memory includes what it spawns."""
-        total = 0
+    def _machine_busy(self) -> float:
+        """CPU seconds every process has used on the CPUs this one may run on."""
+        try:
+            times = psutil.cpu_times(percpu=True)
+        except (psutil.Error, OSError):
+            return 0.0
+        busy = 0.0
+        for i in self._cpus:
+            if i < len(times):
+                t = times[i]
+                busy += sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        return busy
+
+    def _children(self) -> tuple[int, float]:
+        """RSS and CPU seconds of the running child processes (ffmpeg): a stage's memory
+        includes what it spawns, and their CPU is not the machine's other load."""
+        rss, cpu = 0, 0.0
         for child in self.proc.children(recursive=True):
             try:
-                total += child.memory_info().rss
+                rss += child.memory_info().rss
+                t = child.cpu_times()
+                cpu += t.user + t.system
             except psutil.Error:
                 pass
-        return total
+        return rss, cpu
 
     def sample(self) -> None:
         with self._sample_lock:
@@ -140,10 +168,18 @@ class ProcessMonitor(threading.Thread):
         elapsed = max(now - self._last_time, 1e-6)
         self._last_cpu, self._last_time = now_cpu, now
         self.cpu_total += delta
+        children_rss, children_cpu = self._children()
+        machine_busy = self._machine_busy()
+        # Ours: this process, its reaped children (in ``delta``) and its running ones.
+        ours = delta + max(0.0, children_cpu - self._last_children_cpu)
+        others = max(0.0, machine_busy - self._last_busy - ours)
+        self._last_busy, self._last_children_cpu = machine_busy, children_cpu
+        share = min(1.0, others / (elapsed * max(len(self._cpus), 1)))
+        self.others_busy_s += share * elapsed
         if elapsed >= self.interval / 2:  # a final sample right after the last one says nothing
             self.cpu_percent = 100.0 * delta / elapsed
         try:
-            self.rss = self.proc.memory_info().rss + self._children_rss()
+            self.rss = self.proc.memory_info().rss + children_rss
         except psutil.Error:
             return
         self.peak_rss = max(self.peak_rss, self.rss)
@@ -154,6 +190,7 @@ class ProcessMonitor(threading.Thread):
         active = [s for s in self.stages if s.active]
         for s in active:
             s.peak_rss = max(s.peak_rss, self.rss)
+            s.others_busy_s += share * elapsed
         # CPU goes to the stages doing work (by busy workers), not to those waiting for input.
         busy = [s for s in active if s.workers_busy > 0] or active
         weights = [max(s.workers_busy, 1) for s in busy]

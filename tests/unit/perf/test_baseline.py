@@ -129,3 +129,18 @@ def test_baselines_are_stored_per_kind(tmp_path):
         stored = {(b.metric, b.profile): b for b in load_baselines(hist)}
     assert stored[("stage.tts.wall_per_min", "balanced")].n == 10
     assert stored[("stage.tts.wall_per_min", "speed")].n == 5
+
+
+def test_a_slowdown_the_machine_load_explains_is_only_noted(tmp_path):
+    with noisy_history(tmp_path / "h.sqlite") as hist:
+        busy = make_record(99, {"transcribe": 4.0, "tts": 2.0, "mix": 2.6})
+        next(s for s in busy.stages if s.stage == "mix").load = 0.7  # explains up to +233 %
+        found = compare(busy, hist, PerfConfig())
+        assert not [r for r in found.regressions if r.metric == "stage.mix.wall_per_min"]
+        assert any("stage.mix.wall_per_min +" in n and "70% of the CPUs" in n
+                   for n in found.notes)
+        # The same slowdown on an idle machine is a regression.
+        next(s for s in busy.stages if s.stage == "mix").load = 0.0
+        found = compare(busy, hist, PerfConfig())
+        assert [r.severity for r in found.regressions
+                if r.metric == "stage.mix.wall_per_min"] == ["CRITICAL"]

@@ -87,7 +87,7 @@ def test_as_report_rounds_and_names_every_figure():
     assert stage.as_report() == {
         "impl": "espeak", "wall_s": 2.123, "cpu_s": 1.235, "items": 4, "unit": "segments",
         "done": 4, "workers": 2, "worker_reason": "cpu: 2 usable", "peak_rss_mb": 300.0,
-        "cached": True, "wait_s": 0.512}
+        "cached": True, "wait_s": 0.512, "load": 0.0}
 
 
 def test_waiting_counts_only_between_begin_and_finish():
