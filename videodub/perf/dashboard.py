@@ -57,7 +57,7 @@ def _resources(run: Any) -> Any:
     fig.add_trace(go.Scatter(x=t, y=[p[1] for p in run.timeline], name="CPU %"))
     fig.add_trace(go.Scatter(x=t, y=[p[2] for p in run.timeline], name="RSS MiB"),
                   secondary_y=True)
-    fig.update_layout(title="CPU and memory (children included) over the last run",
+    fig.update_layout(title="CPU and RSS (with children), last run",
                       xaxis_title="s", height=380, margin=dict(t=50, l=50, r=50, b=40))
     return fig
 
