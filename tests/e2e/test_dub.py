@@ -297,6 +297,12 @@ def test_profile_sweep(run_cli, short_talk):
     assert len(set(caps)) == 3
     assert len({json.dumps(run.report(d)["job"]["options"], sort_keys=True)
                 for d in run_dirs}) == 3
+    # After the sweep, a table compares the jobs (a Hydra callback), and files in the sweep dir.
+    assert "sweep summary" in run.stdout
+    summary = (run.run_dir / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("job,overrides,status,wall_s,rtf,ingest_s")
+    assert [line.split(",")[0] for line in summary[1:]] == ["0", "1", "2"]
+    assert (run.run_dir / "summary.html").is_file()
 
 
 @pytest.mark.parametrize("suffix, codec", [(".m4a", "aac"), (".wav", "pcm_s16le")])

@@ -15,6 +15,7 @@ import pytest
 import videodub
 from videodub.api import dub
 from videodub.errors import VideodubError
+from videodub.perf.cli import main as perf_main
 from videodub.perf.history import ENV_VAR, History
 from videodub.plugins import collect, make_plugin_manager, get_plugin_manager
 from videodub.testing import registry_with
@@ -166,3 +167,5 @@ def test_ten_runs_then_a_slow_tts_is_a_tts_regression_only(short_talk, tmp_path,
     with History(tmp_path / "h.sqlite") as hist:
         last = hist.runs()[-1]
     assert last.regressions == regressions
+    # The gate on the last run fails on it.
+    assert perf_main(["check", "--history", str(tmp_path / "h.sqlite")]) == 1
