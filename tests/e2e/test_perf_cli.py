@@ -165,3 +165,23 @@ def test_dashboard_serves_the_page_and_json(tmp_path):
     assert settings["last_run"]["status"] == "ok"
     assert advice["recommendations"][0]["change"].startswith("translate.max_in_flight=")
     assert "id='plot-trends'" in page
+
+
+@pytest.mark.slow
+def test_the_smoke_suite_measures_and_gates(tmp_path, project_root):
+    """The real suite (generated talk, offline stack, loopback server), against a baseline
+    that claims one ratio was a third of what it is: the gate breaks on it."""
+    committed = json.loads((project_root / "benchmarks" / "perf_baseline.json").read_text())
+    doctored = json.loads(json.dumps(committed))
+    doctored["suites"]["smoke"]["calls_per_segment"] /= 3
+    path = tmp_path / "baseline.json"
+    path.write_text(json.dumps(doctored))
+    run = perf("check", "--suite", "smoke", "--baseline", str(path), cwd=tmp_path, timeout=600)
+    assert run.returncode == 1, run.stdout + run.stderr
+    ratios = {ln.split()[0]: float(ln.split()[1]) for ln in run.stdout.splitlines()
+              if ln.split() and ln.split()[0] in committed["suites"]["smoke"]}
+    assert set(ratios) == set(committed["suites"]["smoke"])
+    assert ratios["calls_per_segment"] >= 1  # every line needed at least its tts call
+    assert "CRITICAL regression: calls_per_segment" in run.stdout
+    assert "perf check failed" in run.stderr
+    assert not (tmp_path / "outputs").exists()  # the suite keeps its runs to itself
