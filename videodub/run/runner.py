@@ -163,7 +163,8 @@ class Runner:
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
         outputs = Outputs(self.run_dir, job.input, job.keep_work)
-        monitor = self.monitor = ProcessMonitor(list(self.stats.values()))
+        monitor = self.monitor = ProcessMonitor(list(self.stats.values()),
+                                                children=ctx.child_pids)
         display = self.display = make_display(
             self.display_mode, list(self.stats.values()), monitor,
             minimal=job.runner.minimal_logging, providers=self.providers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psutil
@@ -104,7 +105,8 @@ class ProcessMonitor(threading.Thread):
     A child process's CPU time is counted when it exits, so the runner samples once more
     just before a stage finishes: its last ffmpeg run is charged to it."""
 
-    def __init__(self, stages: list[StageStats], interval: float = 0.1) -> None:
+    def __init__(self, stages: list[StageStats], interval: float = 0.1,
+                 children: Callable[[], list[int]] | None = None) -> None:
         super().__init__(name="videodub-monitor", daemon=True)
         self.stages = stages
         self.interval = interval
@@ -126,6 +128,10 @@ class ProcessMonitor(threading.Thread):
             self._cpus = list(range(psutil.cpu_count() or 1))
         self._last_busy = self._machine_busy()
         self._last_children_cpu = 0.0
+        # The job's child processes by pid (JobContext.child_pids): asking the job is cheap,
+        # where psutil's children() reads every process on the machine (~7 ms a sample).
+        self._child_pids = children or (lambda: [])
+        self._child_procs: dict[int, psutil.Process] = {}
         self.others_busy_s = 0.0  # the whole run's, as StageStats.others_busy_s
 
     def _cpu(self) -> float:
@@ -149,8 +155,14 @@ class ProcessMonitor(threading.Thread):
         """RSS and CPU seconds of the running child processes (ffmpeg): a stage's memory
         includes what it spawns, and their CPU is not the machine's other load."""
         rss, cpu = 0, 0.0
-        for child in self.proc.children(recursive=True):
+        pids = set(self._child_pids())
+        for pid in list(self._child_procs):
+            if pid not in pids:
+                del self._child_procs[pid]
+        for pid in pids:
             try:
+                child = self._child_procs.get(pid) or self._child_procs.setdefault(
+                    pid, psutil.Process(pid))
                 rss += child.memory_info().rss
                 t = child.cpu_times()
                 cpu += t.user + t.system

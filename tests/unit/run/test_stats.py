@@ -166,3 +166,27 @@ def test_the_monitor_thread_samples_until_stopped():
     assert not monitor.is_alive()
     assert monitor.rss > 0 and monitor.cpu_total > 0
     assert stage.cpu_s == pytest.approx(monitor.cpu_total)
+
+
+def test_rss_includes_the_jobs_child_processes():
+    import subprocess
+    import sys
+
+    import psutil
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                              "x = bytearray(120_000_000)\nx[::4096] = b'1' * len(x[::4096])\n"
+                              "print('ready', flush=True)\ntime.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"  # its memory is touched by now
+        alone = ProcessMonitor([StageStats("mux")])
+        alone.sample()
+        with_child = ProcessMonitor([StageStats("mux")], children=lambda: [child.pid])
+        with_child.sample()
+        child_rss = psutil.Process(child.pid).memory_info().rss
+        assert child_rss > 100 * MiB
+        assert with_child.rss >= alone.rss + child_rss - 20 * MiB
+    finally:
+        child.kill()
+        child.wait()
