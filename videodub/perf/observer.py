@@ -58,7 +58,7 @@ def record_run(opts: PerfConfig, path: Path, report: dict[str, Any], run_dir: Pa
                         for m in rec.metrics()]
                 update_baselines(hist, opts.window, keys)
     except HistoryError as exc:
-        warn_once(f"warning: {exc}")
+        warn_once(str(exc))
         return None
     section["summary"] = summary_lines(section)
     return section
