@@ -163,6 +163,8 @@ def test_dashboard_serves_the_page_and_json(tmp_path):
         proc.wait(timeout=30)
     assert {s["stage"] for s in settings["optimal"]["stages"]} >= {"transcribe", "tts"}
     assert settings["last_run"]["status"] == "ok"
+    assert settings["last_run"]["stages"]["tts"] == {
+        "impl": "espeak", "wall_s": 5.0, "workers": 1, "worker_reason": "implementation limit 1"}
     assert advice["recommendations"][0]["change"].startswith("translate.max_in_flight=")
     assert "id='plot-trends'" in page
 

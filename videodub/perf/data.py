@@ -46,7 +46,9 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
         "history": data["history"], "note": data["note"], "runs": len(data["runs"]),
         "latest": None if latest is None else {
             "run_id": latest.run_id, "status": latest.status, "profile": latest.profile,
-            "wall_s": latest.wall_s, "stages": {s.stage: s.wall_s for s in latest.stages},
+            "wall_s": latest.wall_s,
+            "stages": {s.stage: {"impl": s.impl, "wall_s": s.wall_s, "workers": s.workers,
+                                 "worker_reason": s.worker_reason} for s in latest.stages},
             "machine_class": latest.machine_class},
         "regressions": data["regressions"], "health": data["health"],
         "recommendations": data["recommendations"],
