@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import sqlite3
 import time
 
@@ -80,6 +82,16 @@ def test_a_failed_run_is_recorded_too(short_talk, tmp_path, monkeypatch):
     assert rec.status == "failed" and rec.error
 
 
+def test_a_cancelled_run_is_recorded_too(short_talk, tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, str(tmp_path / "h.sqlite"))
+    with pytest.raises(KeyboardInterrupt):
+        dub(job(short_talk), tmp_path / "run", SlowTTS(0.0, interrupt=True).registry())
+    with History(tmp_path / "h.sqlite") as hist:
+        [rec] = hist.runs()
+    assert rec.status == "cancelled"
+    assert json.loads((tmp_path / "run" / "report.json").read_text())["status"] == "cancelled"
+
+
 def test_a_broken_history_never_fails_the_dub(short_talk, tmp_path, monkeypatch, caplog):
     bad = tmp_path / "h.sqlite"
     bad.write_bytes(b"definitely not sqlite" * 200)
@@ -117,15 +129,16 @@ def test_history_off(short_talk, tmp_path, monkeypatch):
 
 class SlowTTS:
     """The installed espeak, registered under its own name, sleeping before every clip:
-    a slowdown injected into one stage."""
+    a slowdown injected into one stage (or, with ``interrupt``, pressing Ctrl-C instead)."""
 
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, interrupt: bool = False):
         self.delay = delay
+        self.interrupt = interrupt
 
     def registry(self):
         registry = collect(get_plugin_manager())
         espeak = registry.by_stage["tts"]["espeak"]
-        delay = self.delay
+        delay, interrupt = self.delay, self.interrupt
 
         def factory(options):
             inner = espeak.factory(options)
@@ -138,6 +151,9 @@ class SlowTTS:
                     return inner.worker_hint()
 
                 def synthesize(self, segment, ctx):
+                    if interrupt:
+                        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, to the main thread
+                        ctx.cancel_event.wait(30)
                     time.sleep(delay)
                     return inner.synthesize(segment, ctx)
 
