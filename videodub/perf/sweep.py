@@ -62,6 +62,16 @@ def _numbers(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
     return out
 
 
+def only_varying_overrides(rows: list[dict[str, Any]]) -> None:
+    """Keep in ``overrides`` what tells the jobs apart (the swept values), not what all share."""
+    split = [set(str(r.get("overrides", "")).split()) for r in rows]
+    common = set.intersection(*split) if split else set()
+    for row, parts in zip(rows, split):
+        if "overrides" in row:
+            row["overrides"] = " ".join(p for p in str(row["overrides"]).split()
+                                        if p not in common or len(rows) == 1)
+
+
 def columns(rows: list[dict[str, Any]]) -> list[str]:
     cols: list[str] = []
     for row in rows:
@@ -73,6 +83,7 @@ def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = job_rows(sweep_dir)
     if not rows:
         return rows
+    only_varying_overrides(rows)
     cols = columns(rows)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols)
