@@ -142,6 +142,15 @@ def test_dashboard_file_is_self_contained(tmp_path):
     assert not list(out.parent.glob(".*part*"))
 
 
+def test_dashboard_of_an_empty_history_says_so(tmp_path):
+    out = tmp_path / "dash.html"
+    run = perf("dashboard", "--out", str(out), history=tmp_path / "none.sqlite")
+    assert run.returncode == 0, run.stderr
+    page = out.read_text(encoding="utf-8")
+    assert "no run history at" in page and "id='plot-health'" in page
+    assert "id='plot-trends'" not in page
+
+
 def test_dashboard_serves_the_page_and_json(tmp_path):
     history = build_history(tmp_path / "h.sqlite")
     env = dict(os.environ, VIDEODUB_HISTORY=str(history))

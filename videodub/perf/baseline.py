@@ -30,6 +30,8 @@ from videodub.perf.history import History
 from videodub.perf.record import RunRecord, worse_when_higher
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+# A baseline whose spread is over this share of its median is flagged as noisy.
+NOISY = 0.25
 # The smallest change that counts, per kind of figure, in its own unit.
 FLOORS = {"wall_per_min": 0.5, "rss_mb": 64.0, "p95_ms": 50.0, "error_rate": 0.02}
 
@@ -157,6 +159,9 @@ def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
         if base.n < opts.min_samples:
             continue
         compared += 1
+        if base.p50 and base.spread / abs(base.p50) > NOISY:
+            notes.append(f"{metric}: noisy baseline (spread {base.spread / abs(base.p50):.0%} "
+                         f"of the median over {base.n} runs); only a large change counts")
         found = classify(metric, value, base, opts, rec.media_min)
         if found and metric.endswith("wall_per_min"):
             load = min(rec.load_of(metric), 0.95)

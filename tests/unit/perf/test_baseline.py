@@ -144,3 +144,14 @@ def test_a_slowdown_the_machine_load_explains_is_only_noted(tmp_path):
         found = compare(busy, hist, PerfConfig())
         assert [r.severity for r in found.regressions
                 if r.metric == "stage.mix.wall_per_min"] == ["CRITICAL"]
+
+
+def test_a_noisy_baseline_is_flagged(tmp_path):
+    hist = History(tmp_path / "h.sqlite")
+    for i, tts in enumerate([1.0, 3.0, 1.5, 2.5, 1.2, 2.8, 2.0]):
+        hist.append(make_record(i, {"transcribe": 4.0, "tts": tts}))
+    update_baselines(hist, window=20)
+    found = compare(make_record(99, {"transcribe": 4.0, "tts": 2.6}), hist, PerfConfig())
+    hist.close()
+    assert found.regressions == []
+    assert any(n.startswith("stage.tts.wall_per_min: noisy baseline") for n in found.notes)
