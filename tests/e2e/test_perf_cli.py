@@ -112,6 +112,14 @@ def test_a_corrupt_history_is_one_error_line(tmp_path, command):
     assert "not a readable SQLite database" in run.stderr
 
 
+def test_history_switched_off_is_one_error_line(tmp_path):
+    env = dict(os.environ, VIDEODUB_HISTORY="off")
+    run = subprocess.run([sys.executable, "-m", "videodub", "perf", "advise"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr == "error: the run history is off (VIDEODUB_HISTORY); name one with --history\n"
+
+
 def test_a_future_history_is_one_error_line(tmp_path):
     path = tmp_path / "h.sqlite"
     db = sqlite3.connect(path)

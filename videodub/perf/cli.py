@@ -23,7 +23,9 @@ DEFAULT_BASELINE = Path("benchmarks/perf_baseline.json")
 def _history(args: argparse.Namespace) -> Path:
     path = Path(args.history) if args.history else history_path(PerfConfig().history)
     if path is None:
-        raise SystemExit(f"error: the run history is off ({ENV_VAR}); name one with --history")
+        from videodub.errors import VideodubError
+
+        raise VideodubError(f"the run history is off ({ENV_VAR}); name one with --history")
     return path
 
 
