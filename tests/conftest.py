@@ -27,6 +27,7 @@ Marker: ``@pytest.mark.needs_jfk`` skips a test, with the reason, when that file
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -68,6 +69,21 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     if order.bucket_type != "none":
         terminalreporter.write_line(f"test order: --random-order-bucket={order.bucket_type} "
                                     f"--random-order-seed={order.seed} replays it")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def run_history(tmp_path_factory) -> Iterator[Path]:
+    """Runs made by the tests (in this process and the command lines they start) record
+    themselves in a history of the session's own, never in the checkout's outputs/; tests of
+    the history itself point VIDEODUB_HISTORY elsewhere with monkeypatch."""
+    path = tmp_path_factory.mktemp("history") / "history.sqlite"
+    before = os.environ.get("VIDEODUB_HISTORY")
+    os.environ["VIDEODUB_HISTORY"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("VIDEODUB_HISTORY", None)
+    else:
+        os.environ["VIDEODUB_HISTORY"] = before
 
 
 @pytest.fixture(autouse=True)

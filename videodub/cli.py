@@ -1,4 +1,5 @@
-"""Command line: ``python -m videodub key=value ...`` (Hydra), and ``python -m videodub plugins``.
+"""Command line: ``python -m videodub key=value ...`` (Hydra), ``python -m videodub plugins``
+and ``python -m videodub perf ...`` (``videodub/perf/cli.py``).
 
 Before Hydra runs anything, the jobs the overrides ask for are composed (each job of a sweep
 as Hydra's sweeper expands it, the first few) and validated, so that a bad implementation
@@ -329,6 +330,12 @@ def main(argv: list[str] | None = None) -> None:
         except VideodubError as exc:
             fail(str(exc))
         return
+    if argv[:1] == ["perf"]:
+        from videodub.perf.cli import main as perf_main
+
+        code = perf_main(argv[1:])
+        sys.stdout.flush()
+        sys.exit(code)
     if argv[:1] in (["plugins"], ["--plugins"]):
         try:
             list_plugins()

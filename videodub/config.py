@@ -155,6 +155,45 @@ class RunnerConfig:
 
 
 @dataclass
+class PerfThresholds:
+    """Slowdowns (fraction over the baseline's median) that make each regression severity."""
+
+    low: float = 0.10
+    medium: float = 0.20
+    high: float = 0.50
+    critical: float = 1.00
+
+    def __post_init__(self) -> None:
+        if not 0 < self.low <= self.medium <= self.high <= self.critical:
+            raise ValueError("perf.thresholds must be 0 < low <= medium <= high <= critical")
+
+
+@dataclass
+class PerfConfig:
+    """Run history, baselines and regression checks (docs/monitoring.md)."""
+
+    # SQLite history of every run; null or "" turns it off; VIDEODUB_HISTORY overrides it.
+    history: Optional[str] = "outputs/history.sqlite"
+    # Compare each run with its baselines at the end and report regressions.
+    compare: bool = True
+    # Refresh the baselines of a run's keys after it is recorded.
+    auto_baseline: bool = True
+    # One-sided confidence that a slowdown is not noise, from the baseline's spread and size.
+    confidence: float = 0.95
+    # Runs a baseline needs before anything is compared with it.
+    min_samples: int = 5
+    # Recent successful runs a baseline is made from.
+    window: int = 20
+    thresholds: PerfThresholds = field(default_factory=PerfThresholds)
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.confidence < 1:
+            raise ValueError(f"perf.confidence must be in [0.5, 1), got {self.confidence}")
+        if self.min_samples < 2 or self.window < self.min_samples:
+            raise ValueError("perf.min_samples must be >= 2 and perf.window >= perf.min_samples")
+
+
+@dataclass
 class VideodubConfig:
     # The video (or audio) file to dub.
     input: str = MISSING
@@ -181,6 +220,7 @@ class VideodubConfig:
     # US dollars per model, for cost estimates and the report (the providers' list prices).
     prices: Dict[str, Price] = field(default_factory=default_prices)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
     ingest: Any = MISSING
     transcribe: Any = MISSING
     translate: Any = MISSING
@@ -234,6 +274,7 @@ class JobConfig:
     prices: dict[str, Price] = field(default_factory=default_prices)
     cache_max_gb: float = 20.0
     cache_max_age_days: float = 30.0
+    perf: PerfConfig = field(default_factory=PerfConfig)
 
     def __post_init__(self) -> None:
         if self.cache_max_gb < 0 or self.cache_max_age_days < 0:
@@ -252,8 +293,11 @@ def validate(cfg: DictConfig) -> JobConfig:
         source = check_language(str(cfg.source_lang), "source_lang") if cfg.source_lang else None
         runner = OmegaConf.to_object(cfg.runner)
         prices = OmegaConf.to_object(cfg.prices) if "prices" in cfg else default_prices()
+        perf = OmegaConf.to_object(cfg.perf) if "perf" in cfg else PerfConfig()
     except OmegaConfBaseException as exc:
         raise VideodubError(one_line(exc)) from exc
+    except ValueError as exc:
+        raise VideodubError(str(exc)) from exc
     stages: dict[str, Any] = {}
     for stage in STAGES:
         node = cfg.get(stage)
@@ -269,7 +313,7 @@ def validate(cfg: DictConfig) -> JobConfig:
         input=str(cfg.input), target_lang=target, source_lang=source,
         profile_name=str(cfg.profile_name), verbose=bool(cfg.verbose), cache=bool(cfg.cache),
         cache_dir=str(cfg.cache_dir), keep_work=bool(cfg.keep_work), runner=runner, stages=stages,
-        dry_run=bool(cfg.get("dry_run", False)), prices=prices,
+        dry_run=bool(cfg.get("dry_run", False)), prices=prices, perf=perf,
         cache_max_gb=float(cfg.get("cache_max_gb", 20.0)),
         cache_max_age_days=float(cfg.get("cache_max_age_days", 30.0)))
 

@@ -51,3 +51,30 @@ def register_mixers(register):
 @hookspec
 def register_muxers(register):
     """Register mux implementations: write the final video with its tracks."""
+
+
+# -- observer hooks: called around every job, for plugins that watch runs rather than do
+# their work (the run history in ``videodub/perf/`` is one). An observer that raises is
+# logged and ignored: watching a job never fails it.
+
+
+@hookspec
+def job_started(job, run_dir):
+    """A job is about to run: ``job`` is its validated ``JobConfig``, ``run_dir`` its folder."""
+
+
+@hookspec
+def stage_finished(job, stage, stats):
+    """A stage ended: ``stats`` is its entry in ``report.json`` (``wall_s``, ``cpu_s`` ...)."""
+
+
+@hookspec
+def job_finished(job, run_dir, report):
+    """A job ended, ok or not: ``report`` is the ``report.json`` dict, before it is written,
+    so an observer may add a section of its own to it."""
+
+
+@hookspec
+def perf_rules(register):
+    """Register advisor rules: ``register(name, rule, description="")``, where ``rule(facts)``
+    returns a list of ``videodub.perf.advisor.Recommendation`` (docs/monitoring.md)."""

@@ -68,6 +68,8 @@ class Machine:
     cpus: int  # usable CPUs: affinity and cgroup quota, not just the core count
     memory_available: int  # bytes
     cpu_reason: str
+    memory_total: int = 0  # bytes, for the machine's class in the run history
+    gpu: str | None = None  # the first GPU's name, when a driver shows one
 
     @classmethod
     def detect(cls) -> Machine:
@@ -89,4 +91,17 @@ class Machine:
         cg_mem = cgroup_memory_available()
         if cg_mem is not None:
             memory = min(memory, cg_mem)
-        return cls(cpus=cpus, memory_available=memory, cpu_reason=reason)
+        return cls(cpus=cpus, memory_available=memory, cpu_reason=reason,
+                   memory_total=psutil.virtual_memory().total, gpu=detect_gpu())
+
+
+def detect_gpu(root: Path = Path("/proc/driver/nvidia/gpus")) -> str | None:
+    """The first NVIDIA GPU's model as the driver reports it; None without one."""
+    try:
+        for info in sorted(root.glob("*/information")):
+            for line in info.read_text().splitlines():
+                if line.startswith("Model:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None

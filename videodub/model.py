@@ -138,6 +138,11 @@ class JobContext:
         with self._lock:
             self._procs.discard(proc)
 
+    def child_pids(self) -> list[int]:
+        """The job's running child processes (for the memory and CPU they add)."""
+        with self._lock:
+            return [proc.pid for proc in self._procs]
+
     def kill_processes(self) -> None:
         with self._lock:
             procs = list(self._procs)

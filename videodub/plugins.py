@@ -64,6 +64,8 @@ class Registry:
 
     def __init__(self) -> None:
         self.by_stage: dict[str, dict[str, Implementation]] = {s: {} for s in STAGES}
+        # The hooks of the plugin manager it was collected from: observers and advisor rules.
+        self.hook: Any = None
 
     def add(self, impl: Implementation) -> None:
         existing = self.by_stage[impl.stage].get(impl.name)
@@ -143,6 +145,7 @@ def collect(pm: pluggy.PluginManager | None = None) -> Registry:
     """Call every registration hook and build the registry."""
     pm = pm or get_plugin_manager()
     registry = Registry()
+    registry.hook = pm.hook
     for stage, hook_name in STAGE_HOOKS.items():
         hook = getattr(pm.hook, hook_name)
         for hookimpl in reversed(hook.get_hookimpls()):

@@ -11,6 +11,7 @@ of those runs is a whole dub of the 27 s talk, and so is the three-profile sweep
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import subprocess
@@ -301,6 +302,14 @@ def test_profile_sweep(run_cli, short_talk):
     assert len(set(caps)) == 3
     assert len({json.dumps(run.report(d)["job"]["options"], sort_keys=True)
                 for d in run_dirs}) == 3
+    # After the sweep, a table compares the jobs (a Hydra callback), and files in the sweep dir.
+    assert "sweep summary" in run.stdout
+    with (run.run_dir / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["job"] for r in rows] == ["0", "1", "2"]
+    assert sorted(r["overrides"].split("profile=")[1].split()[0] for r in rows) == sorted(profiles)
+    assert all(float(r["wall_s"]) > 0 and float(r["tts_s"]) > 0 for r in rows)
+    assert (run.run_dir / "summary.html").is_file()
 
 
 @pytest.mark.parametrize("suffix, codec", [(".m4a", "aac"), (".wav", "pcm_s16le")])

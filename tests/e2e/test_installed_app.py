@@ -90,7 +90,8 @@ def test_wheel_has_configs_and_entry_points(wheel, project_root):
     builtin_modules = {f"videodub.builtin.{p.stem}"
                        for p in (project_root / "videodub" / "builtin").glob("*.py")
                        if p.stem != "__init__"}
-    assert set(plugins.values()) == builtin_modules
+    # Every built-in stage implementation, and the run history's observer (docs/monitoring.md).
+    assert set(plugins.values()) == builtin_modules | {"videodub.perf.observer"}
     assert parser["console_scripts"]["videodub"] == "videodub.cli:main"
 
 

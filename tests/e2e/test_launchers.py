@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +32,8 @@ def test_joblib_launcher_runs_each_job_in_its_own_process(short_talk, tmp_path):
         [sys.executable, "-m", "videodub", "-m", f"input={short_talk}", "target_lang=en",
          "profile=speed,balanced", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
          f"hydra.sweep.dir={sweep}", f"cache_dir={tmp_path / 'cache'}", "runner.display=plain"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "VIDEODUB_HISTORY": str(tmp_path / "history.sqlite")})
     assert proc.returncode == 0, proc.stderr[-2000:]
     profiles, pids = set(), set()
     for job in ("0", "1"):
@@ -45,3 +48,15 @@ def test_joblib_launcher_runs_each_job_in_its_own_process(short_talk, tmp_path):
     assert len(pids) == 2, "joblib ran both jobs in one process"
     assert str(sweep / "0" / "short.en.mp4") in proc.stdout
     assert str(sweep / "1" / "short.en.mp4") in proc.stdout
+    # The sweep summary comes from a Hydra callback, so this launcher gets it too.
+    assert "sweep summary" in proc.stdout and str(sweep / "summary.csv") in proc.stdout
+    with (sweep / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["job"] for r in rows] == ["0", "1"] and {r["status"] for r in rows} == {"ok"}
+    assert all(float(r["wall_s"]) > 0 and float(r["transcribe_s"]) > 0 for r in rows)
+    assert "<table>" in (sweep / "summary.html").read_text()
+    # Both processes recorded themselves in the one history.
+    from videodub.perf.history import History
+
+    with History(tmp_path / "history.sqlite") as hist:
+        assert sorted(r.profile for r in hist.runs()) == ["balanced", "speed"]

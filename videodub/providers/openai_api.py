@@ -212,7 +212,7 @@ class OpenAIProvider:
         while True:
             waited = await limiter.acquire(tokens)
             self.stats.limiter_wait_s += waited
-            self.stats.started()
+            sent = self.stats.started()
             retry_after: float | None = None
             used: int | None = None
             try:
@@ -249,7 +249,7 @@ class OpenAIProvider:
                 self.stats.server_errors += 1
                 reason = f"unusable answer ({' '.join(redact(str(exc)).split())[:160]})"
             finally:
-                self.stats.ended()
+                self.stats.ended(sent)
                 limiter.release(tokens, used)
             attempt += 1
             if attempt > opts.max_retries:

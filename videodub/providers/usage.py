@@ -9,6 +9,7 @@ before a run use the same function on the usage a stage expects (see ``estimate_
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,17 +100,38 @@ class ProviderStats:
     usage: Usage = field(default_factory=Usage)
     limits: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Seconds from sending each request to its answer (or failure), in the order they ended.
+    latencies: list[float] = field(default_factory=list, repr=False)
+    first_sent: float | None = None  # monotonic: the span the stage spent calling the server
+    last_answered: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def started(self) -> None:
+    def started(self) -> float:
+        """Count a request as sent; returns the time to hand back to :meth:`ended`."""
+        now = time.monotonic()
         with self._lock:
             self.calls += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self.first_sent is None:
+                self.first_sent = now
+        return now
 
-    def ended(self) -> None:
+    def ended(self, sent: float | None = None) -> None:
+        now = time.monotonic()
         with self._lock:
             self.in_flight -= 1
+            self.last_answered = now
+            if sent is not None:
+                self.latencies.append(now - sent)
+
+    def latency_ms(self, q: float) -> float | None:
+        """The ``q`` quantile (0..1) of the measured request latencies, in milliseconds."""
+        with self._lock:
+            values = sorted(self.latencies)
+        if not values:
+            return None
+        return round(1000 * values[min(len(values) - 1, int(q * len(values)))], 1)
 
     def add(self, **amounts: float) -> None:
         with self._lock:
@@ -130,6 +152,10 @@ class ProviderStats:
             "audio_synthesized_s": round(usage.audio_out_s, 3),
             "cost_usd": round(usd, 6) if usd is not None else None,
             "limits": dict(self.limits), "notes": list(self.notes),
+            "latency_p50_ms": self.latency_ms(0.5), "latency_p95_ms": self.latency_ms(0.95),
+            "span_s": (round(self.last_answered - self.first_sent, 3)
+                       if self.first_sent is not None and self.last_answered is not None
+                       else None),
         }
 
 

@@ -87,9 +87,14 @@ def build_report(r: JobRecord) -> dict[str, Any]:
         "cpu_s": round(r.monitor.cpu_total, 3),
         "peak_rss_mb": round(r.monitor.peak_rss / 2**20, 1),  # children included
         "peak_rss_children_mb": round(r.monitor.peak_children_rss / 2**20, 1),
+        # Share of the usable CPUs other processes kept busy during the job (0-1).
+        "load": round(r.monitor.others_busy_s / r.wall_s, 3) if r.wall_s > 0 else 0.0,
         "machine": {"usable_cpus": r.machine.cpus, "cpu_reason": r.machine.cpu_reason,
-                    "memory_available_mb": round(r.machine.memory_available / 2**20)},
+                    "memory_available_mb": round(r.machine.memory_available / 2**20),
+                    "memory_total_mb": round(r.machine.memory_total / 2**20),
+                    "gpu": r.machine.gpu},
         "stages": {name: st.as_report() for name, st in r.stats.items()},
+        "timeline": [list(point) for point in r.monitor.timeline],
         "preflight_s": round(r.preflight_s, 3) if r.preflight_s is not None else None,
         "providers": providers,
         "cost_usd": job_cost(providers),

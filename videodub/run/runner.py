@@ -120,6 +120,18 @@ class Runner:
         if self.monitor is not None:
             self.monitor.sample()  # charge the stage's last child process to it
         st.finish()
+        self._notify("stage_finished", job=self.job, stage=st.name, stats=st.as_report())
+
+    def _notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook; an observer that fails is logged, never fails the job."""
+        caller = getattr(self.registry.hook, hook, None)
+        if caller is None:
+            return
+        try:
+            caller(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - someone else's plugin
+            log.warning("observer %s failed and is ignored: %s: %s", hook,
+                        type(exc).__name__, exc)
 
     def _thread(self, name: str, target: Callable[[], None]) -> threading.Thread:
         def body() -> None:
@@ -175,7 +187,8 @@ class Runner:
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
         outputs = Outputs(self.run_dir, job.input, job.keep_work)
-        monitor = self.monitor = ProcessMonitor(list(self.stats.values()))
+        monitor = self.monitor = ProcessMonitor(list(self.stats.values()),
+                                                children=ctx.child_pids)
         display = self.display = make_display(
             self.display_mode, list(self.stats.values()), monitor,
             minimal=job.runner.minimal_logging, providers=self.providers)
@@ -183,6 +196,7 @@ class Runner:
             ctx.progress = display.message
         started_at = dt.datetime.now(dt.timezone.utc)
         t0 = time.monotonic()
+        self._notify("job_started", job=job, run_dir=self.run_dir)
         monitor.start()
         display.start()
         status = "failed"
@@ -217,10 +231,14 @@ class Runner:
             if status != "ok" or not job.keep_work:
                 shutil.rmtree(ctx.work_dir, ignore_errors=True)
             report = self._report(status, started_at, time.monotonic() - t0, outputs)
+            self._notify("job_finished", job=job, run_dir=self.run_dir, report=report)
             report_error = self._write_report(report)
         if report_error is not None:  # the job itself succeeded: the report is one of its outputs
             raise report_error
         display.summary()
+        if self.display_mode != "quiet":
+            for line in (report.get("perf") or {}).get("summary", []):
+                display.message(line)
         prune_after_job(cache.root, job.cache_max_gb, job.cache_max_age_days)
         assert video is not None
         return RunResult(video=video, report=report, segments=self._segments(self.pipeline))

@@ -18,7 +18,7 @@ from videodub.errors import VideodubError
 from videodub.model import JobContext, Segment
 from videodub.run.outputs import Outputs
 from videodub.run.stats import StageStats
-from videodub.run.streams import Pipe, ordered_pool, waiting
+from videodub.run.streams import Pipe, ordered_pool, waited, waiting
 
 
 @dataclass
@@ -96,7 +96,7 @@ class Pipeline:
 
         def batches() -> Iterator[list[Segment]]:
             batch: list[Segment] = []
-            for seg in self.to_translate:
+            for seg in waited(self.to_translate, st):
                 st.begin()
                 batch.append(seg)
                 if batch_size is not None and len(batch) >= batch_size:
@@ -148,7 +148,7 @@ class Pipeline:
         workers = self.plan("tts")
 
         def started(items: Iterable[Segment]) -> Iterator[Segment]:
-            for seg in items:
+            for seg in waited(items, st):
                 st.begin()
                 yield seg
 

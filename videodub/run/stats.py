@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psutil
@@ -25,6 +27,12 @@ class StageStats:
     cpu_s: float = 0.0
     peak_rss: int = 0
     cached: bool = False
+    # Time it waited for input after it began: a streaming stage's wall includes its
+    # upstream's pace; wall - wait is its own.
+    wait_s: float = 0.0
+    # Seconds weighted by the share of the usable CPUs other processes kept busy meanwhile:
+    # ``load`` in the report, what tells a slow stage from a busy machine.
+    others_busy_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # Stages without a pool count as one busy worker while they run.
@@ -49,6 +57,11 @@ class StageStats:
         with self._lock:
             self.done += amount
             self.items += items
+
+    def waited(self, seconds: float) -> None:
+        with self._lock:
+            if self.started is not None and self.finished is None:
+                self.wait_s += seconds
 
     def busy(self, delta: int) -> None:
         with self._lock:
@@ -81,17 +94,20 @@ class StageStats:
             "worker_reason": self.worker_reason,
             "peak_rss_mb": round(self.peak_rss / 2**20, 1),
             "cached": self.cached,
+            "wait_s": round(min(self.wait_s, self.elapsed), 3),
+            "load": round(self.others_busy_s / self.elapsed, 3) if self.elapsed > 0 else 0.0,
         }
 
 
 class ProcessMonitor(threading.Thread):
-    """Samples process CPU and RSS; splits each interval's CPU among the stages busy in it.
+    """Samples process CPU and RSS (child processes included); splits each interval's CPU among the stages busy in it.
 
     A child process's CPU time is counted when it exits, so the runner samples once more
     just before a stage finishes: its last ffmpeg run is charged to it. RSS is the process's
     own plus every live child's (ffmpeg, a download): what the job holds in memory."""
 
-    def __init__(self, stages: list[StageStats], interval: float = 0.1) -> None:
+    def __init__(self, stages: list[StageStats], interval: float = 0.1,
+                 children: Callable[[], list[int]] | None = None) -> None:
         super().__init__(name="videodub-monitor", daemon=True)
         self.stages = stages
         self.interval = interval
@@ -105,11 +121,57 @@ class ProcessMonitor(threading.Thread):
         self._halt = threading.Event()
         self._sample_lock = threading.Lock()
         self._last_cpu = self._cpu()
-        self._last_time = time.monotonic()
+        self._last_time = self._t0 = time.monotonic()
+        # (seconds since start, CPU %, RSS MiB with children), one point per ``every`` seconds.
+        self.timeline: list[tuple[float, float, float]] = []
+        self.every = 0.5
+        try:
+            self._cpus = sorted(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            self._cpus = list(range(psutil.cpu_count() or 1))
+        self._last_busy = self._machine_busy()
+        self._last_children_cpu = 0.0
+        # The job's child processes by pid (JobContext.child_pids): asking the job is cheap,
+        # where psutil's children() reads every process on the machine (~7 ms a sample).
+        self._child_pids = children or (lambda: [])
+        self._child_procs: dict[int, psutil.Process] = {}
+        self.others_busy_s = 0.0  # the whole run's, as StageStats.others_busy_s
 
     def _cpu(self) -> float:
         t = self.proc.cpu_times()
         return t.user + t.system + t.children_user + t.children_system
+
+    def _machine_busy(self) -> float:
+        """CPU seconds every process has used on the CPUs this one may run on."""
+        try:
+            times = psutil.cpu_times(percpu=True)
+        except (psutil.Error, OSError):
+            return 0.0
+        busy = 0.0
+        for i in self._cpus:
+            if i < len(times):
+                t = times[i]
+                busy += sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        return busy
+
+    def _children(self) -> tuple[int, float]:
+        """RSS and CPU seconds of the running child processes (ffmpeg): a stage's memory
+        includes what it spawns, and their CPU is not the machine's other load."""
+        rss, cpu = 0, 0.0
+        pids = set(self._child_pids())
+        for pid in list(self._child_procs):
+            if pid not in pids:
+                del self._child_procs[pid]
+        for pid in pids:
+            try:
+                child = self._child_procs.get(pid) or self._child_procs.setdefault(
+                    pid, psutil.Process(pid))
+                rss += child.memory_info().rss
+                t = child.cpu_times()
+                cpu += t.user + t.system
+            except psutil.Error:
+                pass
+        return rss, cpu
 
     def sample(self) -> None:
         with self._sample_lock:
@@ -121,24 +183,31 @@ class ProcessMonitor(threading.Thread):
         elapsed = max(now - self._last_time, 1e-6)
         self._last_cpu, self._last_time = now_cpu, now
         self.cpu_total += delta
+        children_rss, children_cpu = self._children()
+        machine_busy = self._machine_busy()
+        # Ours: this process, its reaped children (in ``delta``) and its running ones.
+        ours = delta + max(0.0, children_cpu - self._last_children_cpu)
+        others = max(0.0, machine_busy - self._last_busy - ours)
+        self._last_busy, self._last_children_cpu = machine_busy, children_cpu
+        share = min(1.0, others / (elapsed * max(len(self._cpus), 1)))
+        self.others_busy_s += share * elapsed
         if elapsed >= self.interval / 2:  # a final sample right after the last one says nothing
             self.cpu_percent = 100.0 * delta / elapsed
         try:
-            own = self.proc.memory_info().rss
+            self.rss = self.proc.memory_info().rss + children_rss
         except psutil.Error:
             return
-        self.children_rss = 0
-        for child in self.proc.children(recursive=True):
-            try:
-                self.children_rss += child.memory_info().rss
-            except psutil.Error:
-                pass  # ended between the listing and the reading
-        self.rss = own + self.children_rss
+        self.children_rss = children_rss
         self.peak_rss = max(self.peak_rss, self.rss)
         self.peak_children_rss = max(self.peak_children_rss, self.children_rss)
+        at = now - self._t0
+        if not self.timeline or at - self.timeline[-1][0] >= self.every:
+            self.timeline.append((round(at, 2), round(self.cpu_percent, 1),
+                                  round(self.rss / 2**20, 1)))
         active = [s for s in self.stages if s.active]
         for s in active:
             s.peak_rss = max(s.peak_rss, self.rss)
+            s.others_busy_s += share * elapsed
         # CPU goes to the stages doing work (by busy workers), not to those waiting for input.
         busy = [s for s in active if s.workers_busy > 0] or active
         weights = [max(s.workers_busy, 1) for s in busy]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -112,10 +113,27 @@ def waiting(items: Iterable[Any], stats: StageStats) -> Iterator[Any]:
     it = iter(items)
     while True:
         stats.busy(-1)
+        t0 = time.monotonic()
         try:
             item = next(it)
         except StopIteration:
             return
         finally:
             stats.busy(+1)
+            stats.waited(time.monotonic() - t0)
+        yield item
+
+
+def waited(items: Iterable[Any], stats: StageStats) -> Iterator[Any]:
+    """Iterate, adding the time spent waiting for each item to the stage's ``wait_s`` (for
+    pooled stages, whose pool counts busy workers itself)."""
+    it = iter(items)
+    while True:
+        t0 = time.monotonic()
+        try:
+            item = next(it)
+        except StopIteration:
+            return
+        finally:
+            stats.waited(time.monotonic() - t0)
         yield item

@@ -83,11 +83,21 @@ def test_as_report_rounds_and_names_every_figure():
     stage = StageStats("tts", impl="espeak", unit="segments", total=4, done=4, items=4,
                        workers=2, worker_reason="cpu: 2 usable", started=1.0,
                        finished=3.123456, cpu_s=1.23456, peak_rss=300 * MiB + 12345,
-                       cached=True)
+                       cached=True, wait_s=0.51234)
     assert stage.as_report() == {
         "impl": "espeak", "wall_s": 2.123, "cpu_s": 1.235, "items": 4, "unit": "segments",
         "done": 4, "workers": 2, "worker_reason": "cpu: 2 usable", "peak_rss_mb": 300.0,
-        "cached": True}
+        "cached": True, "wait_s": 0.512, "load": 0.0}
+
+
+def test_waiting_counts_only_between_begin_and_finish():
+    stage = StageStats("mix")
+    stage.waited(5.0)  # before it began: its upstream had not started, not its own wait
+    stage.begin()
+    stage.waited(0.25)
+    stage.finish()
+    stage.waited(5.0)
+    assert stage.wait_s == 0.25
 
 
 # -- ProcessMonitor --------------------------------------------------------------------
@@ -166,21 +176,48 @@ def test_peak_rss_counts_child_processes():
 
     stage = StageStats("mix")
     stage.begin()
-    monitor = ProcessMonitor([stage])
+    monitor = ProcessMonitor([stage], children=lambda: pids)
     monitor.sample()
     baseline = monitor.rss
+    pids: list[int] = []
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; b = bytearray(128 * 2**20); b[::4096] = b'x' * "
          "len(b[::4096]); print('ready', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"
+        pids.append(child.pid)
         monitor.sample()
         assert monitor.children_rss >= 128 * MiB
         assert monitor.rss >= baseline + 128 * MiB
     finally:
         child.communicate("")
+        pids.clear()
     monitor.sample()
     assert monitor.children_rss == 0
     assert monitor.peak_children_rss >= 128 * MiB
     assert stage.peak_rss >= baseline + 128 * MiB
+
+
+def test_rss_includes_the_jobs_child_processes():
+    import subprocess
+    import sys
+
+    import psutil
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time\n"
+                              "x = bytearray(120_000_000)\nx[::4096] = b'1' * len(x[::4096])\n"
+                              "print('ready', flush=True)\ntime.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"  # its memory is touched by now
+        alone = ProcessMonitor([StageStats("mux")])
+        alone.sample()
+        with_child = ProcessMonitor([StageStats("mux")], children=lambda: [child.pid])
+        with_child.sample()
+        child_rss = psutil.Process(child.pid).memory_info().rss
+        assert child_rss > 100 * MiB
+        assert with_child.rss >= alone.rss + child_rss - 20 * MiB
+    finally:
+        child.kill()
+        child.wait()

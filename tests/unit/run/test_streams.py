@@ -378,3 +378,25 @@ def test_waiting_counts_the_stage_idle_only_while_it_waits_for_input():
     assert seen_while_waiting == [0, 0, 0]
     assert seen_while_working == [1, 1]
     assert stats.workers_busy == 1  # back to busy after the upstream ended
+
+
+def test_waited_adds_the_time_blocked_on_each_item():
+    from videodub.run.stats import StageStats
+    from videodub.run.streams import waited
+
+    gate = threading.Event()
+    st = StageStats("tts", pooled=True)
+    st.begin()
+
+    def slow():
+        yield 1
+        gate.wait(5)
+        yield 2
+
+    it = waited(slow(), st)
+    assert next(it) == 1
+    threading.Timer(0.2, gate.set).start()
+    assert next(it) == 2
+    assert list(it) == []
+    # At least the time the second item was held back (no upper bound: the machine is shared).
+    assert st.wait_s >= 0.15

@@ -1,0 +1,184 @@
+"""Baselines per (metric, implementation, profile, machine class), and the regressions a run
+shows against them.
+
+A baseline is the median (p50), p95 and robust spread (1.4826 × the median absolute
+deviation, which one slow outlier does not inflate) of the last ``perf.window`` successful
+runs of the same kind. A run's figure is a regression only when all of these hold:
+
+- the baseline has at least ``perf.min_samples`` runs;
+- the figure is past the one-sided prediction bound ``p50 + t(confidence, n-1) ×
+  spread × sqrt(1 + 1/n)``: a new run of the baseline's own kind would stay under it with
+  probability ``confidence``;
+- the change is larger than a floor in absolute terms (half a second of a stage, 64 MiB,
+  50 ms of latency, 2 % errors), so a stage that takes milliseconds cannot cry wolf;
+- the change is at least ``thresholds.low``; its size sets the severity;
+- for times: the machine's other load does not explain it. The runner measures the share
+  ``L`` of the usable CPUs that other processes kept busy while each stage ran; a slowdown
+  up to ``1 / (1 - L)`` is what such contention alone can cause, and is only noted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from videodub.config import PerfConfig
+from videodub.perf.history import History
+from videodub.perf.record import RunRecord, worse_when_higher
+
+SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+# A baseline whose spread is over this share of its median is flagged as noisy.
+NOISY = 0.25
+# The smallest change that counts, per kind of figure, in its own unit.
+FLOORS = {"wall_per_min": 0.5, "rss_mb": 64.0, "p95_ms": 50.0, "error_rate": 0.02}
+
+
+@dataclass
+class Baseline:
+    metric: str
+    impl: str
+    profile: str
+    machine_class: str
+    n: int
+    p50: float
+    p95: float
+    spread: float
+
+
+@dataclass
+class Regression:
+    metric: str
+    impl: str
+    severity: str
+    change: float  # +0.6 = 60 % worse than the baseline's median
+    value: float
+    baseline: float
+    bound: float
+    n: int
+
+    def line(self) -> str:
+        return (f"{self.severity} regression: {self.metric} ({self.impl}) {self.value:.3g} vs "
+                f"baseline {self.baseline:.3g} ({self.change:+.0%}, n={self.n})")
+
+
+def t_quantile(p: float, dof: int) -> float:
+    """Student's t quantile (Cornish-Fisher expansion around the normal one; within 1 % of
+    the exact value for 3 or more degrees of freedom, conservative below)."""
+    z = statistics.NormalDist().inv_cdf(p)
+    v = max(dof, 1)
+    return (z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
+            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * v**3))
+
+
+def summarize(values: list[float]) -> tuple[float, float, float]:
+    """(p50, p95, spread) of a sample."""
+    ordered = sorted(values)
+    p50 = statistics.median(ordered)
+    p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+    mad = statistics.median(abs(v - p50) for v in ordered)
+    return p50, p95, 1.4826 * mad
+
+
+def update_baselines(history: History, window: int, only: list[tuple[str, str, str, str]]
+                     | None = None) -> list[Baseline]:
+    """Recompute the baselines (all keys, or ``only`` these) from the history and store them."""
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    out = []
+    with history.transaction() as db:
+        for metric, impl, profile, mclass in only if only is not None else history.keys():
+            values = history.metric_values(metric, impl, profile, mclass, window)
+            if not values:
+                continue
+            p50, p95, spread = summarize(values)
+            db.execute("INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?,?,?,?,?)",
+                       (metric, impl, profile, mclass, len(values), p50, p95, spread, now))
+            out.append(Baseline(metric, impl, profile, mclass, len(values), p50, p95, spread))
+    return out
+
+
+def load_baselines(history: History) -> list[Baseline]:
+    return [Baseline(**{k: row[k] for k in ("metric", "impl", "profile", "machine_class", "n",
+                                            "p50", "p95", "spread")})
+            for row in history.db.execute("SELECT * FROM baselines ORDER BY metric")]
+
+
+def classify(metric: str, value: float, base: Baseline, opts: PerfConfig,
+             media_min: float | None = None) -> Regression | None:
+    """The regression ``value`` is against ``base``, or None when it is within noise."""
+    if base.n < opts.min_samples or base.p50 == 0 and not worse_when_higher(metric):
+        return None
+    higher_bad = worse_when_higher(metric)
+    margin = t_quantile(opts.confidence, base.n - 1) * base.spread * math.sqrt(1 + 1 / base.n)
+    delta = value - base.p50 if higher_bad else base.p50 - value
+    if delta <= margin:
+        return None
+    kind = metric.rsplit(".", 1)[-1]
+    floor = FLOORS.get(kind, 0.0)
+    absolute = delta * media_min if kind == "wall_per_min" and media_min else delta
+    if absolute < floor:
+        return None
+    change = delta / abs(base.p50) if base.p50 else math.inf
+    t = opts.thresholds
+    severity = None
+    for name, limit in zip(SEVERITIES, (t.low, t.medium, t.high, t.critical)):
+        if change >= limit:
+            severity = name
+    if severity is None:
+        return None
+    bound = base.p50 + margin if higher_bad else base.p50 - margin
+    return Regression(metric, base.impl, severity, round(change, 4), round(value, 4),
+                      round(base.p50, 4), round(bound, 4), base.n)
+
+
+@dataclass
+class Comparison:
+    regressions: list[Regression]
+    compared: int  # figures that had a baseline to compare with
+    notes: list[str]
+
+    def as_report(self) -> dict[str, Any]:
+        return {"regressions": [asdict(r) for r in self.regressions],
+                "compared": self.compared, "notes": list(self.notes)}
+
+
+def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
+    """Every figure of ``rec`` against the stored baseline of its kind."""
+    stored = {(b.metric, b.impl, b.profile, b.machine_class): b for b in load_baselines(history)}
+    regressions, compared, notes = [], 0, []
+    other_class = False
+    for metric, value in rec.metrics().items():
+        impl = rec.impl_of(metric)
+        base = stored.get((metric, impl, rec.profile, rec.machine_class))
+        if base is None:
+            other_class = other_class or any(
+                k[0] == metric and k[1] == impl and k[2] == rec.profile for k in stored)
+            continue
+        if base.n < opts.min_samples:
+            continue
+        compared += 1
+        if base.p50 and base.spread / abs(base.p50) > NOISY:
+            notes.append(f"{metric}: noisy baseline (spread {base.spread / abs(base.p50):.0%} "
+                         f"of the median over {base.n} runs); only a large change counts")
+        found = classify(metric, value, base, opts, rec.media_min)
+        if found and metric.endswith("wall_per_min"):
+            load = min(rec.load_of(metric), 0.95)
+            explained = 1 / (1 - load) - 1
+            if found.change <= explained:
+                notes.append(f"{metric} {found.change:+.0%} not counted: other processes used "
+                             f"{load:.0%} of the CPUs meanwhile (explains up to "
+                             f"{explained:+.0%})")
+                found = None
+        if found:
+            regressions.append(found)
+    if other_class and not compared:
+        notes.append(f"baselines exist only for other machine classes than "
+                     f"{rec.machine_class}: nothing compared (they would not be fair)")
+    elif not compared:
+        notes.append(f"no baseline with {opts.min_samples}+ runs yet for profile "
+                     f"{rec.profile} on {rec.machine_class}: nothing compared")
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    regressions.sort(key=lambda r: (-order[r.severity], -r.change))
+    return Comparison(regressions, compared, notes)
