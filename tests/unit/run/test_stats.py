@@ -176,10 +176,10 @@ def test_peak_rss_counts_child_processes():
 
     stage = StageStats("mix")
     stage.begin()
+    pids: list[int] = []  # the job's tracked children (JobContext.child_pids)
     monitor = ProcessMonitor([stage], children=lambda: pids)
     monitor.sample()
     baseline = monitor.rss
-    pids: list[int] = []
     child = subprocess.Popen(
         [sys.executable, "-c", "import sys; b = bytearray(128 * 2**20); b[::4096] = b'x' * "
          "len(b[::4096]); print('ready', flush=True); sys.stdin.read()"],
