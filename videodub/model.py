@@ -115,6 +115,10 @@ class JobContext:
         self.input_path: Path | None = None
         self.input_duration: float | None = None
         self.notes: list[str] = []  # warnings worth showing in the report
+        # Intermediate files a later step measures (the mixer's dub-only ``speech_track``).
+        self.artifacts: dict[str, Any] = {}
+        # Characters per second of the job's TTS voice at its natural rate, once measured.
+        self.speaking_rate: float | None = None
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 
@@ -257,6 +261,23 @@ class ResumableTranslator(Protocol):
     def remember(self, segments: list[Segment]) -> Any: ...
 
 
+@runtime_checkable
+class UsesSpeakingRate(Protocol):
+    """An aligner that predicts a clip's length from the voice's speaking rate: before the
+    first line is aligned, the runner measures the job's voice once (a line synthesized at its
+    natural rate, cached with the clips) and sets ``JobContext.speaking_rate``."""
+
+    def predicted_duration(self, text: str, ctx: JobContext) -> float: ...
+
+
+@runtime_checkable
+class RefitsClips(Protocol):
+    """An aligner that looks at each synthesized clip: ``refit`` may change the segment's
+    rate or text and returns True when it should be synthesized again (at most twice)."""
+
+    def refit(self, segment: Segment, ctx: JobContext) -> bool: ...
+
+
 class JobScope:
     """What one job gives its stages beyond their options.
 
@@ -307,4 +328,5 @@ __all__ = [
     "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "JobScope", "Cancelled",
     "Ingester", "Transcriber", "Translator", "Aligner", "Synthesizer", "Mixer", "Muxer",
     "Checked", "HintsWorkers", "Scoped", "CallsProvider", "EstimatesUsage", "ResumableTranslator",
+    "UsesSpeakingRate", "RefitsClips",
 ]

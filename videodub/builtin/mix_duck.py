@@ -18,8 +18,11 @@ import numpy as np
 from videodub import hookimpl
 from videodub.config import Effort
 from videodub.errors import VideodubError
+from videodub.background import removal_spans, removes_original, write_background
 from videodub.media import run_ffmpeg
 from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
+from videodub.placement import ClipPlacer
+from videodub.speech_regions import regions_of_file
 
 
 @dataclass
@@ -35,8 +38,13 @@ class DuckMixOptions:
     duck_ratio: float = 20.0
     duck_attack_ms: float = 20.0
     duck_release_ms: float = 400.0
+    # The original voice: auto = removed where the source speaks for a dub into another
+    # language, ducked for a same-language re-voice; remove; duck.
+    original_voice: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.original_voice not in ("auto", "remove", "duck"):
+            raise ValueError(f"original_voice must be auto, remove or duck, got {self.original_voice}")
         if not -70.0 <= self.loudness <= -5.0:
             raise ValueError(f"loudness must be between -70 and -5 LUFS, got {self.loudness}")
         if not -9.0 <= self.true_peak <= 0.0:
@@ -135,23 +143,37 @@ class DuckMixer:
         rate = media.sample_rate
         speech_path = ctx.work_dir / "speech_track.wav"
         writer = SpeechTrackWriter(speech_path, rate)
+        placer = ClipPlacer(media.duration)
+        kept: list[tuple[float, float]] = []  # lines where the original plays instead
         done = False
         try:
             for seg in segments:
                 if not seg.audio_path:
+                    if "kept_original" in seg.flags:
+                        kept.append((seg.start, seg.end))
                     continue
-                audio = read_clip(Path(seg.audio_path), rate)
-                audio, seg.stretch, seg.overflow = fit_clip(audio, rate, seg)
-                seg.stretch = round(seg.stretch, 4)
-                seg.overflow = round(seg.overflow, 3)
-                if seg.overflow > 0.05:
-                    seg.flags.append("overflow")
-                writer.add(audio, seg.slot_start if seg.slot_start is not None else seg.start)
+                audio, start = placer.place(seg, read_clip(Path(seg.audio_path), rate), rate)
+                writer.add(audio, start)
             done = True
         finally:
             writer.close(media.duration if done else 0.0)
+        ctx.artifacts["speech_track"] = speech_path
         out = ctx.work_dir / "dub_mix.wav"
-        self._render(media, speech_path, out, ctx)
+        self._render(media, speech_path, out, ctx, self._background(media, kept, ctx))
+        return out
+
+    def _background(self, media: MediaInfo, kept: list[tuple[float, float]],
+                    ctx: JobContext) -> Path:
+        """The original as the dub's background: with the source's speech regions removed
+        for a dub into another language (see ``videodub.background``), else as it is."""
+        ctx.artifacts["background_gain_db"] = self.options.background_db
+        if not removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
+            ctx.artifacts.update(background=media.full_audio, background_ducked=True)
+            return media.full_audio
+        spans = removal_spans(regions_of_file(media.speech_audio), kept)
+        ctx.note(f"mix: original voice removed in {len(spans)} speech regions")
+        out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans)
+        ctx.artifacts.update(background=out, background_ducked=False)
         return out
 
     def _graph(self, samples: int, tail: str) -> str:
@@ -171,7 +193,8 @@ class DuckMixer:
             f"{tail}[out]"
         )
 
-    def _render(self, media: MediaInfo, speech: Path, out: Path, ctx: JobContext) -> None:
+    def _render(self, media: MediaInfo, speech: Path, out: Path, ctx: JobContext,
+                background: Path | None = None) -> None:
         """Measure the mix (EBU R128 integrated loudness and true peak), then render it with
         one linear gain to the target and a limiter under the true-peak ceiling.
 
@@ -182,7 +205,7 @@ class DuckMixer:
         import soundfile
 
         o = self.options
-        inputs = ["-i", str(media.full_audio), "-i", str(speech)]
+        inputs = ["-i", str(background or media.full_audio), "-i", str(speech)]
         samples = soundfile.info(str(media.full_audio)).frames
         measured = measure_loudness(inputs, self._graph(samples, "ebur128=peak=true:framelog=quiet"),
                                     ctx)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from videodub.errors import VideodubError
-from videodub.model import JobContext, Segment
+from videodub.model import JobContext, RefitsClips, Segment, UsesSpeakingRate
+from videodub.run.voice import apply_on_suspect, measure_speaking_rate
 from videodub.run.outputs import Outputs
 from videodub.run.stats import StageStats
 from videodub.run.streams import Pipe, ordered_pool, waiting
@@ -36,6 +37,7 @@ class Pipeline:
     plan: Callable[..., int]
     finish: Callable[[StageStats], None]
     queue_size: int = 64
+    on_suspect: str = "keep_original"  # transcribe.on_suspect
     source_segments: list[Segment] = field(default_factory=list)
     target_segments: list[Segment] = field(default_factory=list)
     mixed_audio: Path | None = None
@@ -130,6 +132,9 @@ class Pipeline:
         held: Segment | None = None
         for seg in waiting(self.to_align, st):
             st.begin()
+            if (isinstance(aligner, UsesSpeakingRate) and self.ctx.speaking_rate is None
+                    and held is None):
+                measure_speaking_rate(self.stages["tts"], seg, self.ctx)
             if held is not None:
                 self.to_tts.put(aligner.align(held, seg.start, self.ctx))
                 st.advance()
@@ -152,8 +157,18 @@ class Pipeline:
                 st.begin()
                 yield seg
 
+        aligner = self.stages["align"]
+
         def one(seg: Segment) -> Segment:
-            return synth.synthesize(seg, self.ctx)
+            if not apply_on_suspect(seg, self.on_suspect):
+                return seg  # the original plays there, or nothing
+            seg = synth.synthesize(seg, self.ctx)
+            # An aligner that measures clips may ask for one again (another rate, shorter text).
+            for _ in range(2):
+                if not (isinstance(aligner, RefitsClips) and aligner.refit(seg, self.ctx)):
+                    break
+                seg = synth.synthesize(seg, self.ctx)
+            return seg
 
         for seg in ordered_pool(one, started(self.to_tts), workers, self.ctx, st, "tts"):
             st.advance()

@@ -1,0 +1,106 @@
+"""Where each dubbed clip goes in the speech track, and at what speed: the rules that keep a
+dub in sync without two voices at once.
+
+- A clip that fits its slot is never sped up; one much shorter than its line may be slowed
+  down to ``min_speed`` (so the dub does not stop seconds before the speaker), and it starts
+  at the line's measured onset.
+- A clip longer than its slot is sped up (pitch-preserving) within ``max_speed``.
+- A clip never starts before the previous one has ended (plus a short gap): when the previous
+  line ran long, this one is pushed later, and the push is recorded with the line.
+- The last clip ends before the media does: it is moved earlier into the silence before it,
+  and only then sped up beyond the cap, so nothing is cut.
+
+Mixers share this module (it is not one mixer's business), and the quality figures read what
+it records on each segment (``placed_start``, ``pushed_s``, ``natural_s``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from videodub.model import Segment
+
+# Silence kept between two dubbed clips, seconds.
+GAP_S = 0.08
+# Slow a clip down only when it is shorter than this share of its line.
+SLOW_BELOW = 0.9
+
+
+@dataclass
+class Placement:
+    start: float
+    stretch: float  # >1 sped up, <1 slowed down (the clip's own speed change)
+    overflow: float  # seconds past the slot's end
+    pushed: float  # seconds the start was moved later than the slot's start
+    cut_at_end: float  # seconds that would still run past the media's end
+
+
+def time_stretch(audio: np.ndarray, rate: int, stretch: float) -> np.ndarray:
+    """``audio`` played ``stretch`` times faster, pitch kept (Rubber Band via pedalboard)."""
+    if abs(stretch - 1.0) < 0.005 or audio.size == 0:
+        return audio
+    import pedalboard
+
+    return pedalboard.time_stretch(audio.reshape(1, -1).astype(np.float32), rate,
+                                   stretch_factor=float(stretch))[0]
+
+
+class ClipPlacer:
+    """Places clips in start order; remembers where the previous one ended."""
+
+    def __init__(self, media_end: float, gap: float = GAP_S) -> None:
+        self.media_end = media_end
+        self.gap = gap
+        self.busy_until = 0.0
+
+    def plan(self, segment: Segment, duration: float) -> Placement:
+        """Where and how fast the clip of ``segment`` (``duration`` seconds as synthesized)
+        plays."""
+        slot_start = segment.slot_start if segment.slot_start is not None else segment.start
+        slot_end = segment.slot_end if segment.slot_end is not None else segment.end
+        rate = max(segment.tts_rate, 1e-3)
+        max_stretch = max(1.0, segment.max_speed / rate)
+        min_speed = float(segment.extra.get("min_speed", 1.0))
+        earliest = max(slot_start, self.busy_until + self.gap if self.busy_until else 0.0)
+        room = max(slot_end - earliest, 1e-3)
+        line = max(segment.end - segment.start, 1e-3)
+        if duration > room:
+            stretch = min(duration / room, max_stretch)
+        elif duration < SLOW_BELOW * line and min_speed < 1.0 and rate <= 1.0:
+            stretch = max(duration / line, min_speed / rate)
+        else:
+            stretch = 1.0
+        length = duration / stretch
+        start = earliest
+        cut = 0.0
+        if start + length > self.media_end:
+            # The last line: earlier into the silence before it, then faster, never cut.
+            start = max(self.busy_until + self.gap if self.busy_until else 0.0,
+                        self.media_end - length)
+            if start + length > self.media_end:
+                stretch = duration / max(self.media_end - start, 1e-3)
+                length = duration / stretch
+            cut = max(0.0, start + length - self.media_end)
+        end = start + length
+        self.busy_until = max(self.busy_until, end)
+        return Placement(start=round(start, 4), stretch=round(stretch, 4),
+                         overflow=round(max(0.0, end - slot_end), 3),
+                         pushed=round(max(0.0, start - slot_start), 3), cut_at_end=round(cut, 3))
+
+    def place(self, segment: Segment, audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
+        """The clip as it will play and its start; the decision is recorded on ``segment``."""
+        p = self.plan(segment, audio.shape[-1] / rate)
+        audio = time_stretch(audio, rate, p.stretch)
+        segment.stretch = p.stretch
+        segment.overflow = p.overflow
+        segment.extra["placed_start"] = p.start
+        segment.extra["placed_end"] = round(p.start + audio.shape[-1] / rate, 4)
+        if p.pushed > 0.005:
+            segment.extra["pushed_s"] = p.pushed
+        if p.cut_at_end > 0:
+            segment.extra["cut_at_end_s"] = p.cut_at_end
+        if p.overflow > 0.05 and "overflow" not in segment.flags:
+            segment.flags.append("overflow")
+        return audio, p.start
