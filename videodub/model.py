@@ -272,10 +272,20 @@ class UsesSpeakingRate(Protocol):
 
 @runtime_checkable
 class RefitsClips(Protocol):
-    """An aligner that looks at each synthesized clip: ``refit`` may change the segment's
-    rate or text and returns True when it should be synthesized again (at most twice)."""
+    """An aligner that looks at each synthesized clip (align=hybrid). ``refit`` returns
+    ``keep``; ``resynthesize`` (it changed the segment's rate); or ``shorten`` (the line does
+    not fit even at the speed cap: the runner asks a :class:`ShortensLines` translator for at
+    most ``segment.extra["char_budget"]`` characters, or records that none could)."""
 
-    def refit(self, segment: Segment, ctx: JobContext) -> bool: ...
+    def refit(self, segment: Segment, ctx: JobContext) -> str: ...
+
+
+@runtime_checkable
+class ShortensLines(Protocol):
+    """A translator that can say a line again in at most ``max_chars`` characters; returns
+    None when it declines."""
+
+    def shorten(self, segment: Segment, max_chars: int, ctx: JobContext) -> str | None: ...
 
 
 class JobScope:
@@ -328,5 +338,5 @@ __all__ = [
     "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "JobScope", "Cancelled",
     "Ingester", "Transcriber", "Translator", "Aligner", "Synthesizer", "Mixer", "Muxer",
     "Checked", "HintsWorkers", "Scoped", "CallsProvider", "EstimatesUsage", "ResumableTranslator",
-    "UsesSpeakingRate", "RefitsClips",
+    "UsesSpeakingRate", "RefitsClips", "ShortensLines",
 ]

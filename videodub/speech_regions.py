@@ -25,6 +25,11 @@ ABOVE_FLOOR_DB = 12.0
 BELOW_PEAK_DB = 40.0
 # An absolute floor: nothing quieter than this is speech (digital silence, dither).
 ABSOLUTE_DB = -60.0
+# A region found at the threshold is extended outward while frames stay this far above the
+# floor, up to EXTEND_S: the quiet first and last sounds of a sentence (fricatives, a fading
+# vowel) sit only a few dB over the room, and they are part of the voice.
+EDGE_ABOVE_FLOOR_DB = 4.0
+EXTEND_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,21 @@ def detect(audio: np.ndarray, rate: int, *, merge_gap: float = 0.25, min_speech:
         floor = float(np.percentile(db, 10))
         peak = float(np.percentile(db, 99.5))
         threshold_db = max(floor + ABOVE_FLOOR_DB, peak - BELOW_PEAK_DB, ABSOLUTE_DB)
+        edge_db = max(min(floor + EDGE_ABOVE_FLOOR_DB, threshold_db), ABSOLUTE_DB)
+    else:
+        edge_db = threshold_db
     loud = db > threshold_db
     edges = np.diff(np.concatenate([[0], loud.astype(np.int8), [0]]))
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
+    reach = int(EXTEND_S / FRAME_S)
+    for i in range(len(starts)):
+        lo = max(starts[i] - reach, ends[i - 1] if i else 0)
+        while starts[i] > lo and db[starts[i] - 1] > edge_db:
+            starts[i] -= 1
+        hi = min(ends[i] + reach, starts[i + 1] if i + 1 < len(starts) else len(db))
+        while ends[i] < hi and db[ends[i]] > edge_db:
+            ends[i] += 1
     spans: list[list[float]] = []
     for s, e in zip(starts * FRAME_S, ends * FRAME_S):
         if spans and s - spans[-1][1] < merge_gap:

@@ -25,7 +25,8 @@ from videodub.config import JobConfig
 from videodub.errors import Cancelled
 from videodub.machine import Machine
 from videodub.media import write_json_atomic
-from videodub.model import STAGES, CallsProvider, JobContext, JobScope, Segment, worker_hint
+from videodub.model import (STAGES, CallsProvider, JobContext, JobScope, Segment,
+                            ShortensLines, worker_hint)
 from videodub.plugins import Registry
 from videodub.providers.usage import Estimate, ProviderStats
 from videodub.run.cache import Cache, with_cache
@@ -219,7 +220,9 @@ class Runner:
             source_lang=job.source_lang, stats=self.stats, outputs=outputs,
             plan=lambda stage, pending=None: self._plan(stage, stages[stage], pending),
             finish=self._finish, queue_size=job.runner.queue_size,
-            on_suspect=job.stages["transcribe"].on_suspect)
+            on_suspect=job.stages["transcribe"].on_suspect,
+            shortener=stages["translate"] if isinstance(stages["translate"], ShortensLines)
+            else None)
         self._join([self._thread(name, body) for name, body in pipeline.streaming_stages()], ctx)
         self._join([self._thread("mux", pipeline.mux)], ctx)
         self._measure_quality(pipeline, ctx)

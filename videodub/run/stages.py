@@ -16,7 +16,7 @@ from typing import Any
 
 from videodub.errors import VideodubError
 from videodub.model import JobContext, RefitsClips, Segment, UsesSpeakingRate
-from videodub.run.voice import apply_on_suspect, measure_speaking_rate
+from videodub.run.voice import apply_on_suspect, measure_speaking_rate, refit_clip
 from videodub.run.outputs import Outputs
 from videodub.run.stats import StageStats
 from videodub.run.streams import Pipe, ordered_pool, waiting
@@ -38,6 +38,7 @@ class Pipeline:
     finish: Callable[[StageStats], None]
     queue_size: int = 64
     on_suspect: str = "keep_original"  # transcribe.on_suspect
+    shortener: Any = None  # the translator, when it can shorten a line (ShortensLines)
     source_segments: list[Segment] = field(default_factory=list)
     target_segments: list[Segment] = field(default_factory=list)
     mixed_audio: Path | None = None
@@ -163,11 +164,8 @@ class Pipeline:
             if not apply_on_suspect(seg, self.on_suspect):
                 return seg  # the original plays there, or nothing
             seg = synth.synthesize(seg, self.ctx)
-            # An aligner that measures clips may ask for one again (another rate, shorter text).
-            for _ in range(2):
-                if not (isinstance(aligner, RefitsClips) and aligner.refit(seg, self.ctx)):
-                    break
-                seg = synth.synthesize(seg, self.ctx)
+            if isinstance(aligner, RefitsClips):
+                seg = refit_clip(seg, aligner, synth, self.shortener, self.ctx)
             return seg
 
         for seg in ordered_pool(one, started(self.to_tts), workers, self.ctx, st, "tts"):

@@ -1,6 +1,6 @@
-"""Two decisions the tts stage makes around the synthesizer: how fast the job's voice speaks
-(measured once, for aligners that predict clip lengths), and what happens to a line the
-recogniser doubts."""
+"""Decisions the tts stage makes around the synthesizer: how fast the job's voice speaks
+(measured once, for aligners that predict clip lengths), what happens to a line the
+recogniser doubts, and a clip measured and made again for an aligner that refits clips."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from videodub.model import JobContext, Segment
+from videodub.model import JobContext, RefitsClips, Segment, ShortensLines
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +51,32 @@ def apply_on_suspect(segment: Segment, mode: str) -> bool:
         return True
     segment.flags.append("kept_original" if mode == "keep_original" else "dropped_suspect")
     return False
+
+
+# Synthesis passes one line may take when its aligner refits it (rate, shorter text, rate).
+MAX_REFITS = 3
+
+
+def refit_clip(seg: Segment, aligner: RefitsClips, synth: Any,
+               shortener: ShortensLines | None, ctx: JobContext) -> Segment:
+    """Let the aligner look at the clip and ask for it again: at another rate, or from a
+    shorter translation when it does not fit even at the speed cap (asked of the translator
+    once; when it cannot, the line is flagged and the mixer reports what still overflows)."""
+    for _ in range(MAX_REFITS):
+        action = aligner.refit(seg, ctx)
+        if action == "shorten":
+            budget = int(seg.extra.get("char_budget", 0))
+            text = shortener.shorten(seg, budget, ctx) if shortener is not None else None
+            seg.extra["shorten_asked"] = True
+            if text and len(text) < len(seg.target_text or ""):
+                seg.extra["longer_text"] = seg.target_text
+                seg.target_text = text
+                seg.tts_rate = 1.0
+                seg.flags.append("shortened")
+            else:
+                seg.flags.append("shorten_declined")
+                continue
+        elif action != "resynthesize":
+            break
+        seg = synth.synthesize(seg, ctx)
+    return seg
