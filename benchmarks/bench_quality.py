@@ -54,11 +54,14 @@ def known_onset_errors(video: Path, segments: list[dict], starts: list[float]) -
     rate = 16000
     audio = decode(video, rate)
     errors = []
+    prev_end = 0.0
     for seg in segments:
         if "placed_start" not in seg["extra"]:
             continue
         truth = min(starts, key=lambda s: abs(s - seg["start"]))
-        a = int(max(0.0, truth - 0.5) * rate)
+        # From 0.4 s before the sentence, but after the previous clip has ended.
+        a = int(max(0.0, truth - 0.4, prev_end + 0.02) * rate)
+        prev_end = seg["extra"]["placed_end"]
         window = np.abs(audio[a: a + rate])
         if window.size == 0 or window.max() == 0:
             continue

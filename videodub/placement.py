@@ -85,9 +85,11 @@ class ClipPlacer:
             cut = max(0.0, start + length - self.media_end)
         end = start + length
         self.busy_until = max(self.busy_until, end)
-        return Placement(start=round(start, 4), stretch=round(stretch, 4),
-                         overflow=round(max(0.0, end - slot_end), 3),
-                         pushed=round(max(0.0, start - slot_start), 3), cut_at_end=round(cut, 3))
+        # Plain floats: these go into segments.json and the report.
+        return Placement(start=round(float(start), 4), stretch=round(float(stretch), 4),
+                         overflow=round(float(max(0.0, end - slot_end)), 3),
+                         pushed=round(float(max(0.0, start - slot_start)), 3),
+                         cut_at_end=round(float(cut), 3))
 
     def place(self, segment: Segment, audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
         """The clip as it will play and its start; the decision is recorded on ``segment``."""
@@ -96,7 +98,7 @@ class ClipPlacer:
         segment.stretch = p.stretch
         segment.overflow = p.overflow
         segment.extra["placed_start"] = p.start
-        segment.extra["placed_end"] = round(p.start + audio.shape[-1] / rate, 4)
+        segment.extra["placed_end"] = round(float(p.start + audio.shape[-1] / rate), 4)
         if p.pushed > 0.005:
             segment.extra["pushed_s"] = p.pushed
         if p.cut_at_end > 0:

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from videodub.model import JobContext, MediaInfo, Segment
-from videodub.speech_regions import FRAME_S, detect, frame_db, regions_of_file, snap_start
+from videodub.speech_regions import (FRAME_S, detect, frame_db, regions_of_file, snap_start,
+                                     to_mono)
 
 # The dub track is clean (exact zeros between clips): anything above this is dub speech.
 DUB_THRESHOLD_DB = -50.0
@@ -48,7 +49,7 @@ def _read_mono(path: Path) -> tuple[np.ndarray, int]:
     import soundfile
 
     audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return audio.mean(axis=1), rate
+    return to_mono(audio), rate
 
 
 def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any) -> dict[str, Any]:
@@ -116,13 +117,12 @@ def suspect_figures(segments: list[Segment]) -> dict[str, Any]:
 
 
 def residual_figures(src_spans: Any, dub_spans: Any, segments: list[Segment],
-                     speech_track: Path, background: Path, background_gain_db: float,
+                     dub: np.ndarray, rate: int, background: Path, background_gain_db: float,
                      ducked: bool) -> dict[str, Any]:
     """What is left of the original where the source speaks, relative to the dub: the
     background track the mixer laid under the dub (at the gain it applied) against the dub
     track, both before the mix's common loudness gain. Ducking under the dub is not counted,
     so for a ducked mix the figure under dub lines is an upper bound."""
-    dub, rate = _read_mono(speech_track)
     orig, orig_rate = _read_mono(background)
     if orig_rate != rate:
         return {"uncovered_source_speech_s": None, "original_where_source_speaks_db": None}
@@ -151,7 +151,7 @@ def residual_figures(src_spans: Any, dub_spans: Any, segments: list[Segment],
             "original_under_dub_db": rel_db(source & dubbing),
             "original_in_gaps_db": rel_db(uncovered),
             "original_where_source_speaks_db": rel_db(source),
-            "ducking_counted": not ducked}
+            "ducked_upper_bound": ducked}
 
 
 def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[str, Any]:
@@ -168,14 +168,25 @@ def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[
         background = ctx.artifacts.get("background")
         if background is not None and Path(background).exists():
             out["original_voice"] = residual_figures(
-                src_spans, dub_spans, segments, Path(speech_track), Path(background),
+                src_spans, dub_spans, segments, dub_audio, rate, Path(background),
                 float(ctx.artifacts.get("background_gain_db", 0.0)),
                 bool(ctx.artifacts.get("background_ducked", False)))
     out["speed"] = speed_figures(dubbed)
     out.update(fit_figures(dubbed, media.duration))
     out["suspect"] = suspect_figures(segments)
     out["measure_s"] = round(time.perf_counter() - t0, 3)
-    return out
+    return plain(out)
+
+
+def plain(value: Any) -> Any:
+    """The figures as JSON takes them (numpy scalars as Python numbers)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def summary_line(q: dict[str, Any]) -> str:
