@@ -18,6 +18,10 @@ CHARS_PER_SECOND = {
     "ru": 14.0, "pl": 14.0, "tr": 14.5, "sv": 14.5, "ja": 8.0, "zh": 5.5, "ko": 7.0,
 }
 DEFAULT_CPS = 14.5
+# How far after the recogniser's start a line's speech onset is looked for: 0.6 s, and up to
+# 1.5 s for a long line (never more than 60 % of it, so it is the line's own speech).
+LATE_MIN_S = 0.6
+LATE_MAX_S = 1.5
 
 
 def text_chars(text: str | None) -> int:
@@ -49,11 +53,14 @@ def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
         return next_start
     segment.extra.setdefault("asr_start", segment.start)
     segment.extra.setdefault("asr_end", segment.end)
-    start = snap_start(segment.start, regions)
+    # A line that starts in silence has its speech later, before its end: without word
+    # timing, Whisper's lines often start where the previous sentence stopped, a second early.
+    late = min(LATE_MAX_S, max(LATE_MIN_S, 0.6 * (segment.end - segment.start)))
+    start = snap_start(segment.start, regions, late=late)
     end = snap_end(segment.end, regions, start)
     if end > start + 0.05:
         segment.start, segment.end = round(start, 3), round(end, 3)
-    snapped_next = snap_start(next_start, regions)
+    snapped_next = snap_start(next_start, regions, late=LATE_MAX_S)
     return snapped_next if snapped_next >= segment.start else next_start
 
 
