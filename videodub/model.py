@@ -281,6 +281,14 @@ class RefitsClips(Protocol):
 
 
 @runtime_checkable
+class RegroupsLines(Protocol):
+    """An aligner that decides what a line is (align=semantic): the recogniser's segments go
+    through ``regroup`` before translation, as a stream."""
+
+    def regroup(self, segments: Iterable[Segment]) -> Iterator[Segment]: ...
+
+
+@runtime_checkable
 class ShortensLines(Protocol):
     """A translator that can say a line again in at most ``max_chars`` characters; returns
     None when it declines."""
@@ -338,5 +346,5 @@ __all__ = [
     "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "JobScope", "Cancelled",
     "Ingester", "Transcriber", "Translator", "Aligner", "Synthesizer", "Mixer", "Muxer",
     "Checked", "HintsWorkers", "Scoped", "CallsProvider", "EstimatesUsage", "ResumableTranslator",
-    "UsesSpeakingRate", "RefitsClips", "ShortensLines",
+    "UsesSpeakingRate", "RefitsClips", "RegroupsLines", "ShortensLines",
 ]

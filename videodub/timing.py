@@ -1,5 +1,6 @@
 """What every aligner does before choosing a rate: put the line on the speech actually heard in
-the source, and give it its slot (its own time, plus the silence before the next line).
+the source, and give it its slot (its own time, plus the silence before the next line); and
+what the aligners that measure clips decide once a clip exists (``refit_rate``).
 
 Shared by the align implementations (they are built-ins and may not import each other).
 """
@@ -45,6 +46,14 @@ def source_regions(ctx: JobContext) -> Regions | None:
     return regions_of_file(ctx.media.speech_audio)
 
 
+def speech_onset(start: float, end: float, regions: Regions) -> float:
+    """The speech onset of a line the recogniser put at ``start``..``end``. A line that
+    starts in silence has its speech later, before its end: without word timing, Whisper's
+    lines often start where the previous sentence stopped, a second early."""
+    late = min(LATE_MAX_S, max(LATE_MIN_S, 0.6 * (end - start)))
+    return snap_start(start, regions, late=late)
+
+
 def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
     """Move ``segment`` onto the speech measured in the source (keeping the recogniser's times
     in ``extra``) and return the next line's start, snapped the same way."""
@@ -53,10 +62,7 @@ def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
         return next_start
     segment.extra.setdefault("asr_start", segment.start)
     segment.extra.setdefault("asr_end", segment.end)
-    # A line that starts in silence has its speech later, before its end: without word
-    # timing, Whisper's lines often start where the previous sentence stopped, a second early.
-    late = min(LATE_MAX_S, max(LATE_MIN_S, 0.6 * (segment.end - segment.start)))
-    start = snap_start(segment.start, regions, late=late)
+    start = speech_onset(segment.start, segment.end, regions)
     end = snap_end(segment.end, regions, start)
     if end > start + 0.05:
         segment.start, segment.end = round(start, 3), round(end, 3)
@@ -75,3 +81,32 @@ def set_slot(segment: Segment, next_start: float, borrow_silence: bool, gap: flo
     segment.slot_start = segment.start
     segment.slot_end = round(max(end, segment.start + 0.05), 3)
     return segment.slot_end - segment.slot_start
+
+
+# Re-synthesize only when the rate would change by more than this (espeak-ng's rate is in
+# whole words per minute; smaller changes are left to the mixer's stretch).
+RATE_TOLERANCE = 0.03
+# Aim a shortened line at this share of what would fit at the cap.
+BUDGET_MARGIN = 0.9
+
+
+def refit_rate(segment: Segment, shorten: bool) -> str:
+    """What to do with a synthesized clip (see ``model.RefitsClips``): ``resynthesize`` at
+    natural speed if it fits its slot, at exactly the rate it needs if not (within the cap);
+    ``shorten`` (once, with ``extra["char_budget"]``) if even the cap is not enough."""
+    if not segment.synth_duration or segment.slot_end is None or segment.slot_start is None:
+        return "keep"
+    slot = max(segment.slot_end - segment.slot_start, 1e-3)
+    natural = segment.synth_duration * segment.tts_rate  # the clip at rate 1.0, near enough
+    segment.extra["natural_s"] = round(natural, 3)
+    needed = natural / slot
+    if needed > segment.max_speed * 1.02 and shorten and not segment.extra.get("shorten_asked"):
+        chars = text_chars(segment.target_text)
+        segment.extra["char_budget"] = max(8, int(chars * segment.max_speed / needed
+                                                  * BUDGET_MARGIN))
+        return "shorten"
+    want = round(min(max(needed, 1.0), segment.max_speed), 3)
+    if abs(want - segment.tts_rate) > RATE_TOLERANCE:
+        segment.tts_rate = want
+        return "resynthesize"
+    return "keep"

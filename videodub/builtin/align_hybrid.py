@@ -20,13 +20,7 @@ from dataclasses import dataclass
 
 from videodub import hookimpl
 from videodub.model import JobContext, Segment, WorkerHint
-from videodub.timing import set_slot, snap, speaking_rate, text_chars
-
-# Re-synthesize only when the rate would change by more than this (espeak-ng's rate is in
-# whole words per minute; smaller changes are left to the mixer's stretch).
-RATE_TOLERANCE = 0.03
-# Aim a shortened line at this share of what would fit at the cap.
-BUDGET_MARGIN = 0.9
+from videodub.timing import refit_rate, set_slot, snap, speaking_rate, text_chars
 
 
 @dataclass
@@ -63,23 +57,7 @@ class HybridAligner:
         return segment
 
     def refit(self, segment: Segment, ctx: JobContext) -> str:
-        if not segment.synth_duration or segment.slot_end is None or segment.slot_start is None:
-            return "keep"
-        slot = max(segment.slot_end - segment.slot_start, 1e-3)
-        natural = segment.synth_duration * segment.tts_rate  # the clip at rate 1.0, near enough
-        segment.extra["natural_s"] = round(natural, 3)
-        needed = natural / slot
-        if (needed > segment.max_speed * 1.02 and self.options.shorten
-                and not segment.extra.get("shorten_asked")):
-            chars = text_chars(segment.target_text)
-            segment.extra["char_budget"] = max(
-                8, int(chars * segment.max_speed / needed * BUDGET_MARGIN))
-            return "shorten"
-        want = round(min(max(needed, 1.0), segment.max_speed), 3)
-        if abs(want - segment.tts_rate) > RATE_TOLERANCE:
-            segment.tts_rate = want
-            return "resynthesize"
-        return "keep"
+        return refit_rate(segment, self.options.shorten)
 
 
 @hookimpl

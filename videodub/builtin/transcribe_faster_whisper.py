@@ -128,9 +128,13 @@ class FasterWhisperTranscriber:
             if words and s.words:
                 start, end = s.words[0].start, s.words[-1].end
             flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob)
+            extra = {"avg_logprob": round(s.avg_logprob, 3),
+                     "no_speech_prob": round(s.no_speech_prob, 3)}
+            if words and s.words:  # for aligners that regroup lines at pauses (align=semantic)
+                extra["words"] = [[round(w.start, 3), round(w.end, 3), w.word.strip()]
+                                  for w in s.words]
             yield Segment(id=i, start=round(start, 3), end=round(end, 3), source_text=text,
-                          flags=flags, extra={"avg_logprob": round(s.avg_logprob, 3),
-                                              "no_speech_prob": round(s.no_speech_prob, 3)})
+                          flags=flags, extra=extra)
 
 
 @hookimpl

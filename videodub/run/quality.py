@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from videodub.model import JobContext, MediaInfo, Segment
-from videodub.speech_regions import (FRAME_S, detect, frame_db, regions_of_file, snap_start,
-                                     to_mono)
+from videodub.speech_regions import FRAME_S, detect, frame_db, regions_of_file, to_mono
+from videodub.timing import speech_onset
 
 # The dub track is clean (exact zeros between clips): anything above this is dub speech.
 DUB_THRESHOLD_DB = -50.0
@@ -61,7 +61,8 @@ def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any) -> dict[
         onsets = [s for s, e in dub_spans.spans if e > placed - 0.2 and s < seg.extra["placed_end"]]
         if not onsets:
             continue
-        source_onset = snap_start(seg.extra.get("asr_start", seg.start), src_spans)
+        source_onset = speech_onset(seg.extra.get("asr_start", seg.start),
+                                    seg.extra.get("asr_end", seg.end), src_spans)
         err = onsets[0] - source_onset
         errors.append(err)
         per_line[seg.id] = int(round(err * 1000))

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from videodub.errors import VideodubError
-from videodub.model import JobContext, RefitsClips, Segment, UsesSpeakingRate
+from videodub.model import (JobContext, RefitsClips, RegroupsLines, Segment,
+                            UsesSpeakingRate)
 from videodub.run.voice import apply_on_suspect, measure_speaking_rate, refit_clip
 from videodub.run.outputs import Outputs
 from videodub.run.stats import StageStats
@@ -97,9 +98,14 @@ class Pipeline:
         st = self.stats["translate"]
         batch_size = translator.batch_size
 
+        aligner = self.stages["align"]
+        lines: Iterable[Segment] = self.to_translate
+        if isinstance(aligner, RegroupsLines):
+            lines = aligner.regroup(lines)
+
         def batches() -> Iterator[list[Segment]]:
             batch: list[Segment] = []
-            for seg in self.to_translate:
+            for seg in lines:
                 st.begin()
                 batch.append(seg)
                 if batch_size is not None and len(batch) >= batch_size:
