@@ -22,6 +22,7 @@ from videodub.background import removal_spans, removes_original, write_backgroun
 from videodub.media import run_ffmpeg
 from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
 from videodub.placement import ClipPlacer
+from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
 from videodub.speech_regions import regions_of_file
 
 
@@ -39,12 +40,20 @@ class DuckMixOptions:
     duck_attack_ms: float = 20.0
     duck_release_ms: float = 400.0
     # The original voice: auto = removed where the source speaks for a dub into another
-    # language, ducked for a same-language re-voice; remove; duck.
+    # language, ducked for a same-language re-voice; remove; duck; separate = taken out by a
+    # source-separation model, the background kept at its level under the dub.
     original_voice: str = "auto"
+    # separate: the MDX-Net ONNX model, a local file or a URL fetched once into the cache.
+    separator_model: str = DEFAULT_MODEL_URL
+    # separate: the model file's SHA-256, checked on every use ("" = not checked).
+    separator_sha256: str = ""
+    # separate: allow fetching a model that is not cached yet.
+    separator_download: bool = True
 
     def __post_init__(self) -> None:
-        if self.original_voice not in ("auto", "remove", "duck"):
-            raise ValueError(f"original_voice must be auto, remove or duck, got {self.original_voice}")
+        if self.original_voice not in ("auto", "remove", "duck", "separate"):
+            raise ValueError("original_voice must be auto, remove, duck or separate, got "
+                             f"{self.original_voice}")
         if not -70.0 <= self.loudness <= -5.0:
             raise ValueError(f"loudness must be between -70 and -5 LUFS, got {self.loudness}")
         if not -9.0 <= self.true_peak <= 0.0:
@@ -162,11 +171,29 @@ class DuckMixer:
         self._render(media, speech_path, out, ctx, self._background(media, kept, ctx))
         return out
 
+    def _levels(self):
+        """The options the graph uses: a separated background is already free of the voice
+        and plays at its own level, neither lowered nor ducked."""
+        if self.options.original_voice != "separate":
+            return self.options
+        import copy
+
+        levels = copy.copy(self.options)
+        levels.background_db, levels.duck_ratio = 0.0, 1.0
+        return levels
+
     def _background(self, media: MediaInfo, kept: list[tuple[float, float]],
                     ctx: JobContext) -> Path:
         """The original as the dub's background: with the source's speech regions removed
         for a dub into another language (see ``videodub.background``), else as it is."""
         ctx.artifacts["background_gain_db"] = self.options.background_db
+        if self.options.original_voice == "separate":
+            model = fetch_model(self.options.separator_model, self.options.separator_sha256,
+                                download=self.options.separator_download)
+            out = separate_background(media.full_audio, ctx.work_dir / "background.wav", model)
+            ctx.note(f"mix: original voice separated out with {model.name}")
+            ctx.artifacts.update(background=out, background_ducked=False, background_gain_db=0.0)
+            return out
         if not removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
             ctx.artifacts.update(background=media.full_audio, background_ducked=True)
             return media.full_audio
@@ -183,7 +210,7 @@ class DuckMixer:
         their own, ``sidechaincompress`` stops at whichever input's end it sees first, and with
         ffmpeg's threaded decoders that varies from run to run (seen: 0.02-0.5 s lost).
         """
-        o = self.options
+        o = self._levels()
         return (
             "[1:a]aformat=channel_layouts=stereo,apad,asplit=2[sc][voice];"
             f"[0:a]volume={o.background_db}dB,apad[bgin];"
