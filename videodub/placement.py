@@ -82,6 +82,7 @@ class ClipPlacer:
             if start + length > self.media_end:
                 stretch = duration / max(self.media_end - start, 1e-3)
                 length = duration / stretch
+                segment.extra["beyond_cap_for_media_end"] = True
             cut = max(0.0, start + length - self.media_end)
         end = start + length
         self.busy_until = max(self.busy_until, end)
