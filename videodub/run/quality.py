@@ -58,7 +58,8 @@ def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any) -> dict[
     overrun: list[float] = []
     for seg in dubbed:
         placed = seg.extra["placed_start"]
-        onsets = [s for s, e in dub_spans.spans if e > placed - 0.2 and s < seg.extra["placed_end"]]
+        onsets = [max(s, placed - 0.2) for s, e in dub_spans.spans
+                  if e > placed - 0.2 and s < seg.extra["placed_end"]]
         if not onsets:
             continue
         source_onset = speech_onset(seg.extra.get("asr_start", seg.start),
@@ -164,7 +165,8 @@ def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[
     speech_track = ctx.artifacts.get("speech_track")
     if speech_track is not None and Path(speech_track).exists():
         dub_audio, rate = _read_mono(Path(speech_track))
-        dub_spans = detect(dub_audio, rate, threshold_db=DUB_THRESHOLD_DB, merge_gap=0.3)
+        # Clips are at least 80 ms apart: a shorter bridge keeps each clip its own region.
+        dub_spans = detect(dub_audio, rate, threshold_db=DUB_THRESHOLD_DB, merge_gap=0.05)
         out.update(sync_figures(dubbed, src_spans, dub_spans))
         background = ctx.artifacts.get("background")
         if background is not None and Path(background).exists():
