@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from videodub.languages import primary
 from videodub.media import atomic_path
 from videodub.speech_regions import Regions
 
@@ -27,10 +26,11 @@ BLOCK = 1 << 18
 
 
 def removes_original(mode: str, source_lang: str | None, target_lang: str) -> bool:
-    """``auto`` removes the original voice for a dub into another language and keeps it
-    (ducked) for a re-voice in the same language."""
+    """``auto`` removes the original voice whatever the languages: under a re-voice in the
+    same language the ducked original was heard as an echo (back-transcribing the JFK sample
+    gave its sentence twice). ``duck`` keeps it, lowered under the dub."""
     if mode == "auto":
-        return source_lang is None or primary(source_lang) != primary(target_lang)
+        return True
     return mode == "remove"
 
 

@@ -6,9 +6,11 @@ dub in sync without two voices at once.
   at the line's measured onset.
 - A clip longer than its slot is sped up (pitch-preserving) within ``max_speed``.
 - A clip never starts before the previous one has ended (plus a short gap): when the previous
-  line ran long, this one is pushed later, and the push is recorded with the line.
+  line ran long, this one is pushed later, and the push is recorded with the line. A clip
+  runs at most ``MAX_PUSH_S`` past its slot: what is left beyond is cut with a fade and
+  recorded (``truncated_s``), so one long line cannot drag every later line out of sync.
 - The last clip ends before the media does: it is moved earlier into the silence before it,
-  and only then sped up beyond the cap, so nothing is cut.
+  and sped up by at most a quarter beyond the cap; only then is it cut.
 
 Mixers share this module (it is not one mixer's business), and the quality figures read what
 it records on each segment (``placed_start``, ``pushed_s``, ``natural_s``).
@@ -26,6 +28,11 @@ from videodub.model import Segment
 GAP_S = 0.08
 # Slow a clip down only when it is shorter than this share of its line.
 SLOW_BELOW = 0.9
+# How far past its slot a clip may run (pushing the next line): beyond it, it is cut.
+MAX_PUSH_S = 0.5
+# The last line may go this much over the speed cap to end with the media.
+END_STRETCH = 1.25
+FADE_S = 0.05
 
 
 @dataclass
@@ -35,6 +42,7 @@ class Placement:
     overflow: float  # seconds past the slot's end
     pushed: float  # seconds the start was moved later than the slot's start
     cut_at_end: float  # seconds that would still run past the media's end
+    truncated: float = 0.0  # seconds of the clip left out to keep the next line in sync
 
 
 def time_stretch(audio: np.ndarray, rate: int, stretch: float) -> np.ndarray:
@@ -74,28 +82,42 @@ class ClipPlacer:
             stretch = 1.0
         length = duration / stretch
         start = earliest
-        cut = 0.0
         if start + length > self.media_end:
-            # The last line: earlier into the silence before it, then faster, never cut.
+            # The last line: earlier into the silence before it, then a little faster.
             start = max(self.busy_until + self.gap if self.busy_until else 0.0,
                         self.media_end - length)
             if start + length > self.media_end:
-                stretch = duration / max(self.media_end - start, 1e-3)
+                stretch = min(duration / max(self.media_end - start, 1e-3),
+                              max_stretch * END_STRETCH)
+                if stretch > max_stretch:
+                    segment.extra["beyond_cap_for_media_end"] = True
                 length = duration / stretch
-                segment.extra["beyond_cap_for_media_end"] = True
-            cut = max(0.0, start + length - self.media_end)
+        # Never later than the push bound (nor the media's end): the rest is cut, with a fade,
+        # so one long line cannot drag every later line out of sync.
+        limit = min(max(slot_end, slot_start) + MAX_PUSH_S, self.media_end)
+        truncated = max(0.0, start + length - max(limit, start))
+        length -= truncated
         end = start + length
         self.busy_until = max(self.busy_until, end)
         # Plain floats: these go into segments.json and the report.
         return Placement(start=round(float(start), 4), stretch=round(float(stretch), 4),
                          overflow=round(float(max(0.0, end - slot_end)), 3),
                          pushed=round(float(max(0.0, start - slot_start)), 3),
-                         cut_at_end=round(float(cut), 3))
+                         cut_at_end=round(float(max(0.0, end - self.media_end)), 3),
+                         truncated=round(float(truncated), 3))
 
     def place(self, segment: Segment, audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
         """The clip as it will play and its start; the decision is recorded on ``segment``."""
         p = self.plan(segment, audio.shape[-1] / rate)
         audio = time_stretch(audio, rate, p.stretch)
+        if p.truncated > 0:
+            keep = max(0, audio.shape[-1] - int(round(p.truncated * rate)))
+            audio = audio[:keep].copy()
+            fade = min(keep, int(FADE_S * rate))
+            if fade:
+                audio[keep - fade:] *= np.linspace(1.0, 0.0, fade, dtype=audio.dtype)
+            segment.extra["truncated_s"] = p.truncated
+            segment.flags.append("truncated")
         segment.stretch = p.stretch
         segment.overflow = p.overflow
         segment.extra["placed_start"] = p.start

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from videodub.model import Segment
-from videodub.placement import GAP_S, ClipPlacer
+from videodub.placement import GAP_S, MAX_PUSH_S, ClipPlacer
 
 RATE = 16000
 
@@ -60,11 +60,24 @@ def test_the_cap_counts_the_rate_the_tts_already_used():
 def test_a_line_after_one_that_ran_long_is_pushed_never_overlapping():
     placer = ClipPlacer(20.0)
     first, second = seg(0, 0.0, 2.0, max_speed=1.0), seg(1, 2.2, 4.0)
-    placer.place(first, tone(3.0), RATE)
+    placer.place(first, tone(2.4), RATE)
     _, start = placer.place(second, tone(1.0), RATE)
-    assert start == pytest.approx(3.0 + GAP_S, abs=0.002)
-    assert second.extra["pushed_s"] == pytest.approx(3.0 + GAP_S - 2.2, abs=0.002)
+    assert start == pytest.approx(2.4 + GAP_S, abs=0.002)
+    assert second.extra["pushed_s"] == pytest.approx(2.4 + GAP_S - 2.2, abs=0.002)
     assert start >= first.extra["placed_end"]
+    assert "truncated" not in first.flags
+
+
+def test_a_clip_runs_at_most_the_push_bound_past_its_slot_the_rest_is_cut():
+    placer = ClipPlacer(20.0)
+    first = seg(0, 0.0, 2.0, max_speed=1.0)
+    audio, _ = placer.place(first, tone(3.0), RATE)
+    assert len(audio) / RATE == pytest.approx(2.0 + MAX_PUSH_S, abs=0.002)
+    assert first.extra["truncated_s"] == pytest.approx(0.5, abs=0.002)
+    assert "truncated" in first.flags
+    assert abs(audio[-1]) < 1e-3  # faded, not clicked off
+    _, start = placer.place(seg(1, 2.2, 4.0), tone(1.0), RATE)
+    assert start == pytest.approx(2.0 + MAX_PUSH_S + GAP_S, abs=0.002)
 
 
 def test_the_last_clip_moves_earlier_rather_than_being_cut():

@@ -100,12 +100,15 @@ def fit_figures(dubbed: list[Segment], media_end: float) -> dict[str, Any]:
     if spans:
         cut = max(cut, spans[-1][1] - media_end)
     pushed = {s.id: s.extra["pushed_s"] for s in dubbed if "pushed_s" in s.extra}
+    truncated = {s.id: s.extra["truncated_s"] for s in dubbed if "truncated_s" in s.extra}
     return {"overflow": {"lines": len(over), "seconds": round(sum(s.overflow for s in over), 3),
                          "line_ids": [s.id for s in over]},
             "overlaps": {"count": len(overlaps),
                          "longest_s": round(max((o for o, _ in overlaps), default=0.0), 3),
                          "line_ids": [i for _, i in overlaps]},
             "pushed_lines": pushed,
+            "truncated": {"lines": len(truncated), "seconds": round(sum(truncated.values()), 3),
+                          "by_line": truncated},
             "cut_at_end_s": round(max(0.0, cut), 3)}
 
 
@@ -205,6 +208,7 @@ def summary_line(q: dict[str, Any]) -> str:
             f"speed <=1.25 {speed.get('share_le_1_25', 0):.0%} (max {speed.get('max')}), "
             f"sped up though fit {speed.get('sped_up_though_fit')}, "
             f"overflow {q['overflow']['lines']} ({q['overflow']['seconds']} s), "
+            f"truncated {q['truncated']['lines']}, "
             f"overlaps {q['overlaps']['count']}, cut at end {q['cut_at_end_s']} s, "
             f"suspect {q['suspect']['lines']}, "
             f"original voice {fmt(voice.get('original_where_source_speaks_db'), ' dB')} "
