@@ -265,7 +265,11 @@ class ResumableTranslator(Protocol):
 class UsesSpeakingRate(Protocol):
     """An aligner that predicts a clip's length from the voice's speaking rate: before the
     first line is aligned, the runner measures the job's voice once (a line synthesized at its
-    natural rate, cached with the clips) and sets ``JobContext.speaking_rate``."""
+    natural rate, cached with the clips) and sets ``JobContext.speaking_rate``, unless
+    ``wants_measured_rate`` is False (a rate set in its options)."""
+
+    @property
+    def wants_measured_rate(self) -> bool: ...
 
     def predicted_duration(self, text: str, ctx: JobContext) -> float: ...
 

@@ -41,6 +41,10 @@ class HybridAligner:
         return WorkerHint(cpu_bound=True, memory_mb=1, max_concurrency=1,
                           reason="needs each line's successor, in order")
 
+    @property
+    def wants_measured_rate(self) -> bool:
+        return not self.options.chars_per_second
+
     def predicted_duration(self, text: str, ctx: JobContext) -> float:
         return text_chars(text) / speaking_rate(ctx, self.options.chars_per_second)
 

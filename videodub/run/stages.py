@@ -139,8 +139,8 @@ class Pipeline:
         held: Segment | None = None
         for seg in waiting(self.to_align, st):
             st.begin()
-            if (isinstance(aligner, UsesSpeakingRate) and self.ctx.speaking_rate is None
-                    and held is None):
+            if (isinstance(aligner, UsesSpeakingRate) and aligner.wants_measured_rate
+                    and self.ctx.speaking_rate is None and held is None):
                 measure_speaking_rate(self.stages["tts"], seg, self.ctx)
             if held is not None:
                 self.to_tts.put(aligner.align(held, seg.start, self.ctx))

@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 # Shortest text the voice is measured on: on a few words the rate is mostly noise.
 MIN_CALIBRATION_CHARS = 40
-CALIBRATION_ID = -1
+# The probe's id: past any real line's, so no plugin mistakes it for one (or for -1, "none").
+CALIBRATION_ID = 999_999
 
 
 def measure_speaking_rate(synth: Any, sample: Segment, ctx: JobContext) -> float | None:
