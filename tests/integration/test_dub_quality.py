@@ -19,13 +19,25 @@ def chat_bodies(server) -> list[dict]:
     return [r.body for r in server.requests if r.body is not None and "messages" in r.body]
 
 
+SPACED_LINES = [("Hello and welcome to the talk.", ""), ("Today we look at a video.", ""),
+                ("Thank you for watching the talk.", "")]
+
+
+@pytest.fixture(scope="module")
+def spaced_lines(tmp_path_factory, talk_factory):
+    """Three lines with long pauses: Whisper gives one segment each."""
+    return talk_factory(tmp_path_factory.mktemp("spaced"), "spaced.mp4", SPACED_LINES,
+                        pause=1.6, video=False)
+
+
 @pytest.mark.slow
-def test_lines_that_do_not_fit_are_shortened_or_reported_never_overlapped(loopback, four_lines,
+def test_lines_that_do_not_fit_are_shortened_or_reported_never_overlapped(loopback, spaced_lines,
                                                                          tmp_path):
-    # A slow voice (100 words per minute) makes every Spanish line about 1.7x its slot.
-    result = dub([f"input={four_lines.path}", "target_lang=es", "profile=balanced",
+    # A slow voice (80 words per minute) and no speed-up make the Spanish lines longer than
+    # their slots, however Whisper cuts the lines.
+    result = dub([f"input={spaced_lines.path}", "target_lang=es", "profile=balanced",
                   f"cache_dir={tmp_path / 'cache'}", "runner.display=quiet",
-                  *openai_overrides(loopback, ("translate",)), "tts.words_per_minute=100"],
+                  *openai_overrides(loopback, ("translate",)), "tts.words_per_minute=80", "align.max_speed=1.0"],
                  run_dir=tmp_path / "run")
     segments = result.segments
     shortened = [s for s in segments if "shortened" in s.flags]

@@ -137,11 +137,12 @@ class Pipeline:
         self.plan("align", pending=1)
         # A line's slot ends where the next one starts, so each line waits for the next.
         held: Segment | None = None
+        measured = False  # the voice is measured on the first line long enough for it
         for seg in waiting(self.to_align, st):
             st.begin()
             if (isinstance(aligner, UsesSpeakingRate) and aligner.wants_measured_rate
-                    and self.ctx.speaking_rate is None and held is None):
-                measure_speaking_rate(self.stages["tts"], seg, self.ctx)
+                    and self.ctx.speaking_rate is None and not measured):
+                measured = measure_speaking_rate(self.stages["tts"], seg, self.ctx) is not None
             if held is not None:
                 self.to_tts.put(aligner.align(held, seg.start, self.ctx))
                 st.advance()

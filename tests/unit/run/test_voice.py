@@ -21,22 +21,26 @@ class CountingVoice:
         return segment
 
 
-def test_the_rate_is_measured_on_the_first_line_at_natural_speed(tmp_path):
+def test_the_rate_is_measured_on_a_line_at_natural_speed(tmp_path):
     ctx = JobContext(tmp_path, "es", "en")
     voice = CountingVoice()
-    line = Segment(id=3, start=0, end=1, target_text="Hola a todos.", tts_rate=1.4)
+    line = Segment(id=3, start=0, end=1, target_text="Hola a todos, bienvenidos.", tts_rate=1.4)
     assert measure_speaking_rate(voice, line, ctx) == pytest.approx(18.0)
     assert ctx.speaking_rate == pytest.approx(18.0)
-    (said,) = voice.texts
-    assert len(said) >= MIN_CALIBRATION_CHARS and "Hola a todos." in said
+    # The line's own text at natural speed: the clip cache gives it back when the line is
+    # synthesized at that rate, so measuring costs nothing extra.
+    assert voice.texts == ["Hola a todos, bienvenidos."]
     # The line itself is untouched: the probe is a copy.
-    assert line.tts_rate == 1.4 and line.audio_path is None and line.id == 3
+    assert line.tts_rate == 1.4 and line.audio_path is None
 
 
-def test_no_text_measures_nothing(tmp_path):
+def test_a_short_line_or_no_text_measures_nothing(tmp_path):
     ctx = JobContext(tmp_path, "es", "en")
-    assert measure_speaking_rate(CountingVoice(), Segment(0, 0, 1, target_text=" "), ctx) is None
-    assert ctx.speaking_rate is None
+    voice = CountingVoice()
+    assert measure_speaking_rate(voice, Segment(0, 0, 1, target_text=" "), ctx) is None
+    assert measure_speaking_rate(voice, Segment(0, 0, 1, target_text="Sí, claro."), ctx) is None
+    assert ctx.speaking_rate is None and voice.texts == []
+    assert len("Sí, claro.") < MIN_CALIBRATION_CHARS
 
 
 @pytest.mark.parametrize("mode, dubbed, flag", [
