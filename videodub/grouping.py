@@ -52,7 +52,7 @@ def split_at_pauses(seg: Segment, max_s: float) -> list[Segment]:
     return [p for half in halves for p in split_at_pauses(half, max_s)]
 
 
-def sentences(fragments: Iterable[Segment], *, max_s: float = 12.0,
+def sentences(fragments: Iterable[Segment], *, max_s: float = 8.0,
               pause_s: float = 0.7) -> Iterator[Segment]:
     """Whole sentences from recogniser fragments, in order, as each one completes."""
     buffer: list[Segment] = []

@@ -29,7 +29,7 @@ class SemanticAlignOptions:
     # Ask the translator for a shorter line when a clip does not fit even at max_speed.
     shorten: bool = True
     # Longest line a sentence may make before it is split at a pause, seconds.
-    max_line_s: float = 12.0
+    max_line_s: float = 8.0
     # A pause at least this long between fragments ends a line, seconds.
     pause_s: float = 0.7
 
