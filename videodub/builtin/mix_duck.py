@@ -62,27 +62,6 @@ class DuckMixOptions:
             raise ValueError(f"duck_ratio must be between 1 and 20, got {self.duck_ratio}")
 
 
-def fit_clip(audio: np.ndarray, rate: int, segment: Segment) -> tuple[np.ndarray, float, float]:
-    """Stretch a clip (pitch-preserving) to fit its slot within the allowed speed-up.
-
-    Returns (audio, stretch applied, seconds still overflowing the slot)."""
-    import pedalboard
-
-    duration = audio.shape[-1] / rate
-    slot_start = segment.slot_start if segment.slot_start is not None else segment.start
-    slot_end = segment.slot_end if segment.slot_end is not None else segment.end
-    slot = max(slot_end - slot_start, 1e-3)
-    allowed = max(1.0, segment.max_speed / max(segment.tts_rate, 1e-3))
-    stretch = min(max(duration / slot, 1.0), allowed)
-    if stretch > 1.005 and audio.shape[-1] > 0:
-        audio = pedalboard.time_stretch(audio.reshape(1, -1).astype(np.float32), rate,
-                                        stretch_factor=stretch)[0]
-    else:
-        stretch = 1.0
-    overflow = max(0.0, audio.shape[-1] / rate - slot)
-    return audio, stretch, overflow
-
-
 def read_clip(path: Path, rate: int) -> np.ndarray:
     """A clip as mono float32 at ``rate``; polyphase resampling (scipy) is ~20x faster than a
     windowed-sinc stream resampler at the same quality for short clips."""
