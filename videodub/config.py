@@ -90,7 +90,15 @@ class IngestOptions(StageOptions):
 
 @dataclass
 class TranscribeOptions(StageOptions):
-    pass
+    # A line the recogniser doubts (suspect_* flags): keep_original plays the original audio
+    # there instead of a dubbed invention; dub voices it anyway; drop leaves it silent.
+    # Applied after recognition, so it is left out of the transcript's cache key.
+    on_suspect: str = transport("keep_original")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.on_suspect not in ("keep_original", "dub", "drop"):
+            raise ValueError(f"on_suspect must be keep_original, dub or drop, got {self.on_suspect}")
 
 
 @dataclass
@@ -110,11 +118,17 @@ class AlignOptions(StageOptions):
     max_speed: float = 1.3
     # Let a line run on into the silence before the next line.
     borrow_silence: bool = True
+    # Slowest speed a clip much shorter than its line may be played at (1.0 = never slow down).
+    min_speed: float = 0.9
+    # Move each line's start and end to the speech onset/offset measured in the source audio.
+    snap_to_speech: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 1.0 <= self.max_speed <= 4.0:
             raise ValueError(f"max_speed must be between 1.0 and 4.0, got {self.max_speed}")
+        if not 0.5 <= self.min_speed <= 1.0:
+            raise ValueError(f"min_speed must be between 0.5 and 1.0, got {self.min_speed}")
 
 
 @dataclass

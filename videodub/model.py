@@ -119,6 +119,10 @@ class JobContext:
         self.notes: list[str] = []  # warnings worth showing in the report
         # A progress line worth showing live (a download's share); the runner shows it.
         self.progress: Callable[[str], None] = lambda text: None
+        # Intermediate files a later step measures (the mixer's dub-only ``speech_track``).
+        self.artifacts: dict[str, Any] = {}
+        # Characters per second of the job's TTS voice at its natural rate, once measured.
+        self.speaking_rate: float | None = None
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 
@@ -291,6 +295,45 @@ class ResumableTranslator(Protocol):
     def remember(self, segments: list[Segment]) -> Any: ...
 
 
+@runtime_checkable
+class UsesSpeakingRate(Protocol):
+    """An aligner that predicts a clip's length from the voice's speaking rate: before the
+    first line is aligned, the runner measures the job's voice once (a line synthesized at its
+    natural rate, cached with the clips) and sets ``JobContext.speaking_rate``, unless
+    ``wants_measured_rate`` is False (a rate set in its options)."""
+
+    @property
+    def wants_measured_rate(self) -> bool: ...
+
+    def predicted_duration(self, text: str, ctx: JobContext) -> float: ...
+
+
+@runtime_checkable
+class RefitsClips(Protocol):
+    """An aligner that looks at each synthesized clip (align=hybrid). ``refit`` returns
+    ``keep``; ``resynthesize`` (it changed the segment's rate); or ``shorten`` (the line does
+    not fit even at the speed cap: the runner asks a :class:`ShortensLines` translator for at
+    most ``segment.extra["char_budget"]`` characters, or records that none could)."""
+
+    def refit(self, segment: Segment, ctx: JobContext) -> str: ...
+
+
+@runtime_checkable
+class RegroupsLines(Protocol):
+    """An aligner that decides what a line is (align=semantic): the recogniser's segments go
+    through ``regroup`` before translation, as a stream."""
+
+    def regroup(self, segments: Iterable[Segment]) -> Iterator[Segment]: ...
+
+
+@runtime_checkable
+class ShortensLines(Protocol):
+    """A translator that can say a line again in at most ``max_chars`` characters; returns
+    None when it declines."""
+
+    def shorten(self, segment: Segment, max_chars: int, ctx: JobContext) -> str | None: ...
+
+
 class JobScope:
     """What one job gives its stages beyond their options.
 
@@ -341,4 +384,5 @@ __all__ = [
     "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "JobScope", "Cancelled",
     "Ingester", "Transcriber", "Translator", "Aligner", "Synthesizer", "Mixer", "Muxer",
     "Checked", "HintsWorkers", "Scoped", "CallsProvider", "EstimatesUsage", "ResumableTranslator",
+    "UsesSpeakingRate", "RefitsClips", "RegroupsLines", "ShortensLines",
 ]

@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -139,10 +140,13 @@ class StreamingMix:
     """Lays clips over the background and finishes the track as it becomes final."""
 
     def __init__(self, background: Path, out: Path, options: StreamOptions,
-                 ctx: JobContext, encode_args: tuple[str, ...] | None = None) -> None:
+                 ctx: JobContext, encode_args: tuple[str, ...] | None = None,
+                 removal: Any = None, tracks: tuple[Path, Path] | None = None) -> None:
         import soundfile
 
         self.options, self.out, self.ctx = options, out, ctx
+        # Gains that take the original voice out (``background.StreamingRemoval``), or none.
+        self.removal = removal
         # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV.
         self.encode_args = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
         self.bg = soundfile.SoundFile(str(background))
@@ -151,6 +155,10 @@ class StreamingMix:
         self.envelope = DuckEnvelope(self.rate, options.duck_db, options.attack_s,
                                      options.release_s)
         self.meter = LoudnessMeter(self.rate, self.channels)
+        # The dub alone and the background as mixed (mono, before the common gain), for the
+        # quality figures: (speech path, background path), written as the mix advances.
+        self.tracks = [soundfile.SoundFile(str(p), "w", samplerate=self.rate, channels=1,
+                                           subtype="PCM_16") for p in tracks] if tracks else []
         self.done = 0  # samples finished (handed on)
         self.speech = np.zeros(0, dtype=np.float32)  # clip samples from ``done`` on
         self.heard = 0  # clip samples added
@@ -208,7 +216,13 @@ class StreamingMix:
             speech = self.speech[:n]
             if len(speech) < n:
                 speech = np.concatenate([speech, np.zeros(n - len(speech), np.float32)])
-            mixed = bg * (self.bg_gain * self.envelope.gains(self.done, self.done + n))[:, None]
+            gains = self.bg_gain * self.envelope.gains(self.done, self.done + n)
+            if self.removal is not None:
+                gains = gains * self.removal.gains(self.done, n, self.rate)
+            mixed = bg * gains[:, None]
+            if self.tracks:
+                self.tracks[0].write(speech)
+                self.tracks[1].write(mixed.mean(axis=1))
             mixed += speech[:, None]
             self.speech = self.speech[n:]
             self.done += n
@@ -242,6 +256,11 @@ class StreamingMix:
             self._write(block * gain)
         self.held, self.held_samples = [], 0
 
+    def _close_tracks(self) -> None:
+        for track in self.tracks:
+            if not track.closed:
+                track.close()
+
     def abort(self) -> None:
         """Stop the ffmpeg and drop the unfinished file (after a failure; harmless after
         :meth:`close`)."""
@@ -249,6 +268,7 @@ class StreamingMix:
             self.proc.kill()
             self.proc.wait()
         self.ctx.untrack_process(self.proc)
+        self._close_tracks()
         if not self.bg.closed:
             self.bg.close()
         if not self.log.closed:
@@ -267,6 +287,7 @@ class StreamingMix:
             self.proc.wait()
         finally:
             self.ctx.untrack_process(self.proc)
+            self._close_tracks()
             self.bg.close()
             if self.proc.poll() is None:
                 self.proc.kill()

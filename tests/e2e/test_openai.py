@@ -432,7 +432,10 @@ def test_ctrl_c_while_speech_is_requested_stops_spending(talk, tmp_path, server_
     with out.open("w") as stdout, err.open("w") as stderr:
         proc = subprocess.Popen(
             [sys.executable, "-m", "videodub", f"input={talk.path}", "target_lang=es",
-             *openai_overrides(server), "tts.max_in_flight=2", "runner.display=plain",
+             # A set speaking rate: measuring the voice first would be a third speech
+             # request, answered before the two this test stalls.
+             *openai_overrides(server), "tts.max_in_flight=2", "align.chars_per_second=15",
+             "runner.display=plain",
              f"hydra.run.dir={run_dir}", f"cache_dir={tmp_path / 'cache'}"],
             stdout=stdout, stderr=stderr, cwd=tmp_path, env=cli_env(), stdin=subprocess.DEVNULL)
         try:

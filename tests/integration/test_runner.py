@@ -75,8 +75,9 @@ class Run:
 def run_job(registry, fakes: FakeStages, media: Path, tmp: Path, *overrides: str) -> Run:
     recorder = fakes.reset()
     run_dir = tmp / "run"
+    # A set speaking rate: measuring the voice would add a tts call these tests do not expect.
     job = compose_job([f"input={media}", "target_lang=es", "profile=speed",
-                       f"cache_dir={tmp / 'cache'}", *overrides])
+                       f"cache_dir={tmp / 'cache'}", "align.chars_per_second=15", *overrides])
     runner = Runner(job, run_dir, registry=registry, display="quiet")
     try:
         result = runner.run()
@@ -197,7 +198,7 @@ def plain_display_lines(registry, fakes, media: Path, tmp: Path, capsys, *overri
     job = compose_job([f"input={media}", "target_lang=es", "profile=speed",
                        f"cache_dir={tmp / 'cache'}", "runner.display=plain", "transcribe=fake",
                        "transcribe.segments=4", "transcribe.delay=1.5", "translate=fake",
-                       "tts=fake", *overrides])
+                       "tts=fake", "align.chars_per_second=15", *overrides])
     capsys.readouterr()
     Runner(job, tmp / "run", registry=registry).run()
     return capsys.readouterr().err.splitlines()
@@ -407,7 +408,7 @@ def test_producers_blocked_on_full_pipes_end_within_a_second_of_a_failure(
                        "runner.queue_size=1", "transcribe=fake", "transcribe.segments=200",
                        "transcribe.delay=0", "translate=fake", "translate.batch_size=1",
                        "tts=fake", "tts.workers=1", "tts.block_after=0",
-                       "mix=recording_duck"])
+                       "align.chars_per_second=15", "mix=recording_duck"])
     runner = Runner(job, tmp_path / "run", registry=registry, display="quiet")
     outcome: list[BaseException] = []
 

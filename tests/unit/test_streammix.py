@@ -201,16 +201,18 @@ def clip_segments(tmp_path, n):
 
 
 def test_clips_are_prepared_by_a_pool_and_handed_on_in_order(tmp_path):
-    from videodub.builtin.mix_duck import placed
+    from videodub.placement import ClipPlacer, placed
 
     segs = clip_segments(tmp_path, 12)
-    out = list(placed(iter(segs), RATE, JobContext(tmp_path / "run", "es", "en")))
-    assert [s.id for s, _ in out] == list(range(12))
-    assert [len(a) for _, a in out] == [int((0.2 + 0.05 * i) * RATE) for i in range(12)]
+    out = list(placed(iter(segs), RATE, JobContext(tmp_path / "run", "es", "en"),
+                      ClipPlacer(100.0)))
+    assert [s.id for s, _, _ in out] == list(range(12))
+    assert [len(a) for _, a, _ in out] == [int((0.2 + 0.05 * i) * RATE) for i in range(12)]
+    assert [start for _, _, start in out] == [float(i) for i in range(12)]
 
 
 def test_a_clip_is_handed_on_before_the_next_one_arrives(tmp_path):
-    from videodub.builtin.mix_duck import placed
+    from videodub.placement import ClipPlacer, placed
 
     first, second = clip_segments(tmp_path, 2)
     release = threading.Event()
@@ -224,14 +226,15 @@ def test_a_clip_is_handed_on_before_the_next_one_arrives(tmp_path):
         yield second
 
     got = []
-    for seg, _ in placed(upstream(), RATE, JobContext(tmp_path / "run", "es", "en")):
+    for seg, _, _ in placed(upstream(), RATE, JobContext(tmp_path / "run", "es", "en"),
+                            ClipPlacer(100.0)):
         got.append(seg.id)
         release.set()
     assert got == [0, 1] and in_time == [True]
 
 
 def test_an_upstream_failure_reaches_the_mixer(tmp_path):
-    from videodub.builtin.mix_duck import placed
+    from videodub.placement import ClipPlacer, placed
 
     (seg,) = clip_segments(tmp_path, 1)
 
@@ -240,4 +243,5 @@ def test_an_upstream_failure_reaches_the_mixer(tmp_path):
         raise Cancelled()
 
     with pytest.raises(Cancelled):
-        list(placed(upstream(), RATE, JobContext(tmp_path / "run", "es", "en")))
+        list(placed(upstream(), RATE, JobContext(tmp_path / "run", "es", "en"),
+                    ClipPlacer(100.0)))

@@ -13,7 +13,7 @@ one array either way.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +22,14 @@ import numpy as np
 from videodub import hookimpl
 from videodub.config import Effort
 from videodub.errors import VideodubError
+from videodub.background import (StreamingRemoval, removal_spans, removes_original,
+                                 write_background)
+from videodub.audio import read_clip
 from videodub.media import run_ffmpeg
 from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHint
+from videodub.placement import ClipPlacer, placed
+from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
+from videodub.speech_regions import regions_of_file
 
 
 @dataclass
@@ -44,8 +50,21 @@ class DuckMixOptions:
     streaming: bool = True
     # Streaming: how far the background is ducked under speech, dB.
     duck_db: float = -18.0
+    # The original voice: auto = removed where the source speaks for a dub into another
+    # language, ducked for a same-language re-voice; remove; duck; separate = taken out by a
+    # source-separation model, the background kept at its level under the dub.
+    original_voice: str = "auto"
+    # separate: the MDX-Net ONNX model, a local file or a URL fetched once into the cache.
+    separator_model: str = DEFAULT_MODEL_URL
+    # separate: the model file's SHA-256, checked on every use ("" = not checked).
+    separator_sha256: str = ""
+    # separate: allow fetching a model that is not cached yet.
+    separator_download: bool = True
 
     def __post_init__(self) -> None:
+        if self.original_voice not in ("auto", "remove", "duck", "separate"):
+            raise ValueError("original_voice must be auto, remove, duck or separate, got "
+                             f"{self.original_voice}")
         if not -70.0 <= self.loudness <= -5.0:
             raise ValueError(f"loudness must be between -70 and -5 LUFS, got {self.loudness}")
         if not -9.0 <= self.true_peak <= 0.0:
@@ -54,43 +73,6 @@ class DuckMixOptions:
             raise ValueError(f"duck_ratio must be between 1 and 20, got {self.duck_ratio}")
         if not -60.0 <= self.duck_db <= 0.0:
             raise ValueError(f"duck_db must be between -60 and 0 dB, got {self.duck_db}")
-
-
-def fit_clip(audio: np.ndarray, rate: int, segment: Segment) -> tuple[np.ndarray, float, float]:
-    """Stretch a clip (pitch-preserving) to fit its slot within the allowed speed-up.
-
-    Returns (audio, stretch applied, seconds still overflowing the slot)."""
-    import pedalboard
-
-    duration = audio.shape[-1] / rate
-    slot_start = segment.slot_start if segment.slot_start is not None else segment.start
-    slot_end = segment.slot_end if segment.slot_end is not None else segment.end
-    slot = max(slot_end - slot_start, 1e-3)
-    allowed = max(1.0, segment.max_speed / max(segment.tts_rate, 1e-3))
-    stretch = min(max(duration / slot, 1.0), allowed)
-    if stretch > 1.005 and audio.shape[-1] > 0:
-        audio = pedalboard.time_stretch(audio.reshape(1, -1).astype(np.float32), rate,
-                                        stretch_factor=stretch)[0]
-    else:
-        stretch = 1.0
-    overflow = max(0.0, audio.shape[-1] / rate - slot)
-    return audio, stretch, overflow
-
-
-def read_clip(path: Path, rate: int) -> np.ndarray:
-    """A clip as mono float32 at ``rate``; polyphase resampling (scipy) is ~20x faster than a
-    windowed-sinc stream resampler at the same quality for short clips."""
-    import math
-
-    import soundfile
-    from scipy.signal import resample_poly
-
-    audio, clip_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    audio = audio.mean(axis=1)
-    if clip_rate != rate:
-        g = math.gcd(clip_rate, rate)
-        audio = resample_poly(audio, rate // g, clip_rate // g).astype(np.float32)
-    return audio
 
 
 class SpeechTrackWriter:
@@ -149,27 +131,76 @@ class DuckMixer:
 
     def mix(self, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext) -> Path:
         if getattr(self.options, "streaming", False):
-            return mix_streaming(self.options, segments, media, ctx, self.encoding)
+            return self._mix_streaming(segments, media, ctx)
         rate = media.sample_rate
         speech_path = ctx.work_dir / "speech_track.wav"
         writer = SpeechTrackWriter(speech_path, rate)
+        placer = ClipPlacer(media.duration)
+        kept: list[tuple[float, float]] = []  # lines where the original plays instead
         done = False
         try:
             for seg in segments:
                 if not seg.audio_path:
+                    if "kept_original" in seg.flags:
+                        kept.append((seg.start, seg.end))
                     continue
-                audio = read_clip(Path(seg.audio_path), rate)
-                audio, seg.stretch, seg.overflow = fit_clip(audio, rate, seg)
-                seg.stretch = round(seg.stretch, 4)
-                seg.overflow = round(seg.overflow, 3)
-                if seg.overflow > 0.05:
-                    seg.flags.append("overflow")
-                writer.add(audio, seg.slot_start if seg.slot_start is not None else seg.start)
+                audio, start = placer.place(seg, read_clip(Path(seg.audio_path), rate), rate)
+                writer.add(audio, start)
             done = True
         finally:
             writer.close(media.duration if done else 0.0)
+        ctx.artifacts["speech_track"] = speech_path
         out = ctx.work_dir / "dub_mix.wav"
-        self._render(media, speech_path, out, ctx)
+        self._render(media, speech_path, out, ctx, self._background(media, kept, ctx))
+        return out
+
+    def _mix_streaming(self, segments: Iterable[Segment], media: MediaInfo,
+                       ctx: JobContext) -> Path:
+        """The streaming mix over the background this mode asks for: a separated one (neither
+        lowered nor ducked), the original with its voice taken out a stretch at a time as the
+        mix advances, or the original ducked."""
+        o, background, removal = self._levels(), media.full_audio, None
+        if self.options.original_voice == "separate":
+            background = self._background(media, [], ctx)
+        elif removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
+            removal = StreamingRemoval(regions_of_file(media.speech_audio))
+            ctx.note(f"mix: original voice removed in {len(removal.spans)} speech regions")
+        tracks = (ctx.work_dir / "speech_track.wav", ctx.work_dir / "background_used.wav")
+        ctx.artifacts.update(speech_track=tracks[0], background=tracks[1],
+                             background_ducked=False, background_gain_db=0.0)
+        return mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
+                             tracks)
+
+    def _levels(self):
+        """The options the graph uses: a separated background is already free of the voice
+        and plays at its own level, neither lowered nor ducked."""
+        if self.options.original_voice != "separate":
+            return self.options
+        import copy
+
+        levels = copy.copy(self.options)
+        levels.background_db, levels.duck_ratio = 0.0, 1.0
+        return levels
+
+    def _background(self, media: MediaInfo, kept: list[tuple[float, float]],
+                    ctx: JobContext) -> Path:
+        """The original as the dub's background: with the source's speech regions removed
+        for a dub into another language (see ``videodub.background``), else as it is."""
+        ctx.artifacts["background_gain_db"] = self.options.background_db
+        if self.options.original_voice == "separate":
+            model = fetch_model(self.options.separator_model, self.options.separator_sha256,
+                                download=self.options.separator_download)
+            out = separate_background(media.full_audio, ctx.work_dir / "background.wav", model)
+            ctx.note(f"mix: original voice separated out with {model.name}")
+            ctx.artifacts.update(background=out, background_ducked=False, background_gain_db=0.0)
+            return out
+        if not removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
+            ctx.artifacts.update(background=media.full_audio, background_ducked=True)
+            return media.full_audio
+        spans = removal_spans(regions_of_file(media.speech_audio), kept)
+        ctx.note(f"mix: original voice removed in {len(spans)} speech regions")
+        out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans)
+        ctx.artifacts.update(background=out, background_ducked=False)
         return out
 
     def _graph(self, samples: int, tail: str) -> str:
@@ -179,7 +210,7 @@ class DuckMixer:
         their own, ``sidechaincompress`` stops at whichever input's end it sees first, and with
         ffmpeg's threaded decoders that varies from run to run (seen: 0.02-0.5 s lost).
         """
-        o = self.options
+        o = self._levels()
         return (
             "[1:a]aformat=channel_layouts=stereo,apad,asplit=2[sc][voice];"
             f"[0:a]volume={o.background_db}dB,apad[bgin];"
@@ -189,7 +220,8 @@ class DuckMixer:
             f"{tail}[out]"
         )
 
-    def _render(self, media: MediaInfo, speech: Path, out: Path, ctx: JobContext) -> None:
+    def _render(self, media: MediaInfo, speech: Path, out: Path, ctx: JobContext,
+                background: Path | None = None) -> None:
         """Measure the mix (EBU R128 integrated loudness and true peak), then render it with
         one linear gain to the target and a limiter under the true-peak ceiling.
 
@@ -200,7 +232,7 @@ class DuckMixer:
         import soundfile
 
         o = self.options
-        inputs = ["-i", str(media.full_audio), "-i", str(speech)]
+        inputs = ["-i", str(background or media.full_audio), "-i", str(speech)]
         samples = soundfile.info(str(media.full_audio)).frames
         measured = measure_loudness(inputs, self._graph(samples, "ebur128=peak=true:framelog=quiet"),
                                     ctx)
@@ -225,90 +257,32 @@ class DuckMixer:
                  f"gain {gain:+.1f} dB, limiter {'on' if limiter != 'anull' else 'off'}")
 
 
-def place(seg: Segment, rate: int) -> np.ndarray:
-    """A segment's clip, read, stretched to its slot, with what was done noted on it."""
-    audio = read_clip(Path(seg.audio_path), rate)
-    audio, seg.stretch, seg.overflow = fit_clip(audio, rate, seg)
-    seg.stretch = round(seg.stretch, 4)
-    seg.overflow = round(seg.overflow, 3)
-    if seg.overflow > 0.05:
-        seg.flags.append("overflow")
-    return audio
-
-
-def placed(segments: Iterable[Segment], rate: int, ctx: JobContext,
-           workers: int = 2, ahead: int = 8) -> Iterator[tuple[Segment, np.ndarray]]:
-    """Clips read, resampled and stretched (``place``) by a small pool, handed on in order:
-    when clips arrive in a burst (after a whole-transcript translation), their preparation
-    runs on every CPU instead of one after another in the mix's thread (scipy and Rubber Band
-    release the interpreter lock); a clip that arrives alone is handed on as soon as it is
-    ready. A feeder thread takes clips from upstream, so waiting for the next one never holds
-    back the one before."""
-    import queue
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-
-    end = object()
-    stop = threading.Event()
-    ready: queue.Queue = queue.Queue(maxsize=ahead)
-
-    def put(item: tuple) -> None:
-        while not stop.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="videodub-mix-clip") as pool:
-        def feed() -> None:
-            try:
-                for seg in segments:
-                    if stop.is_set():
-                        return
-                    if seg.audio_path:
-                        put((seg, pool.submit(place, seg, rate)))
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-                put((None, exc))
-                return
-            put((None, end))
-
-        feeder = threading.Thread(target=feed, name="videodub-mix-feed", daemon=True)
-        feeder.start()
-        try:
-            while True:
-                try:
-                    seg, job = ready.get(timeout=0.1)
-                except queue.Empty:
-                    ctx.check_cancelled()
-                    continue
-                if seg is None:
-                    if job is end:
-                        return
-                    raise job
-                yield seg, job.result()
-        finally:
-            stop.set()
-            feeder.join(timeout=1.0)
-
-
 def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext,
-                  encoding: DubEncoding | None = None) -> Path:
+                  encoding: DubEncoding | None = None, background: Path | None = None,
+                  removal: StreamingRemoval | None = None,
+                  tracks: tuple[Path, Path] | None = None) -> Path:
     """The track finished as clips arrive (and encoded, given the muxer's ``encoding``);
     checked by the limiter's own meter, and corrected in one more pass only if it missed."""
     from videodub.streammix import StreamingMix, StreamOptions, correct
 
     args = (*encoding.args, "-f", "mp4") if encoding else None
     out = ctx.work_dir / ("dub_mix" + (encoding.suffix if encoding else ".wav"))
-    stream = StreamingMix(media.full_audio, out, StreamOptions(
+    duck_db = 0.0 if o.duck_ratio <= 1.0 else o.duck_db  # a separated background: not ducked
+    stream = StreamingMix(background or media.full_audio, out, StreamOptions(
         loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
-        duck_db=o.duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
-        measure_true_peak=o.effort == Effort.high), ctx, args)
+        duck_db=duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
+        measure_true_peak=o.effort == Effort.high), ctx, args, removal, tracks)
+
+    def unvoiced(seg: Segment) -> None:
+        if removal is not None and "kept_original" in seg.flags:
+            removal.keep(seg.start, seg.end)  # the original plays there instead
+
     peak = 0.0
     try:
-        for seg, audio in placed(segments, media.sample_rate, ctx):
+        for _, audio, start in placed(segments, media.sample_rate, ctx,
+                                      ClipPlacer(media.duration), unvoiced):
             peak = max(peak, float(np.abs(audio).max(initial=0.0)))
-            stream.add(audio, seg.slot_start if seg.slot_start is not None else seg.start)
+            stream.add(audio, start)
         result = stream.close()
     finally:
         stream.abort()

@@ -166,10 +166,14 @@ class FasterWhisperTranscriber:
                 if words and s.words:
                     start, end = s.words[0].start, s.words[-1].end
                 flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob)
+                extra = {"avg_logprob": round(s.avg_logprob, 3),
+                         "no_speech_prob": round(s.no_speech_prob, 3)}
+                if words and s.words:  # for aligners that regroup lines at pauses (semantic)
+                    extra["words"] = [[round(offset + w.start, 3), round(offset + w.end, 3),
+                                       w.word.strip()] for w in s.words]
                 yield Segment(id=n - 1, start=round(offset + start, 3),
                               end=round(offset + end, 3), source_text=text, flags=flags,
-                              extra={"avg_logprob": round(s.avg_logprob, 3),
-                                     "no_speech_prob": round(s.no_speech_prob, 3)})
+                              extra=extra)
 
 
 @hookimpl

@@ -165,6 +165,18 @@ class OpenAITranslator:
                     seg.flags.append("over_length_budget")
         return segments
 
+    def shorten(self, segment: Segment, max_chars: int, ctx: JobContext) -> str | None:
+        """The line translated again within ``max_chars`` (its clip did not fit even at the
+        speed cap): one request through the same retries and repairs as a batch."""
+        if not segment.source_text.strip() or max_chars < 1:
+            return None
+        probe = Segment(id=segment.id, start=segment.start, end=segment.end,
+                        source_text=segment.source_text)
+        texts = self.provider.run(self._translate([probe], {probe.id: max_chars}, [], ctx),
+                                  ctx.cancel_event)
+        text = texts.get(probe.id, "").strip()
+        return text or None
+
     def budget(self, seg: Segment, batch: list[Segment]) -> int:
         """Characters that fit the line's slot: its duration and up to 1 s of following pause."""
         later = [s.start for s in batch if s.start >= seg.end and s is not seg]

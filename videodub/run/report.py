@@ -41,6 +41,7 @@ class JobRecord:
     errors: list[BaseException]
     preflight_s: float | None = None
     estimate: Estimate | None = None
+    quality: dict[str, Any] | None = None  # run/quality.py
 
 
 def error_line(errors: list[BaseException]) -> str | None:
@@ -99,6 +100,7 @@ def build_report(r: JobRecord) -> dict[str, Any]:
         "providers": providers,
         "cost_usd": job_cost(providers),
         "estimate": r.estimate.as_report() if r.estimate else None,
+        "quality": r.quality,
         "outputs": dict(r.outputs),
         "notes": list(ctx.notes) if ctx else [],
         "versions": {"videodub": videodub.__version__, "python": platform.python_version()},

@@ -26,7 +26,8 @@ from videodub.config import JobConfig
 from videodub.errors import Cancelled, VideodubError, is_no_space, no_space
 from videodub.machine import Machine
 from videodub.media import full_folder, remove_stale_temporaries, write_json_atomic
-from videodub.model import STAGES, CallsProvider, JobContext, JobScope, Segment, worker_hint
+from videodub.model import (STAGES, CallsProvider, JobContext, JobScope, Segment,
+                            ShortensLines, worker_hint)
 from videodub.plugins import Registry
 from videodub.providers.usage import Estimate, ProviderStats
 from videodub.run.cache import Cache, with_cache
@@ -35,6 +36,8 @@ from videodub.run.outputs import Outputs
 from videodub.run.ownership import own_run_folder
 from videodub.run.preflight import preflight
 from videodub.run.prune import JobLease, prune_after_job
+from videodub.run.quality import measure as measure_quality
+from videodub.run.quality import summary_line as quality_line
 from videodub.run.report import JobRecord, build_report
 from videodub.run.stages import Pipeline
 from videodub.run.stats import ProcessMonitor, StageStats
@@ -82,6 +85,7 @@ class Runner:
         self.providers: list[ProviderStats] = []
         self.estimate: Estimate | None = None
         self.preflight_s: float | None = None
+        self.quality: dict[str, Any] | None = None
 
     def _create_stages(self) -> dict[str, Any]:
         stages = {stage: self.registry.get(stage, opts.impl).create(opts, self.scope)
@@ -236,6 +240,8 @@ class Runner:
         if report_error is not None:  # the job itself succeeded: the report is one of its outputs
             raise report_error
         display.summary()
+        if self.quality and "error" not in self.quality and self.display_mode != "quiet":
+            display.message(quality_line(self.quality))
         if self.display_mode != "quiet":
             for line in (report.get("perf") or {}).get("summary", []):
                 display.message(line)
@@ -286,12 +292,26 @@ class Runner:
             ctx=ctx, input_path=job.input, target_lang=job.target_lang,
             source_lang=job.source_lang, stats=self.stats, outputs=outputs,
             plan=lambda stage, pending=None: self._plan(stage, stages[stage], pending),
-            finish=self._finish, queue_size=job.runner.queue_size)
+            finish=self._finish, queue_size=job.runner.queue_size,
+            on_suspect=job.stages["transcribe"].on_suspect,
+            shortener=stages["translate"] if isinstance(stages["translate"], ShortensLines)
+            else None)
         self._join([self._thread(name, body) for name, body in pipeline.streaming_stages()], ctx)
         self._join([self._thread("mux", pipeline.mux)], ctx)
+        self._measure_quality(pipeline, ctx)
         outputs.write_segments(pipeline.target_segments, ctx.source_lang, job.target_lang,
                                ctx.work_dir)
         return outputs.paths["video"]
+
+    def _measure_quality(self, pipeline: Pipeline, ctx: JobContext) -> None:
+        """The dub's quality figures (``run/quality.py``). A failure to measure is reported in
+        the section, not raised: the dubbed video is already whole."""
+        assert ctx.media is not None
+        try:
+            self.quality = measure_quality(pipeline.target_segments, ctx.media, ctx)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.warning("measuring the dub's quality failed", exc_info=True)
+            self.quality = {"error": f"{type(exc).__name__}: {exc}"}
 
     def _join(self, threads: list[threading.Thread], ctx: JobContext) -> None:
         """Wait for the threads; the main thread stays responsive to Ctrl-C."""
@@ -331,4 +351,4 @@ class Runner:
             ctx=self.ctx, source_segments=self._segments(self.pipeline, source=True),
             target_segments=self._segments(self.pipeline), providers=self.providers,
             outputs=outputs.names(), errors=self.errors, preflight_s=self.preflight_s,
-            estimate=self.estimate))
+            estimate=self.estimate, quality=self.quality))

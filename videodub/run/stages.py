@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from videodub.errors import VideodubError
-from videodub.model import JobContext, Segment
+from videodub.model import (JobContext, RefitsClips, RegroupsLines, Segment,
+                            UsesSpeakingRate)
+from videodub.run.voice import apply_on_suspect, measure_speaking_rate, refit_clip
 from videodub.run.outputs import Outputs
 from videodub.run.stats import StageStats
 from videodub.run.streams import Pipe, ordered_pool, waited, waiting
@@ -36,6 +38,8 @@ class Pipeline:
     plan: Callable[..., int]
     finish: Callable[[StageStats], None]
     queue_size: int = 64
+    on_suspect: str = "keep_original"  # transcribe.on_suspect
+    shortener: Any = None  # the translator, when it can shorten a line (ShortensLines)
     source_segments: list[Segment] = field(default_factory=list)
     target_segments: list[Segment] = field(default_factory=list)
     mixed_audio: Path | None = None
@@ -94,9 +98,14 @@ class Pipeline:
         st = self.stats["translate"]
         batch_size = translator.batch_size
 
+        aligner = self.stages["align"]
+        lines: Iterable[Segment] = waited(self.to_translate, st)
+        if isinstance(aligner, RegroupsLines):
+            lines = aligner.regroup(lines)
+
         def batches() -> Iterator[list[Segment]]:
             batch: list[Segment] = []
-            for seg in waited(self.to_translate, st):
+            for seg in lines:
                 st.begin()
                 batch.append(seg)
                 if batch_size is not None and len(batch) >= batch_size:
@@ -128,8 +137,12 @@ class Pipeline:
         self.plan("align", pending=1)
         # A line's slot ends where the next one starts, so each line waits for the next.
         held: Segment | None = None
+        measured = False  # the voice is measured on the first line long enough for it
         for seg in waiting(self.to_align, st):
             st.begin()
+            if (isinstance(aligner, UsesSpeakingRate) and aligner.wants_measured_rate
+                    and self.ctx.speaking_rate is None and not measured):
+                measured = measure_speaking_rate(self.stages["tts"], seg, self.ctx) is not None
             if held is not None:
                 self.to_tts.put(aligner.align(held, seg.start, self.ctx))
                 st.advance()
@@ -152,8 +165,15 @@ class Pipeline:
                 st.begin()
                 yield seg
 
+        aligner = self.stages["align"]
+
         def one(seg: Segment) -> Segment:
-            return synth.synthesize(seg, self.ctx)
+            if not apply_on_suspect(seg, self.on_suspect):
+                return seg  # the original plays there, or nothing
+            seg = synth.synthesize(seg, self.ctx)
+            if isinstance(aligner, RefitsClips):
+                seg = refit_clip(seg, aligner, synth, self.shortener, self.ctx)
+            return seg
 
         for seg in ordered_pool(one, started(self.to_tts), workers, self.ctx, st, "tts"):
             st.advance()

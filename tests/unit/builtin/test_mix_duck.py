@@ -1,6 +1,6 @@
 """mix=duck's pieces: the speech track writer (placement, overlaps, bounded memory),
-fit_clip (pitch-preserving speed-up within the allowed rate, overflow when it still
-does not fit), and loudness: the measurement (EBU R128 integrated loudness, true peak), the
+each clip's fit as the mixer places it (``videodub.placement``: pitch-preserving speed-up
+within the allowed rate, overflow when it still does not fit), and loudness: the measurement (EBU R128 integrated loudness, true peak), the
 mix brought to its target under the true-peak ceiling, and the options' ranges."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from videodub.builtin.mix_duck import SpeechTrackWriter, fit_clip
+from videodub.builtin.mix_duck import SpeechTrackWriter
 from videodub.model import Segment
+from videodub.placement import MAX_PUSH_S, ClipPlacer
 
 
 def read(path) -> np.ndarray:
@@ -86,9 +87,15 @@ def test_writer_holds_only_the_overlap_window(tmp_path):
     assert np.all(middle[len(clip) - step:] == 0.25)
 
 
-# -- fit_clip --------------------------------------------------------------------------
+# -- a clip's fit ------------------------------------------------------------------------
 
 RATE = 16000
+
+
+def fit_clip(audio: np.ndarray, rate: int, seg: Segment) -> tuple[np.ndarray, float, float]:
+    """One clip as the mixer places it: (the audio it plays, its stretch, its overflow)."""
+    out, _start = ClipPlacer(media_end=1e6).place(seg, audio, rate)
+    return out, seg.stretch, seg.overflow
 
 
 def tone(seconds: float, freq: float = 440.0, rate: int = RATE) -> np.ndarray:
@@ -131,7 +138,8 @@ def test_stretch_is_capped_by_max_speed_and_the_rest_overflows():
 def test_speed_up_already_asked_of_the_tts_counts_against_max_speed():
     out, stretch, overflow = fit_clip(tone(2.0), RATE, segment(1.0, tts_rate=1.2, max_speed=1.5))
     assert stretch == pytest.approx(1.25)  # 1.2 x 1.25 = 1.5
-    assert overflow == pytest.approx(2.0 / 1.25 - 1.0, abs=0.03)
+    # 0.6 s over its slot: up to the push bound, the rest cut.
+    assert overflow == pytest.approx(min(2.0 / 1.25 - 1.0, MAX_PUSH_S), abs=0.03)
     seg = segment(1.0, tts_rate=1.2, max_speed=1.5)
     seg.stretch = stretch
     assert seg.speed_factor == pytest.approx(1.5)
@@ -139,9 +147,13 @@ def test_speed_up_already_asked_of_the_tts_counts_against_max_speed():
 
 def test_no_stretch_left_when_the_tts_used_all_of_max_speed():
     audio = tone(2.0)
-    out, stretch, overflow = fit_clip(audio, RATE, segment(1.0, tts_rate=1.5, max_speed=1.5))
-    assert out is audio and stretch == 1.0
-    assert overflow == pytest.approx(1.0)
+    seg = segment(1.0, tts_rate=1.5, max_speed=1.5)
+    out, stretch, overflow = fit_clip(audio, RATE, seg)
+    assert stretch == 1.0
+    # It runs on past its slot up to the push bound; the rest is cut.
+    assert overflow == pytest.approx(MAX_PUSH_S)
+    assert len(out) / RATE == pytest.approx(1.0 + MAX_PUSH_S, abs=0.002)
+    assert seg.extra["truncated_s"] == pytest.approx(1.0 - MAX_PUSH_S, abs=0.002)
 
 
 def test_slot_defaults_to_the_segment_timing():
@@ -262,9 +274,11 @@ def mix_to_target(tmp_path, background_level: float, speech_level: float, effort
     media = MediaInfo(path=full, duration=6.0, has_video=False, audio_streams=1,
                       audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
                       full_audio=full, sample_rate=rate)
-    # The two-pass mix (the streaming one: tests/unit/test_streammix.py).
+    # The two-pass mix (the streaming one: tests/unit/test_streammix.py), with the original
+    # kept whole (a re-voice's ducking): these tests are about loudness.
     options.setdefault("streaming", False)
-    mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), **options}, effort=effort))
+    mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), "original_voice": "duck",
+                                         **options}, effort=effort))
     tracked = []
 
     class TrackingContext(JobContext):
@@ -279,7 +293,7 @@ def mix_to_target(tmp_path, background_level: float, speech_level: float, effort
     assert soundfile.info(str(out)).samplerate == rate
     # Every ffmpeg it ran (measure, render, and a check at high effort) could be cancelled.
     assert len(tracked) >= (3 if effort.value == "high" else 2)
-    (note,) = ctx.notes
+    (note,) = [n for n in ctx.notes if n.startswith("mix: measured")]
     return measured(out, ctx), note
 
 

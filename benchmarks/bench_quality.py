@@ -1,0 +1,164 @@
+"""How good the dub is, per profile, on talks whose sentence times are known exactly.
+
+    .venv/bin/python benchmarks/bench_quality.py
+    .venv/bin/python benchmarks/bench_quality.py --lines 24 --profiles speed,balanced --json out.json
+
+For each talk (a generated English talk with natural Spanish subtitles; the same talk with
+Spanish lines ~1.6x longer; the shared JFK sample re-voiced in English when it is present) and
+each profile, it runs a whole dub offline and prints one table row: the run's own ``quality``
+figures from ``report.json``, the dub's onset error measured against the talk's *known*
+sentence starts (not the run's own detector), and wall time with the share the quality
+measurement took. Nothing is asserted: the figures are for a person to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from videodub.api import dub
+from videodub.testing.samples import ENGLISH_TALK, make_talk, write_translation_srt
+
+JFK = Path(__file__).resolve().parents[2] / "shared" / "media" / "jfk.flac"
+JFK_TEXT = ("And so, my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country.")
+LONGER = " y esto es algo que todos deberíamos recordar siempre"
+
+
+def talk_lines(n: int, longer: bool) -> list[tuple[str, str]]:
+    lines = [ENGLISH_TALK[i % len(ENGLISH_TALK)] for i in range(n)]
+    if longer:
+        lines = [(en, es.rstrip(".") + LONGER + ".") for en, es in lines]
+    return lines
+
+
+def decode(path: Path, rate: int = 16000) -> np.ndarray:
+    import av
+
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    chunks = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.audio[0]):
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    return np.concatenate(chunks)
+
+
+def known_onset_errors(video: Path, segments: list[dict], starts: list[float]) -> list[float]:
+    """Dub onset (first loud sample near each dubbed line) against the known sentence start."""
+    rate = 16000
+    audio = decode(video, rate)
+    errors = []
+    prev_end = 0.0
+    for seg in segments:
+        if "placed_start" not in seg["extra"]:
+            continue
+        truth = min(starts, key=lambda s: abs(s - seg["start"]))
+        # From 0.4 s before the sentence, but after the previous clip has ended.
+        a = int(max(0.0, truth - 0.4, prev_end + 0.02) * rate)
+        prev_end = seg["extra"]["placed_end"]
+        window = np.abs(audio[a: a + rate])
+        if window.size == 0 or window.max() == 0:
+            continue
+        loud = np.flatnonzero(window > 0.1 * window.max())
+        errors.append(a / rate + loud[0] / rate - truth)
+    return errors
+
+
+def wer(reference: str, heard: str) -> float:
+    import re
+
+    ref = re.findall(r"[a-z']+", reference.lower())
+    hyp = re.findall(r"[a-z']+", heard.lower())
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)] / max(1, len(ref))
+
+
+def back_transcribe(video: Path) -> str:
+    from videodub.recognition import load_model
+
+    segments, _ = load_model("bundled", "int8", 2).transcribe(decode(video), language="en",
+                                                              beam_size=2, vad_filter=True)
+    return " ".join(s.text.strip() for s in segments)
+
+
+def row(name: str, profile: str, result, wall: float, known: list[float] | None,
+        extra: str = "") -> dict:
+    q = result.report["quality"]
+    k = np.abs(np.array(known)) * 1000 if known else None
+    out = {
+        "talk": name, "profile": profile, "wall_s": round(wall, 2),
+        "measure_share": round(q["measure_s"] / wall, 4),
+        "onset_p95_ms": q["onset_error"]["p95_ms"],
+        "known_onset_p95_ms": round(float(np.percentile(k, 95)), 1) if k is not None else None,
+        "known_onset_max_ms": round(float(k.max()), 1) if k is not None else None,
+        "share_le_1_25": q["speed"]["share_le_1_25"], "max_speed": q["speed"]["max"],
+        "slowed": q["speed"]["slowed"], "sped_up_though_fit": q["speed"]["sped_up_though_fit"],
+        "overflow": q["overflow"]["lines"], "overflow_s": q["overflow"]["seconds"],
+        "overlaps": q["overlaps"]["count"], "cut_at_end_s": q["cut_at_end_s"],
+        "original_db": q.get("original_voice", {}).get("original_where_source_speaks_db"),
+        "uncovered_s": q.get("original_voice", {}).get("uncovered_source_speech_s"),
+        "extra": extra,
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--lines", type=int, default=30, help="sentences in the generated talk")
+    ap.add_argument("--profiles", default="speed,balanced,quality")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    profiles = [p for p in args.profiles.replace(" ", ",").split(",") if p]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+        root = Path(tmp)
+        talks = []
+        for name, longer in (("talk-es", False), ("talk-es-1.6x", True)):
+            folder = root / name
+            folder.mkdir()
+            script = make_talk(folder / "talk.mp4", talk_lines(args.lines, longer))
+            srt = write_translation_srt(script, folder / "talk.es.srt")
+            talks.append((name, folder / "talk.mp4", [l.start for l in script],
+                          ["target_lang=es", "translate=subtitles", f"translate.file={srt}"]))
+        if JFK.is_file():
+            talks.append(("jfk-en", JFK, None, ["target_lang=en", "translate=none"]))
+        else:
+            print(f"(the JFK sample is not at {JFK}: skipped)", file=sys.stderr)
+        duration = args.lines * 4.0
+        print(f"generated talk: {args.lines} sentences, ~{duration:.0f} s; figures per run\n")
+        for name, path, starts, overrides in talks:
+            for profile in profiles:
+                run_dir = root / f"{name}-{profile}"
+                t0 = time.monotonic()
+                result = dub([f"input={path}", f"profile={profile}", "cache=false",
+                              "runner.display=quiet", *overrides], run_dir=run_dir)
+                wall = time.monotonic() - t0
+                segments = json.loads((run_dir / "segments.json").read_text())["segments"]
+                known = known_onset_errors(result.video, segments, starts) if starts else None
+                extra = ""
+                if name == "jfk-en":
+                    extra = f"WER {wer(JFK_TEXT, back_transcribe(result.video)):.2f}"
+                rows.append(row(name, profile, result, wall, known, extra))
+                print(json.dumps(rows[-1]), flush=True)
+    cols = ["talk", "profile", "onset_p95_ms", "known_onset_p95_ms", "share_le_1_25",
+            "max_speed", "slowed", "sped_up_though_fit", "overflow", "overflow_s", "overlaps",
+            "cut_at_end_s", "original_db", "uncovered_s", "wall_s", "measure_share", "extra"]
+    print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join("-" if r[c] is None else str(r[c]) for c in cols) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

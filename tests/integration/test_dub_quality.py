@@ -1,0 +1,117 @@
+"""Dub quality on real runs: lines too long for their slots are shortened by the translator
+(translate=openai against the loopback server) or reported, never overlapped; suspect lines
+keep the original; the quality section is in the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import openai_overrides
+
+from videodub.api import dub
+from videodub.model import Segment
+from videodub.run.quality import measure, summary_line
+
+
+def chat_bodies(server) -> list[dict]:
+    return [r.body for r in server.requests if r.body is not None and "messages" in r.body]
+
+
+SPACED_LINES = [("Hello and welcome to the talk.", ""), ("Today we look at a video.", ""),
+                ("Thank you for watching the talk.", "")]
+
+
+@pytest.fixture(scope="module")
+def spaced_lines(tmp_path_factory, talk_factory):
+    """Three lines with long pauses: Whisper gives one segment each."""
+    return talk_factory(tmp_path_factory.mktemp("spaced"), "spaced.mp4", SPACED_LINES,
+                        pause=1.6, video=False)
+
+
+@pytest.mark.slow
+def test_lines_that_do_not_fit_are_shortened_or_reported_never_overlapped(loopback, spaced_lines,
+                                                                         tmp_path):
+    # A slow voice (80 words per minute) and no speed-up make the Spanish lines longer than
+    # their slots, however Whisper cuts the lines.
+    result = dub([f"input={spaced_lines.path}", "target_lang=es", "profile=balanced",
+                  f"cache_dir={tmp_path / 'cache'}", "runner.display=quiet",
+                  *openai_overrides(loopback, ("translate",)), "tts.words_per_minute=80", "align.max_speed=1.0"],
+                 run_dir=tmp_path / "run")
+    segments = result.segments
+    shortened = [s for s in segments if "shortened" in s.flags]
+    assert shortened, [(s.target_text, s.flags) for s in segments]
+    for s in shortened:
+        assert len(s.target_text) < len(s.extra["longer_text"])
+        assert len(s.target_text) <= s.extra["char_budget"]
+    # Each shortening was one more chat request, with the line's budget in it.
+    budgets = [line["max_chars"] for body in chat_bodies(loopback)
+               for line in json.loads(body["messages"][-1]["content"])["lines"]]
+    assert all(s.extra["char_budget"] in budgets for s in shortened)
+    quality = result.report["quality"]
+    assert quality["overlaps"]["count"] == 0
+    still_over = {s.id for s in segments if s.overflow > 0.05}
+    assert still_over == set(quality["overflow"]["line_ids"])
+    for a, b in zip(segments, segments[1:]):
+        assert b.extra["placed_start"] >= a.extra["placed_end"]
+    assert quality["cut_at_end_s"] == 0.0
+
+
+@pytest.mark.slow
+def test_translators_that_cannot_shorten_decline_and_the_overflow_is_reported(four_lines,
+                                                                            tmp_path):
+    result = dub([f"input={four_lines.path}", "target_lang=en", "translate=none",
+                  "profile=balanced", "mix.original_voice=remove", "cache=false",
+                  "runner.display=quiet", "tts.words_per_minute=90", "align.max_speed=1.1"],
+                 run_dir=tmp_path / "run")
+    declined = [s for s in result.segments if "shorten_declined" in s.flags]
+    assert declined
+    quality = result.report["quality"]
+    assert quality["overlaps"]["count"] == 0
+    assert quality["overflow"]["lines"] >= 1
+    assert set(quality["overflow"]["line_ids"]) == {s.id for s in result.segments
+                                                    if s.overflow > 0.05}
+
+
+def test_the_quality_of_a_hand_made_dub(tmp_path):
+    """measure() on a source with speech at known times and a dub track with clips placed
+    40 ms late, one line cut short of its slot, and the original left in one gap."""
+    import soundfile
+
+    from videodub.model import JobContext, MediaInfo
+
+    rate = 16000
+    t = np.arange(10 * rate) / rate
+    source = 0.001 * np.random.default_rng(0).standard_normal(len(t))
+    for s, e in ((1.0, 3.0), (5.0, 7.0)):
+        source[(t >= s) & (t < e)] += 0.3 * np.sin(2 * np.pi * 180 * t[(t >= s) & (t < e)])
+    dub_track = np.zeros_like(source)
+    dub_track[(t >= 1.04) & (t < 2.5)] = 0.2 * np.sin(2 * np.pi * 300 * t[(t >= 1.04) & (t < 2.5)])
+    dub_track[(t >= 5.04) & (t < 7.0)] = 0.2 * np.sin(2 * np.pi * 300 * t[(t >= 5.04) & (t < 7.0)])
+    background = source.copy()
+    background[(t >= 5.0) & (t < 7.1)] = 0.0  # removed under the second line only
+    for name, audio in (("speech16k.wav", source), ("speech_track.wav", dub_track),
+                        ("background.wav", background)):
+        soundfile.write(str(tmp_path / name), audio.astype(np.float32), rate, subtype="FLOAT")
+    media = MediaInfo(path=tmp_path / "in.wav", duration=10.0, has_video=False, audio_streams=1,
+                      audio_codec=None, video_codec=None, speech_audio=tmp_path / "speech16k.wav",
+                      full_audio=tmp_path / "background.wav", sample_rate=rate)
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    ctx.artifacts.update(speech_track=tmp_path / "speech_track.wav",
+                         background=tmp_path / "background.wav", background_gain_db=0.0)
+    segs = []
+    for i, (s, e, end) in enumerate(((1.0, 3.0, 2.5), (5.0, 7.0, 7.0))):
+        seg = Segment(i, s, e, target_text="x", slot_start=s, slot_end=e, audio_path="clip",
+                      synth_duration=end - s - 0.04, tts_rate=1.0, stretch=1.0)
+        seg.extra.update(placed_start=s + 0.04, placed_end=end)
+        segs.append(seg)
+    q = measure(segs, media, ctx)
+    assert q["onset_error"]["n"] == 2
+    assert q["onset_error"]["max_ms"] == pytest.approx(40, abs=11)
+    voice = q["original_voice"]
+    # 0.5 s of the first line's speech has no dub over it, and the original is still there.
+    assert voice["uncovered_source_speech_s"] == pytest.approx(0.5 + 0.04 * 2, abs=0.05)
+    assert voice["original_in_gaps_db"] > -10
+    assert q["overlaps"]["count"] == 0 and q["speed"]["sped_up_though_fit"] == 0
+    assert "onset p95" in summary_line(q)

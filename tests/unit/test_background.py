@@ -1,0 +1,53 @@
+"""videodub.background: the original silenced where the source speaks, kept elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+
+from videodub.background import (FADE_S, PAD_S, gain_envelope, removal_spans, removes_original,
+                                 write_background)
+from videodub.speech_regions import Regions
+
+
+def test_auto_removes_for_another_language_and_for_a_re_voice():
+    assert removes_original("auto", "en", "es")
+    assert removes_original("auto", "en", "en-gb")
+    assert removes_original("remove", "en", "en")
+    assert not removes_original("duck", "en", "es")
+
+
+def test_kept_lines_are_cut_out_of_the_removal():
+    spans = removal_spans(Regions(((1.0, 5.0),), 10.0, -30.0), keep=[(2.0, 3.0)])
+    assert spans == [(1.0 - PAD_S, 2.0), (3.0, 5.0 + PAD_S)]
+
+
+def test_the_envelope_is_zero_inside_one_outside_with_fades():
+    rate = 1000
+    g = gain_envelope(5000, 0, rate, [(2.0, 3.0)])
+    assert g[2000:3000].max() == 0.0
+    assert g[:2000 - int(FADE_S * rate)].min() == 1.0 and g[3000 + int(FADE_S * rate):].min() == 1.0
+    fade = g[2000 - int(FADE_S * rate):2000]
+    assert np.all(np.diff(fade) <= 0)  # a fade, not a click
+
+
+def test_blocks_give_the_same_envelope_as_one_piece():
+    rate, spans = 1000, [(0.5, 1.25), (2.9, 3.1)]
+    whole = gain_envelope(4000, 0, rate, spans)
+    parts = np.concatenate([gain_envelope(700, o, rate, spans) for o in range(0, 4000, 700)])
+    assert np.array_equal(whole, parts[:4000])
+
+
+def test_written_background_keeps_its_format_and_silences_speech(tmp_path):
+    rate = 48000
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal((4 * rate, 2))).astype(np.float32)
+    src = tmp_path / "orig.wav"
+    soundfile.write(str(src), audio, rate)
+    out = write_background(src, tmp_path / "bg.wav", [(1.0, 2.0)])
+    bg, r = soundfile.read(str(out), dtype="float32", always_2d=True)
+    assert r == rate and bg.shape == audio.shape
+    assert np.abs(bg[rate: 2 * rate]).max() == 0.0
+    assert np.allclose(bg[3 * rate:], audio[3 * rate:], atol=1e-4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bg.wav", "orig.wav"]

@@ -1,0 +1,159 @@
+"""videodub.separation and mix.original_voice=separate, run for real on tiny ONNX models of
+the MDX-Net interface built here (a real model cannot be fetched in the tests)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile
+
+from videodub.errors import VideodubError
+from videodub.separation import MdxShape, Separator, fetch_model, istft, separate_background, stft
+
+SHAPE = MdxShape()
+
+
+def tiny_model(path: Path, gain: float) -> Path:
+    """An MDX-Net-shaped model whose "voice" is ``gain`` times its input spectrogram."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    spec = ["batch", 4, SHAPE.dim_f, SHAPE.dim_t]
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["input", "gain"], ["output"])], "tiny_mdx",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, spec)],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, spec)],
+        [helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_the_stft_round_trip_is_exact():
+    x = np.random.default_rng(0).standard_normal(50000)
+    back = istft(stft(x, SHAPE), SHAPE, len(x))
+    assert np.max(np.abs(back - x)) < 1e-6
+
+
+def test_an_identity_model_gives_the_whole_mix_back_as_voice(tmp_path):
+    sep = Separator(tiny_model(tmp_path / "id.onnx", 1.0))
+    stereo = 0.1 * np.random.default_rng(1).standard_normal((2, 300000))  # > one chunk
+    voice = sep.vocals(stereo)
+    assert voice.shape == stereo.shape
+    # Only the top bin (above dim_f, ~22 kHz) is lost.
+    err = np.sqrt(np.mean((voice - stereo) ** 2)) / np.sqrt(np.mean(stereo ** 2))
+    assert err < 0.02
+
+
+def test_a_model_of_another_interface_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 100])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 100])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "wave.onnx"))
+    with pytest.raises(VideodubError, match="not an MDX-Net spectrogram"):
+        Separator(tmp_path / "wave.onnx")
+
+
+def test_the_background_is_the_original_minus_the_voice(tmp_path):
+    rate = 48000
+    t = np.arange(3 * rate) / rate
+    # Tones within the model's band (it runs at 44.1 kHz: nothing above 22 kHz comes back).
+    left = sum(0.05 * np.sin(2 * np.pi * f * t) for f in (110, 440, 2500, 9000))
+    audio = np.stack([left, left[::-1]], axis=1).astype(np.float32)
+    src = tmp_path / "orig.wav"
+    soundfile.write(str(src), audio, rate, subtype="FLOAT")
+    kept = separate_background(src, tmp_path / "kept.wav", tiny_model(tmp_path / "z.onnx", 0.0))
+    gone = separate_background(src, tmp_path / "gone.wav", tiny_model(tmp_path / "i.onnx", 1.0))
+    kept_audio, r = soundfile.read(str(kept), dtype="float32", always_2d=True)
+    assert r == rate and kept_audio.shape == audio.shape
+    assert np.allclose(kept_audio, audio, atol=1e-6)
+    gone_audio, _ = soundfile.read(str(gone), dtype="float32", always_2d=True)
+    assert np.sqrt(np.mean(gone_audio ** 2)) < 0.1 * np.sqrt(np.mean(audio ** 2))
+
+
+def test_a_cached_model_is_checked_and_a_fetched_one_too(tmp_path):
+    model = tiny_model(tmp_path / "m.onnx", 0.5)
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    cache = tmp_path / "cache"
+    url = model.as_uri()  # file:// goes through the same fetch path as https://
+    fetched = fetch_model(url, digest, cache)
+    assert fetched == cache / "models" / "m.onnx" and fetched.read_bytes() == model.read_bytes()
+    with pytest.raises(VideodubError, match="does not match mix.separator_sha256"):
+        fetch_model(url, "0" * 64, cache)
+    other = tmp_path / "cache2"
+    with pytest.raises(VideodubError, match="does not match"):
+        fetch_model(url, "0" * 64, other)
+    assert not any((other / "models").iterdir()), "nothing half-fetched is left"
+
+
+def test_offline_it_is_one_line_naming_the_command_that_fetches_ahead(tmp_path):
+    url = "http://127.0.0.1:9/models/mdx.onnx"  # the discard port: nothing listens
+    with pytest.raises(VideodubError) as err:
+        fetch_model(url, "", tmp_path)
+    assert "\n" not in str(err.value)
+    assert "python -m videodub.separation fetch --url " + url in str(err.value)
+    with pytest.raises(VideodubError, match="is not in"):
+        fetch_model(url, "", tmp_path, download=False)
+    assert not (tmp_path / "models" / "mdx.onnx").exists()
+
+
+def test_the_fetch_command(tmp_path, capsys):
+    from videodub.separation import main
+
+    model = tiny_model(tmp_path / "m.onnx", 0.5)
+    assert main(["fetch", "--url", model.as_uri(), "--cache", str(tmp_path / "c")]) == 0
+    assert "sha256=" + hashlib.sha256(model.read_bytes()).hexdigest() in capsys.readouterr().out
+    assert main(["fetch", "--url", "http://127.0.0.1:9/x.onnx", "--cache", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.startswith("error: could not fetch")
+
+
+def band_level(audio: np.ndarray, rate: int, freq: float) -> float:
+    """Level (dB) of the ``freq`` component of mono ``audio``."""
+    t = np.arange(len(audio)) / rate
+    ref = np.exp(-2j * np.pi * freq * t)
+    return 20 * np.log10(abs(np.mean(audio * ref)) + 1e-12)
+
+
+@pytest.mark.parametrize("mode, kept_within_db", [("separate", 2.0), ("duck", None)])
+def test_a_separated_background_keeps_its_level_under_the_dub(tmp_path, mode, kept_within_db):
+    from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
+    from videodub.config import Effort
+    from videodub.model import JobContext, MediaInfo, Segment
+
+    rate = 48000
+    t = np.arange(8 * rate) / rate
+    hum = (0.05 * np.sin(2 * np.pi * 110 * t)).astype(np.float32)
+    full = tmp_path / "full.wav"
+    soundfile.write(str(full), np.stack([hum, hum], axis=1), rate, subtype="FLOAT")
+    clip = tmp_path / "clip.wav"
+    soundfile.write(str(clip), (0.3 * np.sin(2 * np.pi * 1000 * t[: 3 * rate])).astype(np.float32),
+                    rate)
+    media = MediaInfo(path=full, duration=8.0, has_video=False, audio_streams=1,
+                      audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
+                      full_audio=full, sample_rate=rate)
+    options = SimpleNamespace(**{**vars(DuckMixOptions()), "original_voice": mode,
+                                 "separator_model": str(tiny_model(tmp_path / "z.onnx", 0.0))},
+                              effort=Effort.low)
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    seg = Segment(id=0, start=3.0, end=6.0, target_text="x", slot_start=3.0, slot_end=6.0,
+                  audio_path=str(clip))
+    out = DuckMixer(options).mix([seg], media, ctx)
+    mixed, _ = soundfile.read(str(out), dtype="float64", always_2d=True)
+    mono = mixed.mean(axis=1)
+    under = band_level(mono[int(3.5 * rate): int(5.5 * rate)], rate, 110)
+    before = band_level(mono[int(0.5 * rate): int(2.5 * rate)], rate, 110)
+    if kept_within_db is not None:
+        assert abs(under - before) <= kept_within_db, (under, before)
+        assert any("separated out" in n for n in ctx.notes)
+    else:  # ducking lowers it a lot: the test can tell the two apart
+        assert under < before - 6, (under, before)

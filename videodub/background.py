@@ -1,0 +1,124 @@
+"""The original audio as a dub's background when no separator is used: silent wherever the
+source speaks (so no original voice is heard under, or between, the lines of a dub in another
+language), unchanged elsewhere (music and room tone between sentences stay), with short fades
+so the cuts do not click.
+
+The original is processed in blocks, never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from videodub.media import atomic_path
+from videodub.speech_regions import Regions
+
+# Margin around each speech region that is also removed: the quietest onsets and tails of a
+# sentence sit within a few dB of the room and escape the detector (measured: up to 120 ms).
+# Removing a little room tone next to speech is not heard; a voice's tail is.
+PAD_S = 0.15
+# Fade length at each cut, seconds.
+FADE_S = 0.03
+BLOCK = 1 << 18
+
+
+def removes_original(mode: str, source_lang: str | None, target_lang: str) -> bool:
+    """``auto`` removes the original voice whatever the languages: under a re-voice in the
+    same language the ducked original was heard as an echo (back-transcribing the JFK sample
+    gave its sentence twice). ``duck`` keeps it, lowered under the dub."""
+    if mode == "auto":
+        return True
+    return mode == "remove"
+
+
+def removal_spans(regions: Regions, keep: Iterable[tuple[float, float]] = ()) -> list[tuple[float, float]]:
+    """Speech regions, padded, minus the spans where the original is kept on purpose (lines
+    that are not dubbed: the original plays there instead)."""
+    return subtract([(max(0.0, s - PAD_S), e + PAD_S) for s, e in regions.spans], keep)
+
+
+def subtract(spans: list[tuple[float, float]],
+             keep: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """``spans`` less every span of ``keep``."""
+    for ks, ke in keep:
+        out = []
+        for s, e in spans:
+            if e <= ks or s >= ke:
+                out.append((s, e))
+                continue
+            if s < ks:
+                out.append((s, ks))
+            if e > ke:
+                out.append((ke, e))
+        spans = out
+    return spans
+
+
+def gain_envelope(n: int, offset: int, rate: int, spans: list[tuple[float, float]]) -> np.ndarray:
+    """Gain (0..1) for samples ``offset .. offset+n``: 0 inside ``spans``, 1 outside, linear
+    fades of ``FADE_S`` just outside each span's edges."""
+    gain = np.ones(n, dtype=np.float32)
+    fade = max(1, int(FADE_S * rate))
+    t0, t1 = offset / rate, (offset + n) / rate
+    for s, e in spans:
+        if e + FADE_S < t0 or s - FADE_S > t1:
+            continue
+        a, b = int(round(s * rate)) - offset, int(round(e * rate)) - offset
+        lo, hi = max(a, 0), min(b, n)
+        if hi > lo:
+            gain[lo:hi] = 0.0
+        # fade out before the span, fade in after it
+        idx = np.arange(max(a - fade, 0), min(a, n))
+        if idx.size:
+            gain[idx] = np.minimum(gain[idx], (a - idx) / fade)
+        idx = np.arange(max(b, 0), min(b + fade, n))
+        if idx.size:
+            gain[idx] = np.minimum(gain[idx], (idx - b) / fade)
+    return gain
+
+
+def write_background(original: Path, out: Path, spans: list[tuple[float, float]]) -> Path:
+    """``original`` with ``spans`` removed, written to ``out`` (atomically)."""
+    import soundfile
+
+    with soundfile.SoundFile(str(original)) as src, atomic_path(out) as tmp:
+        with soundfile.SoundFile(str(tmp), "w", samplerate=src.samplerate,
+                                 channels=src.channels, subtype="FLOAT", format="WAV") as dst:
+            offset = 0
+            for block in src.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
+                gain = gain_envelope(len(block), offset, src.samplerate, spans)
+                dst.write(block * gain[:, None])
+                offset += len(block)
+    return out
+
+
+class StreamingRemoval:
+    """The same removal for a mix that streams, a stretch at a time: the source's speech
+    regions are known before the mix starts; the lines where the original is kept arrive
+    with the segments (in start order, ahead of the mix, from another thread)."""
+
+    def __init__(self, regions: Regions) -> None:
+        self.spans = [(max(0.0, s - PAD_S), e + PAD_S) for s, e in regions.spans]
+        self._starts = [s for s, _ in self.spans]
+        self._ends = [e for _, e in self.spans]  # sorted too: regions do not overlap
+        self._kept: list[tuple[float, float]] = []
+        self._lock = threading.Lock()
+
+    def keep(self, start: float, end: float) -> None:
+        with self._lock:
+            self._kept.append((start, end))
+
+    def gains(self, offset: int, n: int, rate: int) -> np.ndarray:
+        """Gain (0..1) for samples ``offset .. offset+n``, from the spans near them only."""
+        t0, t1 = offset / rate - FADE_S, (offset + n) / rate + FADE_S
+        near = self.spans[bisect.bisect_left(self._ends, t0):bisect.bisect_right(self._starts, t1)]
+        if not near:
+            return np.ones(n, dtype=np.float32)
+        with self._lock:
+            kept = [k for k in self._kept if k[1] > t0 and k[0] < t1]
+        return gain_envelope(n, offset, rate, subtract(near, kept))

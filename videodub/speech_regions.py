@@ -1,0 +1,166 @@
+"""Where speech is in an audio track, measured from its energy: the source's speech onsets
+that align snaps lines to, the regions the mixer clears of the original voice, and what the
+quality figures compare the dub against.
+
+An energy detector on 10 ms frames, with a threshold set from the track's own noise floor,
+is used rather than Silero VAD (shipped with faster-whisper): it is exact to a frame where
+Silero works in 32 ms windows with padding around each region, and it costs a few
+milliseconds per minute of audio where Silero costs about a second, so it can stay on in every
+profile. Recognising *whose* speech it is is not its job: it is only ever run on one track at
+a time (the source, or the dub alone).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FRAME_S = 0.01
+# Speech is this far above the track's noise floor (its quietest 10 % of frames) ...
+ABOVE_FLOOR_DB = 12.0
+# ... and no more than this far below its loudest frames (so a noisy track is not all speech).
+BELOW_PEAK_DB = 40.0
+# An absolute floor: nothing quieter than this is speech (digital silence, dither).
+ABSOLUTE_DB = -60.0
+# A region found at the threshold is extended outward while frames stay this far above the
+# floor, up to EXTEND_S: the quiet first and last sounds of a sentence (fricatives, a fading
+# vowel) sit only a few dB over the room, and they are part of the voice.
+EDGE_ABOVE_FLOOR_DB = 4.0
+EXTEND_S = 0.3
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Speech regions of one track, as sorted, non-overlapping (start, end) seconds."""
+
+    spans: tuple[tuple[float, float], ...]
+    duration: float
+    threshold_db: float
+
+    def starts(self) -> np.ndarray:
+        return np.array([s for s, _ in self.spans], dtype=float)
+
+    def ends(self) -> np.ndarray:
+        return np.array([e for _, e in self.spans], dtype=float)
+
+    def total(self) -> float:
+        return float(sum(e - s for s, e in self.spans))
+
+    def overlap(self, start: float, end: float) -> float:
+        """Seconds of speech between ``start`` and ``end``."""
+        return float(sum(max(0.0, min(e, end) - max(s, start)) for s, e in self.spans))
+
+    def mask(self, n_frames: int, frame_s: float = FRAME_S) -> np.ndarray:
+        """A boolean mask of ``n_frames`` frames of ``frame_s`` seconds, True in speech."""
+        out = np.zeros(n_frames, dtype=bool)
+        for s, e in self.spans:
+            out[int(s / frame_s): int(np.ceil(e / frame_s))] = True
+        return out
+
+
+def frame_db(audio: np.ndarray, rate: int, frame_s: float = FRAME_S) -> np.ndarray:
+    """RMS level of each ``frame_s`` frame, dBFS."""
+    hop = max(1, int(round(rate * frame_s)))
+    n = len(audio) // hop
+    if n == 0:
+        return np.zeros(0)
+    frames = np.ascontiguousarray(audio[: n * hop], dtype=np.float32).reshape(n, hop)
+    power = np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / hop
+    return 10.0 * np.log10(power + 1e-12)
+
+
+def detect(audio: np.ndarray, rate: int, *, merge_gap: float = 0.25, min_speech: float = 0.06,
+           threshold_db: float | None = None) -> Regions:
+    """Speech regions of mono ``audio``: frames above the threshold, gaps shorter than
+    ``merge_gap`` bridged (the pauses between words), blips shorter than ``min_speech`` dropped."""
+    db = frame_db(audio, rate)
+    duration = len(audio) / rate if rate else 0.0
+    if db.size == 0:
+        return Regions((), duration, ABSOLUTE_DB)
+    if threshold_db is None:
+        floor = float(np.percentile(db, 10))
+        peak = float(np.percentile(db, 99.5))
+        threshold_db = max(floor + ABOVE_FLOOR_DB, peak - BELOW_PEAK_DB, ABSOLUTE_DB)
+        edge_db = max(min(floor + EDGE_ABOVE_FLOOR_DB, threshold_db), ABSOLUTE_DB)
+    else:
+        edge_db = threshold_db
+    loud = db > threshold_db
+    edges = np.diff(np.concatenate([[0], loud.astype(np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    reach = int(EXTEND_S / FRAME_S)
+    for i in range(len(starts)):
+        lo = max(starts[i] - reach, ends[i - 1] if i else 0)
+        while starts[i] > lo and db[starts[i] - 1] > edge_db:
+            starts[i] -= 1
+        hi = min(ends[i] + reach, starts[i + 1] if i + 1 < len(starts) else len(db))
+        while ends[i] < hi and db[ends[i]] > edge_db:
+            ends[i] += 1
+    spans: list[list[float]] = []
+    for s, e in zip(starts * FRAME_S, ends * FRAME_S):
+        if spans and s - spans[-1][1] < merge_gap:
+            spans[-1][1] = e
+        else:
+            spans.append([s, e])
+    kept = tuple((round(float(s), 3), round(float(min(e, duration)), 3)) for s, e in spans
+                 if e - s >= min_speech)
+    return Regions(kept, duration, float(threshold_db))
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Frames x channels as one channel (their mean); a matrix product is ten times faster
+    than ``mean(axis=1)`` on long audio."""
+    if audio.shape[1] == 1:
+        return audio[:, 0]
+    return audio @ np.full(audio.shape[1], 1.0 / audio.shape[1], dtype=audio.dtype)
+
+
+_cache: dict[tuple, Regions] = {}
+_lock = threading.Lock()
+
+
+def regions_of_file(path: str | Path, **kwargs) -> Regions:
+    """:func:`detect` on a sound file (mixed to mono), computed once per file version: align,
+    the mixer and the quality figures all ask for the source's regions."""
+    import soundfile
+
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size, tuple(sorted(kwargs.items())))
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+    audio, rate = soundfile.read(str(p), dtype="float32", always_2d=True)
+    found = detect(to_mono(audio), rate, **kwargs)
+    with _lock:
+        if len(_cache) > 16:
+            _cache.clear()
+        _cache[key] = found
+    return found
+
+
+def snap_start(start: float, regions: Regions, *, early: float = 0.4,
+               late: float = 0.6) -> float:
+    """A recognised line's start moved to the speech onset measured near it: recognisers are
+    often 150-300 ms early (Whisper puts a first word at 0.0 s), sometimes late. The onset of
+    the region ``start`` falls in (if it began at most ``early`` before), else the first onset
+    within ``late`` after it; else ``start`` unchanged."""
+    for s, e in regions.spans:
+        if s <= start < e and s >= start - early:
+            return s
+        if start <= s <= start + late:
+            return s
+        if s > start + late:
+            break
+    return start
+
+
+def snap_end(end: float, regions: Regions, after: float, *, early: float = 0.4,
+             late: float = 0.6) -> float:
+    """A line's end moved to the nearest speech offset within ``late`` before and ``early``
+    after it (and past ``after``, the line's start); else ``end`` unchanged."""
+    near = [e for _, e in regions.spans if end - late <= e <= end + early and e > after + 0.05]
+    return min(near, key=lambda e: abs(e - end)) if near else end

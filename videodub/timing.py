@@ -1,0 +1,112 @@
+"""What every aligner does before choosing a rate: put the line on the speech actually heard in
+the source, and give it its slot (its own time, plus the silence before the next line); and
+what the aligners that measure clips decide once a clip exists (``refit_rate``).
+
+Shared by the align implementations (they are built-ins and may not import each other).
+"""
+
+from __future__ import annotations
+
+from videodub.languages import primary
+from videodub.model import JobContext, Segment
+from videodub.speech_regions import Regions, regions_of_file, snap_end, snap_start
+
+# Characters per second of natural speech (spaces included), by language: the fallback until
+# the job's own voice has been measured (``JobContext.speaking_rate``). espeak-ng speaks
+# 17-20 (English) and 17-18 (Spanish); people speak 13-16.
+CHARS_PER_SECOND = {
+    "en": 16.0, "es": 16.5, "fr": 15.5, "it": 15.5, "pt": 15.5, "de": 14.5, "nl": 14.5,
+    "ru": 14.0, "pl": 14.0, "tr": 14.5, "sv": 14.5, "ja": 8.0, "zh": 5.5, "ko": 7.0,
+}
+DEFAULT_CPS = 14.5
+# How far after the recogniser's start a line's speech onset is looked for: 0.6 s, and up to
+# 1.5 s for a long line (never more than 60 % of it, so it is the line's own speech).
+LATE_MIN_S = 0.6
+LATE_MAX_S = 1.5
+
+
+def text_chars(text: str | None) -> int:
+    return len(" ".join((text or "").split()))
+
+
+def speaking_rate(ctx: JobContext, override: float = 0.0) -> float:
+    """Characters per second the voice speaks at its natural rate: the configured override,
+    the job's measured rate, or the language's table value."""
+    if override:
+        return override
+    if ctx.speaking_rate:
+        return ctx.speaking_rate
+    return CHARS_PER_SECOND.get(primary(ctx.target_lang), DEFAULT_CPS)
+
+
+def source_regions(ctx: JobContext) -> Regions | None:
+    """The source's speech regions (measured once per job), or None before ingest."""
+    if ctx.media is None:
+        return None
+    return regions_of_file(ctx.media.speech_audio)
+
+
+def speech_onset(start: float, end: float, regions: Regions) -> float:
+    """The speech onset of a line the recogniser put at ``start``..``end``. A line that
+    starts in silence has its speech later, before its end: without word timing, Whisper's
+    lines often start where the previous sentence stopped, a second early."""
+    late = min(LATE_MAX_S, max(LATE_MIN_S, 0.6 * (end - start)))
+    return snap_start(start, regions, late=late)
+
+
+def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
+    """Move ``segment`` onto the speech measured in the source (keeping the recogniser's times
+    in ``extra``) and return the next line's start, snapped the same way."""
+    regions = source_regions(ctx)
+    if regions is None or not regions.spans:
+        return next_start
+    segment.extra.setdefault("asr_start", segment.start)
+    segment.extra.setdefault("asr_end", segment.end)
+    start = speech_onset(segment.start, segment.end, regions)
+    end = snap_end(segment.end, regions, start)
+    if end > start + 0.05:
+        segment.start, segment.end = round(start, 3), round(end, 3)
+    snapped_next = snap_start(next_start, regions, late=LATE_MAX_S)
+    return snapped_next if snapped_next >= segment.start else next_start
+
+
+def set_slot(segment: Segment, next_start: float, borrow_silence: bool, gap: float) -> float:
+    """Give ``segment`` its slot (its own time, plus the silence up to ``gap`` before the next
+    line when borrowing) and return the slot's length."""
+    end = segment.end
+    if borrow_silence and next_start - gap > end:
+        end = next_start - gap
+    if next_start > segment.start:
+        end = min(end, max(next_start, segment.start + 0.05))
+    segment.slot_start = segment.start
+    segment.slot_end = round(max(end, segment.start + 0.05), 3)
+    return segment.slot_end - segment.slot_start
+
+
+# Re-synthesize only when the rate would change by more than this (espeak-ng's rate is in
+# whole words per minute; smaller changes are left to the mixer's stretch).
+RATE_TOLERANCE = 0.03
+# Aim a shortened line at this share of what would fit at the cap.
+BUDGET_MARGIN = 0.9
+
+
+def refit_rate(segment: Segment, shorten: bool) -> str:
+    """What to do with a synthesized clip (see ``model.RefitsClips``): ``resynthesize`` at
+    natural speed if it fits its slot, at exactly the rate it needs if not (within the cap);
+    ``shorten`` (once, with ``extra["char_budget"]``) if even the cap is not enough."""
+    if not segment.synth_duration or segment.slot_end is None or segment.slot_start is None:
+        return "keep"
+    slot = max(segment.slot_end - segment.slot_start, 1e-3)
+    natural = segment.synth_duration * segment.tts_rate  # the clip at rate 1.0, near enough
+    segment.extra["natural_s"] = round(natural, 3)
+    needed = natural / slot
+    if needed > segment.max_speed * 1.02 and shorten and not segment.extra.get("shorten_asked"):
+        chars = text_chars(segment.target_text)
+        segment.extra["char_budget"] = max(8, int(chars * segment.max_speed / needed
+                                                  * BUDGET_MARGIN))
+        return "shorten"
+    want = round(min(max(needed, 1.0), segment.max_speed), 3)
+    if abs(want - segment.tts_rate) > RATE_TOLERANCE:
+        segment.tts_rate = want
+        return "resynthesize"
+    return "keep"
