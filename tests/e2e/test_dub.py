@@ -263,7 +263,7 @@ def test_dub_loudness(run, request):
 def mix_note(report: dict) -> tuple[float, float]:
     """(peak before the gain; the gain applied, dB) from the mixer's note: the true peak of the
     whole mix (two-pass), or the speech's sample peak and the first gain (streaming)."""
-    (note,) = [n for n in report["notes"] if n.startswith("mix: ")]
+    (note,) = [n for n in report["notes"] if n.startswith("mix: ") and " gain " in n]
     found = (re.search(r"/ (-?[\d.]+) dBTP, gain ([-+][\d.]+) dB", note)
              or re.search(r"gain (?P<g>[-+][\d.]+) dB then .*speech peak (?P<p>-?[\d.]+) dBFS", note))
     assert found, note
