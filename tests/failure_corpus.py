@@ -17,6 +17,7 @@ MESSAGES: dict[str, str] = {
     "empty_input": "error: input is empty; name the video to dub (e.g. input=talk.mp4)",
     "url_input": "error: input <url> is a URL; ingest=local reads files on this machine "
                  "(download it first)",
+    "unreachable_url": "error: cannot reach <url> (<reason>)",
     "not_media": "error: <path>: not a readable media file (<reason>)",
     "garbled_moov": "error: <name> is damaged: its container lists no streams (a garbled "
                     "header?)",

@@ -49,7 +49,7 @@ def input_slug(value: str) -> str:
 
 def is_many(value: str) -> bool:
     """Whether ``input=value`` names several inputs (a folder, a glob, a list file)."""
-    if is_url(value):
+    if is_url(value) or not value.strip():  # an empty input is one (refused) input, not "."
         return False
     if GLOB_CHARS.search(value) and not Path(value).exists():
         return True

@@ -120,8 +120,10 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
         "garbled_moov": ([f"input={bad.garbled_moov}", "target_lang=en"],
                          ["garbled_moov.mp4", "damaged"]),
         "empty_input": (["input=", "target_lang=es"], ["input is empty"]),
-        "url_input": (["input=http://127.0.0.1:9/x.mp4", "target_lang=es"],
+        "url_input": (["input=http://127.0.0.1:9/x.mp4", "ingest=local", "target_lang=es"],
                       ["http://127.0.0.1:9/x.mp4", "URL"]),
+        "unreachable_url": (["input=http://127.0.0.1:9/x.mp4", "target_lang=es"],
+                            ["http://127.0.0.1:9/x.mp4", "cannot reach"]),
         "run_dir_under_a_file": ([f"input={good}", "target_lang=en"],
                                  ["cannot create the run folder", "a_file.txt", "hydra.run.dir"]),
     }
@@ -138,7 +140,7 @@ CASE_IDS = ["missing_file", "not_media", "video_without_audio", "silence_only",
             "unreadable_subtitles", "unknown_language", "unknown_implementation", "bad_value",
             "unknown_top_level_key", "unknown_stage_key", "missing_subtitle_file",
             "no_voice_for_language", "english_model_other_source", "same_language_needed",
-            "damaged_video_track", "garbled_moov", "empty_input", "url_input",
+            "damaged_video_track", "garbled_moov", "empty_input", "url_input", "unreachable_url",
             "run_dir_under_a_file"]
 # Cases refused as a usage error (exit 2) rather than a failed job.
 USAGE_ERRORS = ["unknown_language", "unknown_implementation", "bad_value", "unknown_top_level_key",

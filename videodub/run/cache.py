@@ -182,6 +182,9 @@ class CachedSynthesizer:
 
     def __init__(self, inner: Synthesizer, cache: Cache, options: Any) -> None:
         self.inner, self.cache, self.options = inner, cache, options
+        # Clips this job paid for (the voice probe's line, asked for again by the tts
+        # stage): reused, but not "cached" from an earlier run.
+        self._made_here: set[str] = set()
 
     def synthesize(self, segment: Segment, ctx: JobContext) -> Segment:
         import soundfile
@@ -192,11 +195,13 @@ class CachedSynthesizer:
         if hit is not None:
             segment.audio_path = str(hit)
             segment.synth_duration = round(soundfile.info(str(hit)).duration, 4)
-            segment.flags.append("clip_cached")
+            if ck not in self._made_here:
+                segment.flags.append("clip_cached")
             return segment
         segment = self.inner.synthesize(segment, ctx)
         if segment.audio_path:
             suffix = Path(segment.audio_path).suffix
+            self._made_here.add(ck)
             self.cache.put_file("clips", ck, Path(segment.audio_path))
             segment.audio_path = str(self.cache.get_file("clips", ck, suffix))
         return segment

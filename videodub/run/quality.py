@@ -69,7 +69,9 @@ def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any) -> dict[
         per_line[seg.id] = int(round(err * 1000))
         overrun.append(max(0.0, seg.extra["placed_end"] - seg.end))
     worst = sorted(per_line.items(), key=lambda kv: -abs(kv[1]))[:5]
-    return {"onset_error": {**_stats_ms(errors), "worst_lines_ms": dict(worst)},
+    # JSON keys are strings: the report read back equals the one returned.
+    worst_ms = {str(k): v for k, v in worst}
+    return {"onset_error": {**_stats_ms(errors), "worst_lines_ms": worst_ms},
             "overrun_past_line_end": {"lines": sum(1 for o in overrun if o > 0.1),
                                       "max_s": round(max(overrun, default=0.0), 3),
                                       "total_s": round(sum(overrun), 3)}}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,11 @@ class Pipeline:
             st.begin()
             if (isinstance(aligner, UsesSpeakingRate) and aligner.wants_measured_rate
                     and self.ctx.speaking_rate is None and not measured):
+                # Waiting on the TTS (a clip of this line), not align's own work: a slow
+                # voice shows as tts time, not as an align regression.
+                t0 = time.monotonic()
                 measured = measure_speaking_rate(self.stages["tts"], seg, self.ctx) is not None
+                st.waited(time.monotonic() - t0)
             if held is not None:
                 self.to_tts.put(aligner.align(held, seg.start, self.ctx))
                 st.advance()

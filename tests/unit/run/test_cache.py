@@ -327,6 +327,16 @@ def test_a_clip_is_kept_in_the_cache_and_reused(tmp_path):
     assert reused.synth_duration == pytest.approx(0.5, abs=1e-3)
 
 
+def test_a_clip_made_earlier_in_the_same_job_is_reused_but_not_called_cached(tmp_path):
+    # The voice probe synthesizes a line that the tts stage asks for again: paid once, in
+    # this job, so it is not "cached" from an earlier run.
+    cache, inner = Cache(tmp_path / "cache"), ToneSynth()
+    synth, ctx = CachedSynthesizer(inner, cache, FakeOptions()), ctx_in(tmp_path / "run")
+    synth.synthesize(line(), ctx)
+    again = synth.synthesize(line(), ctx)
+    assert inner.calls == 1 and "clip_cached" not in again.flags
+
+
 def test_a_clip_misses_for_other_text_language_rate_or_voice(tmp_path):
     cache, inner = Cache(tmp_path / "cache"), ToneSynth()
     CachedSynthesizer(inner, cache, FakeOptions()).synthesize(line(), ctx_in(tmp_path / "run"))
