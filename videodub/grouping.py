@@ -54,7 +54,19 @@ def split_at_pauses(seg: Segment, max_s: float) -> list[Segment]:
 
 def sentences(fragments: Iterable[Segment], *, max_s: float = 8.0,
               pause_s: float = 0.7) -> Iterator[Segment]:
-    """Whole sentences from recogniser fragments, in order, as each one completes."""
+    """Whole sentences from recogniser fragments, in order, as each one completes; numbered
+    anew from 0 (a sentence split at a pause is two lines, and every line needs its own id:
+    the translator matches its answers by id)."""
+    return _numbered(_sentences(fragments, max_s, pause_s))
+
+
+def _numbered(lines: Iterable[Segment]) -> Iterator[Segment]:
+    for n, line in enumerate(lines):
+        line.id = n
+        yield line
+
+
+def _sentences(fragments: Iterable[Segment], max_s: float, pause_s: float) -> Iterator[Segment]:
     buffer: list[Segment] = []
     for frag in fragments:
         if buffer and (frag.start - buffer[-1].end > pause_s

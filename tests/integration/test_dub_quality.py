@@ -115,3 +115,32 @@ def test_the_quality_of_a_hand_made_dub(tmp_path):
     assert voice["original_in_gaps_db"] > -10
     assert q["overlaps"]["count"] == 0 and q["speed"]["sped_up_though_fit"] == 0
     assert "onset p95" in summary_line(q)
+
+
+@pytest.mark.slow
+def test_the_quality_profile_makes_both_ways_out_and_keeps_the_cheaper(loopback, spaced_lines,
+                                                                       tmp_path):
+    # The slow voice again: every line is too long for its slot even at the quality cap, so
+    # each gets a rerated and a shortened clip, side by side (no speed-up: the rerated one
+    # runs long by all it needs).
+    result = dub([f"input={spaced_lines.path}", "target_lang=es", "profile=quality",
+                  f"cache_dir={tmp_path / 'cache'}", "runner.display=quiet",
+                  *openai_overrides(loopback, ("translate",)), "tts.words_per_minute=80",
+                  "align.max_speed=1.0"],
+                 run_dir=tmp_path / "run")
+    compared = [s for s in result.segments if "candidate_costs" in s.extra]
+    assert compared, [(s.target_text, s.flags) for s in result.segments]
+    for s in compared:
+        assert "placed_start" in s.extra  # the line the mixer placed is the job's line
+        costs, won = s.extra["candidate_costs"], s.extra["candidate"]
+        assert set(costs) == {"rerated", "shortened"} and costs[won] == min(costs.values())
+        assert ("shortened" in s.flags) == (won == "shortened")
+    figures = result.report["quality"]["candidates"]
+    assert figures["compared"] == len(compared)
+    assert sum(figures["won"].values()) >= len(compared)
+    assert "side by side on" in summary_line(result.report["quality"])
+    # Both were paid for: a shortening request per compared line went to the translator.
+    budgets = [line["max_chars"] for body in chat_bodies(loopback)
+               for line in json.loads(body["messages"][-1]["content"])["lines"]]
+    assert all(s.extra["char_budget"] in budgets for s in compared)
+    assert result.report["quality"]["overlaps"]["count"] == 0

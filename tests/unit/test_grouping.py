@@ -52,3 +52,13 @@ def test_a_long_sentence_is_split_at_its_longest_pause():
 def test_without_word_timing_a_long_line_stays_whole():
     seg = frag(0, 0.0, 20.0, "a very long line")
     assert split_at_pauses(seg, max_s=6.0) == [seg]
+
+
+def test_every_line_has_its_own_id_when_a_sentence_is_split():
+    # The translator matches its answers by id: two halves of one sentence must not share one.
+    words = [[i * 1.0, i * 1.0 + 0.8, f"w{i}"] for i in range(8)]
+    words[5:] = [[w[0] + 1.5, w[1] + 1.5, w[2]] for w in words[5:]]
+    out = list(sentences([frag(0, 0.0, words[-1][1], " ".join(w[2] for w in words) + ".", words),
+                          frag(1, 12.0, 13.0, "Done.")], max_s=6.0))
+    assert [s.id for s in out] == [0, 1, 2]
+    assert [s.source_text for s in out] == ["w0 w1 w2 w3 w4", "w5 w6 w7", "Done."]

@@ -32,6 +32,9 @@ class SemanticAlignOptions:
     max_line_s: float = 8.0
     # A pause at least this long between fragments ends a line, seconds.
     pause_s: float = 0.7
+    # A line that does not fit even at max_speed: make the rerated and the shortened clip
+    # side by side and keep the lower sync cost (false: one after the other, as hybrid).
+    candidates: bool = True
 
     def __post_init__(self) -> None:
         if self.max_line_s < 1.0:
@@ -64,6 +67,10 @@ class SemanticAligner:
         segment.extra["predicted_s"] = round(predicted, 3)
         segment.extra["min_speed"] = opts.min_speed
         return segment
+
+    @property
+    def compares_candidates(self) -> bool:
+        return bool(self.options.candidates)
 
     def refit(self, segment: Segment, ctx: JobContext) -> str:
         return refit_rate(segment, self.options.shorten)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from videodub.model import JobContext, MediaInfo, Segment
+from videodub.run.candidates import candidate_figures
 from videodub.speech_regions import FRAME_S, detect, frame_db, regions_of_file, to_mono
 from videodub.timing import speech_onset
 
@@ -182,6 +183,7 @@ def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[
     out["speed"] = speed_figures(dubbed)
     out.update(fit_figures(dubbed, media.duration))
     out["suspect"] = suspect_figures(segments)
+    out["candidates"] = candidate_figures(segments)
     out["measure_s"] = round(time.perf_counter() - t0, 3)
     return plain(out)
 
@@ -214,4 +216,12 @@ def summary_line(q: dict[str, Any]) -> str:
             f"overlaps {q['overlaps']['count']}, cut at end {q['cut_at_end_s']} s, "
             f"suspect {q['suspect']['lines']}, "
             f"original voice {fmt(voice.get('original_where_source_speaks_db'), ' dB')} "
-            f"({fmt(voice.get('uncovered_source_speech_s'), ' s')} uncovered)")
+            f"({fmt(voice.get('uncovered_source_speech_s'), ' s')} uncovered)"
+            + _candidates(q.get("candidates") or {}))
+
+
+def _candidates(c: dict[str, Any]) -> str:
+    if not c.get("compared"):
+        return ""
+    won = ", ".join(f"{name} {n}" for name, n in sorted(c["won"].items()))
+    return f", side by side on {c['compared']} lines (won: {won})"

@@ -177,7 +177,7 @@ class Pipeline:
                 return seg  # the original plays there, or nothing
             seg = synth.synthesize(seg, self.ctx)
             if isinstance(aligner, RefitsClips):
-                seg = refit_clip(seg, aligner, synth, self.shortener, self.ctx)
+                seg = refit_clip(seg, aligner, synth, self.shortener, self.ctx, workers > 1)
             return seg
 
         for seg in ordered_pool(one, started(self.to_tts), workers, self.ctx, st, "tts"):

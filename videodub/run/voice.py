@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from videodub.model import JobContext, RefitsClips, Segment, ShortensLines
+from videodub.run.candidates import side_by_side
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,18 @@ MAX_REFITS = 3
 
 
 def refit_clip(seg: Segment, aligner: RefitsClips, synth: Any,
-               shortener: ShortensLines | None, ctx: JobContext) -> Segment:
+               shortener: ShortensLines | None, ctx: JobContext,
+               concurrently: bool = False) -> Segment:
     """Let the aligner look at the clip and ask for it again: at another rate, or from a
     shorter translation when it does not fit even at the speed cap (asked of the translator
-    once; when it cannot, the line is flagged and the mixer reports what still overflows)."""
+    once; when it cannot, the line is flagged and the mixer reports what still overflows).
+    An aligner that ``compares_candidates`` (the quality profile's) gets both ways out made
+    side by side instead (``run/candidates.py``)."""
     for _ in range(MAX_REFITS):
         action = aligner.refit(seg, ctx)
+        if (action == "shorten" and shortener is not None
+                and getattr(aligner, "compares_candidates", False)):
+            return side_by_side(seg, aligner, synth, shortener, ctx, concurrently)
         if action == "shorten":
             budget = int(seg.extra.get("char_budget", 0))
             text = shortener.shorten(seg, budget, ctx) if shortener is not None else None
