@@ -183,8 +183,9 @@ class CachedSynthesizer:
     def __init__(self, inner: Synthesizer, cache: Cache, options: Any) -> None:
         self.inner, self.cache, self.options = inner, cache, options
         # Clips this job paid for (the voice probe's line, asked for again by the tts
-        # stage): reused, but not "cached" from an earlier run.
-        self._made_here: set[str] = set()
+        # stage): reused with what the synthesizer recorded on the line (a plugin's extras),
+        # and not "cached" from an earlier run.
+        self._made_here: dict[str, dict[str, Any]] = {}
 
     def synthesize(self, segment: Segment, ctx: JobContext) -> Segment:
         import soundfile
@@ -195,13 +196,16 @@ class CachedSynthesizer:
         if hit is not None:
             segment.audio_path = str(hit)
             segment.synth_duration = round(soundfile.info(str(hit)).duration, 4)
-            if ck not in self._made_here:
+            if ck in self._made_here:
+                segment.extra.update(self._made_here[ck])
+            else:
                 segment.flags.append("clip_cached")
             return segment
+        before = set(segment.extra)
         segment = self.inner.synthesize(segment, ctx)
         if segment.audio_path:
             suffix = Path(segment.audio_path).suffix
-            self._made_here.add(ck)
+            self._made_here[ck] = {k: v for k, v in segment.extra.items() if k not in before}
             self.cache.put_file("clips", ck, Path(segment.audio_path))
             segment.audio_path = str(self.cache.get_file("clips", ck, suffix))
         return segment

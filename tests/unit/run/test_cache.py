@@ -306,6 +306,7 @@ class ToneSynth:
         path = ctx.work_dir / f"clip{segment.id}.wav"
         soundfile.write(str(path), audio, self.rate)
         segment.audio_path, segment.synth_duration = str(path), seconds
+        segment.extra["tone_clip"] = str(path)
         return segment
 
 
@@ -335,6 +336,8 @@ def test_a_clip_made_earlier_in_the_same_job_is_reused_but_not_called_cached(tmp
     synth.synthesize(line(), ctx)
     again = synth.synthesize(line(), ctx)
     assert inner.calls == 1 and "clip_cached" not in again.flags
+    # What the synthesizer recorded on the line comes back with the clip (voicefx's base clip).
+    assert again.extra["tone_clip"] == str(ctx.work_dir / "clip1.wav")
 
 
 def test_a_clip_misses_for_other_text_language_rate_or_voice(tmp_path):
