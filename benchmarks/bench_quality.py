@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/bench_quality.py
     .venv/bin/python benchmarks/bench_quality.py --lines 24 --profiles speed,balanced --json out.json
 
-For each talk (a generated English talk with natural Spanish subtitles; the same talk with
-Spanish lines ~1.6x longer; the shared JFK sample re-voiced in English when it is present) and
+For each talk (a generated English talk with Spanish subtitles as espeak-ng's word list gives
+them, shorter than the English; the same with each Spanish line lengthened to 1.2-1.35x the
+English characters, as written Spanish runs; the same with Spanish lines ~1.6x longer; the shared JFK sample re-voiced in English when it is present) and
 each profile, it runs a whole dub offline and prints one table row: the run's own ``quality``
 figures from ``report.json``, the dub's onset error measured against the talk's *known*
 sentence starts (not the run's own detector), and wall time with the share the quality
@@ -31,10 +32,26 @@ JFK_TEXT = ("And so, my fellow Americans, ask not what your country can do for y
 LONGER = " y esto es algo que todos deberíamos recordar siempre"
 
 
-def talk_lines(n: int, longer: bool) -> list[tuple[str, str]]:
+# Words that lengthen a Spanish line without changing its sense much, for "natural" Spanish.
+FILLERS = [" en realidad", " de verdad", " sin duda", " hoy", " también", " por supuesto"]
+
+
+def natural(en: str, es: str, ratio: float) -> str:
+    """``es`` lengthened with filler words to at least ``ratio`` times ``en``'s characters:
+    written Spanish runs 1.1-1.3x the English, espeak-ng's translations here run shorter."""
+    body, i = es.rstrip("."), 0
+    while len(body) + 1 < ratio * len(en):
+        body += FILLERS[i % len(FILLERS)]
+        i += 1
+    return body + "."
+
+
+def talk_lines(n: int, longer: bool, ratio: float = 0.0) -> list[tuple[str, str]]:
     lines = [ENGLISH_TALK[i % len(ENGLISH_TALK)] for i in range(n)]
     if longer:
         lines = [(en, es.rstrip(".") + LONGER + ".") for en, es in lines]
+    if ratio:
+        lines = [(en, natural(en, es, ratio)) for en, es in lines]
     return lines
 
 
@@ -123,10 +140,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         root = Path(tmp)
         talks = []
-        for name, longer in (("talk-es", False), ("talk-es-1.6x", True)):
+        for name, longer, ratio in (("talk-es", False, 0.0), ("talk-es-natural", False, 1.2),
+                                    ("talk-es-1.6x", True, 0.0)):
             folder = root / name
             folder.mkdir()
-            script = make_talk(folder / "talk.mp4", talk_lines(args.lines, longer))
+            script = make_talk(folder / "talk.mp4", talk_lines(args.lines, longer, ratio))
             srt = write_translation_srt(script, folder / "talk.es.srt")
             talks.append((name, folder / "talk.mp4", [l.start for l in script],
                           ["target_lang=es", "translate=subtitles", f"translate.file={srt}"]))
