@@ -8,7 +8,7 @@ Shared by the align implementations (they are built-ins and may not import each 
 from __future__ import annotations
 
 from videodub.languages import primary
-from videodub.model import JobContext, Segment
+from videodub.model import JobContext, Segment, WorkerHint
 from videodub.speech_regions import Regions, regions_of_file, snap_end, snap_start
 
 # Characters per second of natural speech (spaces included), by language: the fallback until
@@ -110,3 +110,39 @@ def refit_rate(segment: Segment, shorten: bool) -> str:
         segment.tts_rate = want
         return "resynthesize"
     return "keep"
+
+
+class PredictingAligner:
+    """What align=length, hybrid and semantic share: each line snapped to the speech measured
+    in the source, given its slot (borrowing silence), and a first rate from the length the
+    voice's measured speaking rate predicts, divided by ``margin`` (align=length's guess is
+    never checked, so it leaves some room; the others measure the clip afterwards)."""
+
+    margin = 1.0
+
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def worker_hint(self) -> WorkerHint:
+        return WorkerHint(cpu_bound=True, memory_mb=1, max_concurrency=1,
+                          reason="needs each line's successor, in order")
+
+    @property
+    def wants_measured_rate(self) -> bool:
+        return not self.options.chars_per_second
+
+    def predicted_duration(self, text: str, ctx: JobContext) -> float:
+        return text_chars(text) / speaking_rate(ctx, self.options.chars_per_second)
+
+    def align(self, segment: Segment, next_start: float, ctx: JobContext) -> Segment:
+        opts = self.options
+        if opts.snap_to_speech:
+            next_start = snap(segment, next_start, ctx)
+        slot = set_slot(segment, next_start, opts.borrow_silence, opts.gap)
+        predicted = self.predicted_duration(segment.target_text or "", ctx)
+        needed = predicted / slot if slot > 0 else opts.max_speed
+        segment.tts_rate = round(min(max(needed / self.margin, 1.0), opts.max_speed), 3)
+        segment.max_speed = opts.max_speed
+        segment.extra["predicted_s"] = round(predicted, 3)
+        segment.extra["min_speed"] = opts.min_speed
+        return segment

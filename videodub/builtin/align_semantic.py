@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from videodub import hookimpl
 from videodub.grouping import sentences
-from videodub.model import JobContext, Segment, WorkerHint
-from videodub.timing import refit_rate, set_slot, snap, speaking_rate, text_chars
+from videodub.model import JobContext, Segment
+from videodub.timing import PredictingAligner, refit_rate
 
 
 @dataclass
@@ -41,33 +41,7 @@ class SemanticAlignOptions:
             raise ValueError(f"max_line_s must be >= 1.0, got {self.max_line_s}")
 
 
-class SemanticAligner:
-    def __init__(self, options) -> None:
-        self.options = options
-
-    def worker_hint(self) -> WorkerHint:
-        return WorkerHint(cpu_bound=True, memory_mb=1, max_concurrency=1,
-                          reason="needs each line's successor, in order")
-
-    @property
-    def wants_measured_rate(self) -> bool:
-        return not self.options.chars_per_second
-
-    def predicted_duration(self, text: str, ctx: JobContext) -> float:
-        return text_chars(text) / speaking_rate(ctx, self.options.chars_per_second)
-
-    def align(self, segment: Segment, next_start: float, ctx: JobContext) -> Segment:
-        opts = self.options
-        if opts.snap_to_speech:
-            next_start = snap(segment, next_start, ctx)
-        slot = set_slot(segment, next_start, opts.borrow_silence, opts.gap)
-        predicted = self.predicted_duration(segment.target_text or "", ctx)
-        segment.tts_rate = round(min(max(predicted / slot, 1.0), opts.max_speed), 3)
-        segment.max_speed = opts.max_speed
-        segment.extra["predicted_s"] = round(predicted, 3)
-        segment.extra["min_speed"] = opts.min_speed
-        return segment
-
+class SemanticAligner(PredictingAligner):
     @property
     def compares_candidates(self) -> bool:
         return bool(self.options.candidates)
