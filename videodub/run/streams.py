@@ -110,30 +110,24 @@ def ordered_pool(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, c
 
 def waiting(items: Iterable[Any], stats: StageStats) -> Iterator[Any]:
     """Iterate, counting the stage as idle (not busy) while it waits for the next item."""
+    return waited(items, stats, idle=True)
+
+
+def waited(items: Iterable[Any], stats: StageStats, idle: bool = False) -> Iterator[Any]:
+    """Iterate, adding the time spent waiting for each item to the stage's ``wait_s`` (alone:
+    for pooled stages, whose pool counts busy workers itself; ``idle``: also counting the
+    stage's one worker as not busy meanwhile)."""
     it = iter(items)
     while True:
-        stats.busy(-1)
+        if idle:
+            stats.busy(-1)
         t0 = time.monotonic()
         try:
             item = next(it)
         except StopIteration:
             return
         finally:
-            stats.busy(+1)
-            stats.waited(time.monotonic() - t0)
-        yield item
-
-
-def waited(items: Iterable[Any], stats: StageStats) -> Iterator[Any]:
-    """Iterate, adding the time spent waiting for each item to the stage's ``wait_s`` (for
-    pooled stages, whose pool counts busy workers itself)."""
-    it = iter(items)
-    while True:
-        t0 = time.monotonic()
-        try:
-            item = next(it)
-        except StopIteration:
-            return
-        finally:
+            if idle:
+                stats.busy(+1)
             stats.waited(time.monotonic() - t0)
         yield item
