@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videodub.audio import time_stretch
 from videodub.model import JobContext, Segment
 
 # Silence kept between two dubbed clips, seconds.
@@ -45,16 +46,6 @@ class Placement:
     pushed: float  # seconds the start was moved later than the slot's start
     cut_at_end: float  # seconds that would still run past the media's end
     truncated: float = 0.0  # seconds of the clip left out to keep the next line in sync
-
-
-def time_stretch(audio: np.ndarray, rate: int, stretch: float) -> np.ndarray:
-    """``audio`` played ``stretch`` times faster, pitch kept (Rubber Band via pedalboard)."""
-    if abs(stretch - 1.0) < 0.005 or audio.size == 0:
-        return audio
-    import pedalboard
-
-    return pedalboard.time_stretch(audio.reshape(1, -1).astype(np.float32), rate,
-                                   stretch_factor=float(stretch))[0]
 
 
 class ClipPlacer:
@@ -111,13 +102,13 @@ class ClipPlacer:
     def place(self, segment: Segment, audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
         """The clip as it will play and its start; the decision is recorded on ``segment``."""
         p = self.plan(segment, audio.shape[-1] / rate)
-        return render(segment, audio, rate, p), p.start
+        return render(segment, time_stretch(audio, rate, p.stretch), rate, p), p.start
 
 
 def render(segment: Segment, audio: np.ndarray, rate: int, p: Placement) -> np.ndarray:
-    """The clip stretched and cut as ``p`` planned (this part may run in a pool: planning
-    is in start order, rendering need not be); the decision is recorded on ``segment``."""
-    audio = time_stretch(audio, rate, p.stretch)
+    """The clip, already stretched as ``p`` planned, cut as planned (this part may run in a
+    pool: planning is in start order, rendering need not be); the decision is recorded on
+    ``segment``."""
     if p.truncated > 0:
         keep = max(0, audio.shape[-1] - int(round(p.truncated * rate)))
         audio = audio[:keep].copy()
@@ -141,14 +132,15 @@ def render(segment: Segment, audio: np.ndarray, rate: int, p: Placement) -> np.n
 
 def placed(segments: Iterable[Segment], rate: int, ctx: JobContext, placer: ClipPlacer,
            on_unvoiced: Callable[[Segment], None] | None = None, workers: int = 2,
-           ahead: int = 8) -> Iterator[tuple[Segment, np.ndarray, float]]:
+           ahead: int = 8, fine: bool = True) -> Iterator[tuple[Segment, np.ndarray, float]]:
     """Clips placed (in start order, by ``placer``), then read, resampled and stretched by a
     small pool, handed on in order with their start: when clips arrive in a burst (after a
     whole-transcript translation), their preparation runs on every CPU instead of one after
     another in the mix's thread (scipy and Rubber Band release the interpreter lock); a clip
     that arrives alone is handed on as soon as it is ready. A feeder thread takes clips from
     upstream, so waiting for the next one never holds back the one before. Lines without a
-    clip go to ``on_unvoiced`` as they pass (ahead of the mix)."""
+    clip go to ``on_unvoiced`` as they pass (ahead of the mix). ``fine`` picks the finer
+    time-stretch engine (``videodub.audio.time_stretch``)."""
     import queue
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -170,7 +162,7 @@ def placed(segments: Iterable[Segment], rate: int, ctx: JobContext, placer: Clip
                 continue
 
     def prepare(seg: Segment, p: Placement) -> np.ndarray:
-        return render(seg, read_clip(Path(seg.audio_path), rate), rate, p)
+        return render(seg, read_clip(Path(seg.audio_path), rate, p.stretch, fine), rate, p)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="videodub-mix-clip") as pool:
         def feed() -> None:

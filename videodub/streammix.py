@@ -43,6 +43,14 @@ RELATIVE_GATE = 10.0
 CHUNK_S = 10.0
 
 
+def to_mono(block: np.ndarray) -> np.ndarray:
+    """The channels' mean; for stereo by slices, several times faster than ``mean(axis=1)``
+    on interleaved frames."""
+    if block.shape[1] == 2:
+        return (block[:, 0] + block[:, 1]) * np.float32(0.5)
+    return block.mean(axis=1)
+
+
 class LoudnessMeter:
     """Integrated loudness (LUFS, BS.1770-4) of audio given in pieces."""
 
@@ -186,7 +194,7 @@ class StreamingMix:
     def _write(self, block: np.ndarray) -> None:
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+            self.proc.stdin.write(memoryview(np.ascontiguousarray(block, dtype="<f4")))
         except BrokenPipeError as exc:
             self.ctx.check_cancelled()
             raise VideodubError("mixing: the limiter's ffmpeg stopped early") from exc
@@ -222,7 +230,7 @@ class StreamingMix:
             mixed = bg * gains[:, None]
             if self.tracks:
                 self.tracks[0].write(speech)
-                self.tracks[1].write(mixed.mean(axis=1))
+                self.tracks[1].write(to_mono(mixed))
             mixed += speech[:, None]
             self.speech = self.speech[n:]
             self.done += n

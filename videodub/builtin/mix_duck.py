@@ -24,7 +24,6 @@ from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.background import (StreamingRemoval, removal_spans, removes_original,
                                  write_background)
-from videodub.audio import read_clip
 from videodub.media import run_ffmpeg
 from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHint
 from videodub.placement import ClipPlacer, placed
@@ -138,13 +137,14 @@ class DuckMixer:
         placer = ClipPlacer(media.duration)
         kept: list[tuple[float, float]] = []  # lines where the original plays instead
         done = False
+
+        def unvoiced(seg: Segment) -> None:
+            if "kept_original" in seg.flags:
+                kept.append((seg.start, seg.end))
+
         try:
-            for seg in segments:
-                if not seg.audio_path:
-                    if "kept_original" in seg.flags:
-                        kept.append((seg.start, seg.end))
-                    continue
-                audio, start = placer.place(seg, read_clip(Path(seg.audio_path), rate), rate)
+            for _, audio, start in placed(segments, rate, ctx, placer, unvoiced,
+                                          fine=self.options.effort != Effort.low):
                 writer.add(audio, start)
             done = True
         finally:
@@ -280,7 +280,8 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
     peak = 0.0
     try:
         for _, audio, start in placed(segments, media.sample_rate, ctx,
-                                      ClipPlacer(media.duration), unvoiced):
+                                      ClipPlacer(media.duration), unvoiced,
+                                      fine=o.effort != Effort.low):
             peak = max(peak, float(np.abs(audio).max(initial=0.0)))
             stream.add(audio, start)
         result = stream.close()

@@ -297,8 +297,9 @@ class Runner:
             shortener=stages["translate"] if isinstance(stages["translate"], ShortensLines)
             else None)
         self._join([self._thread(name, body) for name, body in pipeline.streaming_stages()], ctx)
-        self._join([self._thread("mux", pipeline.mux)], ctx)
-        self._measure_quality(pipeline, ctx)
+        # The quality figures read the mix's tracks, not the muxed file: measured while mux runs.
+        self._join([self._thread("mux", pipeline.mux),
+                    self._thread("quality", lambda: self._measure_quality(pipeline, ctx))], ctx)
         outputs.write_segments(pipeline.target_segments, ctx.source_lang, job.target_lang,
                                ctx.work_dir)
         return outputs.paths["video"]
