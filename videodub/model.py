@@ -327,6 +327,16 @@ class RegroupsLines(Protocol):
 
 
 @runtime_checkable
+class StreamsLines(Protocol):
+    """A translator that needs more than a fixed batch before a line is final, but less than
+    the whole transcript (translate=subtitles: a line waits only for the cues around it).
+    The runner hands it the lines as they are recognised and passes on, in start order, the
+    translated lines it yields; ``batch_size`` is then not used."""
+
+    def translate_stream(self, segments: Iterable[Segment], ctx: JobContext) -> Iterator[Segment]: ...
+
+
+@runtime_checkable
 class ShortensLines(Protocol):
     """A translator that can say a line again in at most ``max_chars`` characters; returns
     None when it declines."""

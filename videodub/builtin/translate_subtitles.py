@@ -4,10 +4,16 @@ Cues are matched to the transcribed segments by time overlap. Where one segment 
 exactly one cue (and that cue no other segment), the segment keeps its timing and takes the
 cue's text. Elsewhere (a cue spanning several segments, a segment split over several cues,
 a cue over no speech) the cues themselves become the target segments, timed as the file says.
+
+Lines stream: a stretch of the transcript is matched as soon as no later segment can change
+it (the next segment starts after every cue so far has ended), so the dub of a talk with a
+subtitle file follows its recognition instead of waiting for the whole transcript.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,19 +38,44 @@ def _overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> floa
 
 
 class SubtitleTranslator:
-    batch_size = None  # matching by overlap needs the whole transcript
+    batch_size = None  # a whole transcript when called in batches; the runner streams it
 
     def __init__(self, options) -> None:
         self.options = options
         self.cues = read_cues(Path(options.file).expanduser())
+        self._starts = [c.start for c in self.cues]
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=1, max_concurrency=1, reason="one file")
 
     def translate(self, segments: list[Segment], ctx: JobContext) -> list[Segment]:
-        cues = self.cues
-        if segments and cues and cues[0].start > segments[-1].end + 5:
+        return list(self.translate_stream(segments, ctx))
+
+    def translate_stream(self, segments: Iterable[Segment], ctx: JobContext) -> Iterator[Segment]:
+        """The matched lines, in start order, each stretch as soon as it is final: when the
+        next segment starts after every cue that began before it has ended, nothing later
+        can overlap those cues (segments come in start order)."""
+        pending: list[Segment] = []
+        first = 0  # cues before this one are matched already
+        last_end = None
+        reach = 0.0  # the latest end of a pending segment
+        for seg in segments:
+            upto = bisect.bisect_left(self._starts, seg.start)
+            if (pending and reach <= seg.start + self.options.min_overlap
+                    and all(c.end <= seg.start for c in self.cues[first:upto])):
+                yield from self._match(pending, self.cues[first:upto])
+                pending, first = [], upto
+            pending.append(seg)
+            reach = seg.end if len(pending) == 1 else max(reach, seg.end)
+            last_end = seg.end
+        if last_end is not None and self.cues and self.cues[0].start > last_end + 5:
             raise VideodubError(f"{self.options.file}: no cue overlaps the speech (wrong file?)")
+        if pending:
+            yield from self._match(pending, self.cues[first:])
+
+    def _match(self, segments: list[Segment], cues: list[Cue]) -> list[Segment]:
+        """Segments and the cues around them, matched by overlap (see the module's doc)."""
+        min_overlap = self.options.min_overlap
         n_seg = len(segments)
         parent = list(range(n_seg + len(cues)))
 
@@ -58,7 +89,7 @@ class SubtitleTranslator:
         for i, seg in enumerate(segments):
             for j, cue in enumerate(cues):
                 ov = _overlap(seg.start, seg.end, cue.start, cue.end)
-                if ov >= self.options.min_overlap:
+                if ov >= min_overlap:
                     parent[find(i)] = find(n_seg + j)
                     if ov > best_cue.get(i, (0.0, -1))[0]:
                         best_cue[i] = (ov, j)

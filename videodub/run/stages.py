@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from videodub.errors import VideodubError
-from videodub.model import (JobContext, RefitsClips, RegroupsLines, Segment,
+from videodub.model import (JobContext, RefitsClips, RegroupsLines, Segment, StreamsLines,
                             UsesSpeakingRate)
 from videodub.run.voice import apply_on_suspect, measure_speaking_rate, refit_clip
 from videodub.run.outputs import Outputs
@@ -118,8 +118,30 @@ class Pipeline:
         def run_batch(batch: list[Segment]) -> tuple[int, list[Segment]]:
             return len(batch), translator.translate(batch, self.ctx)
 
-        workers = self.plan("translate")
-        for n_in, result in ordered_pool(run_batch, batches(), workers, self.ctx, st, "translate"):
+        def streamed() -> Iterator[tuple[int, list[Segment]]]:
+            """(lines taken in since the last line out, [that line]), from a translator that
+            streams (``StreamsLines``); its last pair counts the lines it left untranslated."""
+            taken = [0]
+
+            def counted() -> Iterator[Segment]:
+                for seg in lines:
+                    st.begin()
+                    taken[0] += 1
+                    yield seg
+
+            passed = 0
+            for seg in translator.translate_stream(counted(), self.ctx):
+                yield taken[0] - passed, [seg]
+                passed = taken[0]
+            yield taken[0] - passed, []
+
+        if isinstance(translator, StreamsLines):
+            self.plan("translate", pending=1)
+            translated = streamed()
+        else:
+            translated = ordered_pool(run_batch, batches(), self.plan("translate"), self.ctx, st,
+                                      "translate")
+        for n_in, result in translated:
             for seg in result:
                 seg.id = len(self.target_segments)
                 self.target_segments.append(seg)

@@ -32,7 +32,6 @@ def srt_of(cues: list[tuple[float, float, str]]) -> str:
 def translate(tmp_path: Path, cues, segments: list[Segment]) -> list[Segment]:
     path = write(tmp_path, "given.es.srt", srt_of(cues))
     translator = SubtitleTranslator(SimpleNamespace(file=str(path), min_overlap=0.1))
-    assert translator.batch_size is None  # matching needs the whole transcript
     return translator.translate(segments, JobContext(tmp_path, "es", "en"))
 
 
@@ -93,3 +92,67 @@ def test_file_far_from_the_speech_is_rejected(tmp_path):
     segments = [Segment(0, 1.0, 2.0, "Hello.")]
     with pytest.raises(VideodubError, match="no cue overlaps the speech"):
         translate(tmp_path, [(60.0, 61.0, "Hola.")], segments)
+
+
+def _whole(translator: SubtitleTranslator, segments: list[Segment]) -> list[tuple]:
+    """The match made over the whole transcript at once, as the batch design did."""
+    return [(s.start, s.end, s.target_text, tuple(s.flags))
+            for s in translator._match(segments, translator.cues)]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_streamed_matching_equals_the_whole_transcript_match(tmp_path, seed):
+    """Random transcripts and cue files (cues that span two lines, split one, fall on
+    silence, overlap each other): matching stretch by stretch gives what matching the whole
+    transcript at once gives, line for line."""
+    import random
+
+    rng = random.Random(seed)
+    segments, t = [], 0.0
+    for i in range(rng.randint(1, 25)):
+        t += rng.uniform(0.0, 1.5)
+        d = rng.uniform(0.3, 3.0)
+        segments.append(Segment(i, round(t, 2), round(t + d, 2), f"line {i}"))
+        t += d + rng.choice([-0.6, 0.0, 0.02, 0.3])  # negative: lines that overlap
+    cues, c = [], rng.uniform(-0.5, 1.0)
+    while c < t + 2:
+        d = rng.uniform(0.5, 4.0)
+        cues.append((max(0.0, round(c, 2)), round(max(0.0, c) + d, 2), f"cue {len(cues)}"))
+        c += d + rng.uniform(-0.4, 1.5)  # negative: the next cue overlaps this one
+    path = write(tmp_path, "given.es.srt", srt_of(cues))
+    translator = SubtitleTranslator(SimpleNamespace(file=str(path), min_overlap=0.1))
+    expected = _whole(translator, [Segment(s.id, s.start, s.end, s.source_text) for s in segments])
+    streamed = list(translator.translate_stream(iter(segments), JobContext(tmp_path, "es", "en")))
+    assert [(s.start, s.end, s.target_text, tuple(s.flags)) for s in streamed] == expected
+    assert [s.start for s in streamed] == sorted(s.start for s in streamed)
+
+
+def test_a_line_is_passed_on_before_the_transcript_ends(tmp_path):
+    """Three lines, one cue each, with pauses: the first translation comes out once the
+    second line is recognised, not after the last."""
+    cues = [(1.0, 2.0, "Uno."), (3.0, 4.0, "Dos."), (5.0, 6.0, "Tres.")]
+    path = write(tmp_path, "given.es.srt", srt_of(cues))
+    translator = SubtitleTranslator(SimpleNamespace(file=str(path), min_overlap=0.1))
+    given: list[int] = []
+
+    def recognised():
+        for i, (a, b, _) in enumerate(cues):
+            given.append(i)
+            yield Segment(i, a, b, f"line {i}")
+
+    out = translator.translate_stream(recognised(), JobContext(tmp_path, "es", "en"))
+    assert next(out).target_text == "Uno."
+    assert given == [0, 1]
+    assert [s.target_text for s in out] == ["Dos.", "Tres."]
+
+
+def test_a_cue_over_two_lines_holds_both_until_it_ends(tmp_path):
+    cues = [(1.0, 4.0, "Una frase larga."), (5.0, 6.0, "Otra.")]
+    path = write(tmp_path, "given.es.srt", srt_of(cues))
+    translator = SubtitleTranslator(SimpleNamespace(file=str(path), min_overlap=0.1))
+    segments = [Segment(0, 1.0, 2.2, "A long"), Segment(1, 2.5, 4.0, "sentence."),
+                Segment(2, 5.0, 6.0, "Another.")]
+    out = list(translator.translate_stream(iter(segments), JobContext(tmp_path, "es", "en")))
+    assert [(s.start, s.end, s.target_text) for s in out] == [
+        (1.0, 4.0, "Una frase larga."), (5.0, 6.0, "Otra.")]
+    assert out[0].source_text == "A long sentence."
