@@ -52,19 +52,22 @@ class SubtitleTranslator:
         return list(self.translate_stream(segments, ctx))
 
     def translate_stream(self, segments: Iterable[Segment], ctx: JobContext) -> Iterator[Segment]:
-        """The matched lines, in start order, each stretch as soon as it is final: when the
-        next segment starts after every cue that began before it has ended, nothing later
-        can overlap those cues (segments come in start order)."""
+        """The matched lines, in start order, each stretch as soon as it is final: segments
+        come in start order, so once the next segment starts, the cues that ended before it
+        can take no later segment, and the segments so far can take no later cue — unless
+        they reach past its start, or a cue around that start overlaps them. (A recogniser's
+        segments often touch, and the next cue starts a little before the next segment.)"""
         pending: list[Segment] = []
         first = 0  # cues before this one are matched already
         last_end = None
         reach = 0.0  # the latest end of a pending segment
         for seg in segments:
             upto = bisect.bisect_left(self._starts, seg.start)
-            if (pending and reach <= seg.start + self.options.min_overlap
-                    and all(c.end <= seg.start for c in self.cues[first:upto])):
-                yield from self._match(pending, self.cues[first:upto])
-                pending, first = [], upto
+            if pending and reach < seg.start + self.options.min_overlap:
+                cut = self._cut(pending, first, upto, seg.start)
+                if cut is not None:
+                    yield from self._match(pending, cut)
+                    pending, first = [], first + len(cut)
             pending.append(seg)
             reach = seg.end if len(pending) == 1 else max(reach, seg.end)
             last_end = seg.end
@@ -72,6 +75,22 @@ class SubtitleTranslator:
             raise VideodubError(f"{self.options.file}: no cue overlaps the speech (wrong file?)")
         if pending:
             yield from self._match(pending, self.cues[first:])
+
+    def _cut(self, pending: list[Segment], first: int, upto: int, at: float) -> list[Cue] | None:
+        """The cues that go with ``pending`` when the transcript is cut at ``at``: those, in
+        start order, that have ended by then. None when a cue still running at ``at``
+        overlaps a pending segment (it links them to what comes next). A cue that goes on
+        to the next stretch starts no earlier than any line this one gives: a pending
+        segment that starts after it and does not overlap it by ``min_overlap`` is shorter
+        than that, and gets no cue."""
+        cues = self.cues[first:upto]  # all started before ``at``
+        done = 0
+        while done < len(cues) and cues[done].end <= at:
+            done += 1
+        if any(_overlap(s.start, s.end, c.start, c.end) >= self.options.min_overlap
+               for c in cues[done:] for s in pending):
+            return None
+        return cues[:done]
 
     def _match(self, segments: list[Segment], cues: list[Cue]) -> list[Segment]:
         """Segments and the cues around them, matched by overlap (see the module's doc)."""
