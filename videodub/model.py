@@ -84,6 +84,9 @@ class MediaInfo:
     speech_audio: Path  # 16 kHz mono WAV for speech recognition
     full_audio: Path  # the original audio track as 48 kHz stereo WAV, for mixing
     sample_rate: int = 48000
+    # Channels the dub keeps: 1 when the original is mono, or stereo with the same signal in
+    # both channels (half the mixing and encoding; no fake stereo), else 2.
+    channels: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -46,13 +46,17 @@ CHUNK_S = 10.0
 def to_mono(block: np.ndarray) -> np.ndarray:
     """The channels' mean; for stereo by slices, several times faster than ``mean(axis=1)``
     on interleaved frames."""
+    if block.shape[1] == 1:
+        return block[:, 0]
     if block.shape[1] == 2:
         return (block[:, 0] + block[:, 1]) * np.float32(0.5)
     return block.mean(axis=1)
 
 
 class LoudnessMeter:
-    """Integrated loudness (LUFS, BS.1770-4) of audio given in pieces."""
+    """Integrated loudness (LUFS, BS.1770-4) of audio given in pieces. One channel is
+    measured as dual mono (as two loudspeakers play it), so a mono dub at the target is as
+    loud as a stereo one (EBU Tech 3341's dual-mono case)."""
 
     def __init__(self, rate: int, channels: int) -> None:
         from pyloudnorm.iirfilter import IIRfilter
@@ -65,6 +69,7 @@ class LoudnessMeter:
         self.hop = int(round(rate * HOP_S))
         self.rest = np.zeros((0, channels))  # filtered samples of an unfinished hop
         self.energies: list[float] = []  # mean square per hop, summed over channels
+        self.weight = 2.0 if channels == 1 else 1.0
 
     def add(self, audio: np.ndarray) -> None:
         from scipy.signal import sosfilt
@@ -77,7 +82,7 @@ class LoudnessMeter:
         if whole:
             hops = weighted[:whole].reshape(-1, self.hop, weighted.shape[1])
             sums = np.einsum("hnc,hnc->h", hops, hops, dtype=np.float64)
-            self.energies.extend((sums / self.hop).tolist())
+            self.energies.extend((sums * (self.weight / self.hop)).tolist())
         self.rest = weighted[whole:]
 
     def integrated(self) -> float:
@@ -149,7 +154,8 @@ class StreamingMix:
 
     def __init__(self, background: Path, out: Path, options: StreamOptions,
                  ctx: JobContext, encode_args: tuple[str, ...] | None = None,
-                 removal: Any = None, tracks: tuple[Path, Path] | None = None) -> None:
+                 removal: Any = None, tracks: tuple[Path, Path] | None = None,
+                 channels: int | None = None) -> None:
         import soundfile
 
         self.options, self.out, self.ctx = options, out, ctx
@@ -158,7 +164,11 @@ class StreamingMix:
         # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV.
         self.encode_args = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
         self.bg = soundfile.SoundFile(str(background))
-        self.rate, self.channels, self.frames = self.bg.samplerate, self.bg.channels, self.bg.frames
+        self.rate, self.frames = self.bg.samplerate, self.bg.frames
+        # The mix's channels: the background's, or one (a mono original delivered as stereo:
+        # ``MediaInfo.channels``), its channels averaged as they are read.
+        self.channels = channels or self.bg.channels
+        self.downmix = self.channels == 1 and self.bg.channels > 1
         self.bg_gain = 10 ** (options.background_db / 20)
         self.envelope = DuckEnvelope(self.rate, options.duck_db, options.attack_s,
                                      options.release_s)
@@ -180,7 +190,8 @@ class StreamingMix:
     def _start_encoder(self) -> None:
         o = self.options
         ceiling = 10 ** ((o.true_peak - 0.5) / 20)  # 0.5 dB left for inter-sample peaks
-        meter = "ebur128=framelog=quiet" + (":peak=true" if o.measure_true_peak else "")
+        meter = ("ebur128=framelog=quiet" + (":peak=true" if o.measure_true_peak else "")
+                 + (":dualmono=true" if self.channels == 1 else ""))
         self.tmp = self.out.with_name(f".{self.out.stem}.part{self.out.suffix}")
         self.log = tempfile.TemporaryFile()
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "info", "-nostats",
@@ -219,6 +230,8 @@ class StreamingMix:
             self.ctx.check_cancelled()
             n = min(chunk, upto - self.done)
             bg = self.bg.read(n, dtype="float32", always_2d=True)
+            if self.downmix:
+                bg = to_mono(bg)[:, None]
             if len(bg) < n:
                 bg = np.concatenate([bg, np.zeros((n - len(bg), self.channels), np.float32)])
             speech = self.speech[:n]

@@ -66,12 +66,13 @@ def decode_audio(path: Path, track: int = 0, rate: int = 16000) -> np.ndarray:
 
 
 def ebur128(path: Path) -> tuple[float, float]:
-    """(integrated loudness LUFS, true peak dBTP) of the first audio track, by ffmpeg's ebur128."""
+    """(integrated loudness LUFS, true peak dBTP) of the first audio track, by ffmpeg's ebur128
+    (a mono track as dual mono: as two loudspeakers play it)."""
     import imageio_ffmpeg
 
     proc = subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path),
-         "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"],
+         "-map", "0:a:0", "-af", "ebur128=peak=true:dualmono=true", "-f", "null", "-"],
         capture_output=True, text=True, check=True)
     summary = proc.stderr[proc.stderr.rindex("Summary:"):]
     integrated = float(re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary).group(1))

@@ -14,6 +14,7 @@ import pytest
 import soundfile
 
 from videodub.errors import Cancelled
+from videodub.builtin.mix_duck import measure_loudness
 from videodub.model import JobContext, MediaInfo, Segment
 from videodub.streammix import DuckEnvelope, LoudnessMeter, StreamingMix, StreamOptions
 
@@ -71,12 +72,12 @@ def test_the_envelope_ducks_under_clips_with_ramps_before_and_after():
     assert env.spans == []
 
 
-def media_of(tmp_path, background: np.ndarray) -> MediaInfo:
+def media_of(tmp_path, background: np.ndarray, channels: int = 2) -> MediaInfo:
     full = tmp_path / "full.wav"
     soundfile.write(str(full), background, RATE, subtype="FLOAT")
     return MediaInfo(path=full, duration=len(background) / RATE, has_video=False,
                      audio_streams=1, audio_codec="pcm_f32le", video_codec=None,
-                     speech_audio=full, full_audio=full, sample_rate=RATE)
+                     speech_audio=full, full_audio=full, sample_rate=RATE, channels=channels)
 
 
 def segments_of(tmp_path, starts, seconds, level) -> list[Segment]:
@@ -92,13 +93,13 @@ def ebur128(path, ctx):
     return measure_loudness(["-i", str(path)], "[0:a]ebur128=peak=true:framelog=quiet[out]", ctx)
 
 
-def streamed(tmp_path, background, segments, effort="low", **options):
+def streamed(tmp_path, background, segments, effort="low", channels=2, **options):
     from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
     from videodub.config import Effort
 
     ctx = JobContext(tmp_path / "run", "es", "en")
     opts = SimpleNamespace(**{**vars(DuckMixOptions()), **options}, effort=Effort(effort))
-    out = DuckMixer(opts).mix(segments, media_of(tmp_path, background), ctx)
+    out = DuckMixer(opts).mix(segments, media_of(tmp_path, background, channels), ctx)
     (note,) = [n for n in ctx.notes if n.startswith("mix: streamed")]
     return out, ebur128(out, ctx), note, ctx
 
@@ -115,6 +116,26 @@ def test_a_streamed_mix_meets_its_target_under_the_ceiling(tmp_path, target):
     assert re.fullmatch(r"mix: streamed, gain [+-][\d.]+ dB then [+-][\d.]+ dB, speech peak "
                         r"-?[\d.]+ dBFS before gain, result -?[\d.]+ LUFS", note), note
     assert not list((tmp_path / "run" / "work").glob(".*part*"))
+
+
+def test_a_mono_original_is_mixed_in_mono_and_measured_as_dual_mono(tmp_path):
+    """A stereo background with one signal in both channels (``MediaInfo.channels`` 1): the
+    track has one channel, at the target when measured as two loudspeakers play it, which
+    is the same mix in stereo measured as stereo."""
+    rng = np.random.default_rng(3)
+    noise = (0.02 * rng.standard_normal(30 * RATE)).astype(np.float32)
+    background = np.stack([noise, noise], axis=1)
+    segs = segments_of(tmp_path, [1.0 + 3.5 * k for k in range(8)], 2.5, 0.3)
+    out, _, note, ctx = streamed(tmp_path, background, segs, channels=1)
+    assert soundfile.info(str(out)).channels == 1
+    dual = measure_loudness(["-i", str(out)], "[0:a]ebur128=peak=true:dualmono=true:framelog=quiet[out]",
+                            ctx)
+    assert dual["I"] == pytest.approx(-16.0, abs=0.5), note
+    plain = measure_loudness(["-i", str(out)], "[0:a]ebur128=peak=true:framelog=quiet[out]", ctx)
+    assert plain["I"] == pytest.approx(dual["I"] - 3.0, abs=0.1)  # mono alone: 3 dB less
+    stereo_out, stereo, _, _ = streamed(tmp_path / "stereo", background, segs, channels=2)
+    assert soundfile.info(str(stereo_out)).channels == 2
+    assert stereo["I"] == pytest.approx(dual["I"], abs=0.3)
 
 
 def test_a_loud_mix_is_limited_and_high_effort_measures_the_true_peak(tmp_path):

@@ -7,6 +7,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from videodub import hookimpl
 from videodub.config import Validation
 from videodub.errors import VideodubError
@@ -19,6 +21,14 @@ class LocalIngestOptions:
     # Sample rate of the mixing track (the dubbed audio is written at this rate).
     mix_sample_rate: int = 48000
 
+
+# A stereo track whose channels differ by less than this (difference under sum, dB, in every
+# half second) is one signal twice: the dub is mixed and encoded in mono. A mono talk through
+# a stereo AAC encode measures -30 to -75 dB (each channel gets its own coding noise); a
+# stereo recording's room tone or music, -3 to -20 dB.
+SAME_CHANNELS_DB = -25.0
+# Half seconds quieter than this (dBFS) are not compared.
+SILENCE_DB = -60.0
 
 # A URL that went through Path(): "http://host/x" became "http:/host/x".
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/+(?=[^/])")
@@ -96,11 +106,41 @@ class LocalIngester:
                     "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "2", "-ar", str(rate),
                     "-c:a", "pcm_s16le", str(full)],
                    ctx, what=f"extracting audio from {input_path.name}")
+        mono = audio[0].get("channels") == 1 or same_channels(full)
+        if mono and audio[0].get("channels") != 1:
+            ctx.note("ingest: both channels of the original carry the same signal; the dub is "
+                     "mixed and encoded in mono")
         return MediaInfo(
             path=input_path, duration=float(info["duration"]), has_video=bool(video),
             audio_streams=len(audio), audio_codec=audio[0]["codec"],
             video_codec=video[0]["codec"] if video else None, speech_audio=speech,
-            full_audio=full, sample_rate=rate, extra={"format": info["format"]})
+            full_audio=full, sample_rate=rate, channels=1 if mono else 2,
+            extra={"format": info["format"]})
+
+
+def same_channels(path: Path, below_db: float = SAME_CHANNELS_DB) -> bool:
+    """True when a stereo WAV carries one signal twice: in every half second that is not
+    silent, the difference of its channels stays ``below_db`` under their sum (a talk
+    recorded in mono and delivered as stereo, codec noise aside). Stereo room tone or music
+    between sentences fails it, so stereo backgrounds stay stereo. Read in blocks; the first
+    half second that differs ends the check."""
+    import soundfile
+
+    with soundfile.SoundFile(str(path)) as f:
+        if f.channels != 2:
+            return f.channels == 1
+        part = max(1, f.samplerate // 2)
+        for block in f.blocks(blocksize=part * 16, dtype="float32", always_2d=True):
+            n = len(block) // part * part or len(block)
+            pairs = block[:n].reshape(-1, min(part, n), 2).astype(np.float64)
+            side = pairs[..., 0] - pairs[..., 1]
+            mid = pairs[..., 0] + pairs[..., 1]
+            side_e, mid_e = (side * side).mean(axis=1), (mid * mid).mean(axis=1)
+            loud = mid_e > 4 * 10 ** (SILENCE_DB / 10)  # (2x the level)^2
+            with np.errstate(divide="ignore"):
+                if np.any(10 * np.log10(side_e[loud] / mid_e[loud] + 1e-30) > below_db):
+                    return False
+    return True
 
 
 @hookimpl

@@ -271,7 +271,7 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
     stream = StreamingMix(background or media.full_audio, out, StreamOptions(
         loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
         duck_db=duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
-        measure_true_peak=o.effort == Effort.high), ctx, args, removal, tracks)
+        measure_true_peak=o.effort == Effort.high), ctx, args, removal, tracks, media.channels)
 
     def unvoiced(seg: Segment) -> None:
         if removal is not None and "kept_original" in seg.flags:

@@ -94,3 +94,54 @@ def test_a_run_folder_with_room_passes_the_check(short_talk, tmp_path):
     ctx.input_path = short_talk.path
     LocalIngester(IngestConfig()).check(ctx)
     assert ctx.input_duration == pytest.approx(short_talk.duration, abs=0.05)
+
+
+def stereo_file(path: Path, left: np.ndarray, right: np.ndarray, codec: str = "pcm_s16le") -> Path:
+    """A two-channel file of ``left`` and ``right`` (48 kHz), through ffmpeg's ``codec``."""
+    import soundfile
+
+    from videodub.media import run_ffmpeg
+
+    wav = path.with_suffix(".src.wav")
+    soundfile.write(str(wav), np.stack([left, right], axis=1), 48000, subtype="FLOAT")
+    run_ffmpeg(["-v", "error", "-i", str(wav), "-c:a", codec, str(path)], what="a test file")
+    return path
+
+
+def speechlike(seconds: float, seed: int) -> np.ndarray:
+    """A harmonic tone with a syllable-rate envelope and pauses, about -20 dBFS."""
+    t = np.arange(int(seconds * 48000)) / 48000
+    tone = sum(np.sin(2 * np.pi * 140 * h * t) / h for h in range(1, 6))
+    envelope = np.sin(np.pi * 4 * t) ** 2 * (np.sin(2 * np.pi * 0.3 * t + seed) > -0.3)
+    return (0.15 * tone * envelope).astype(np.float32)
+
+
+def test_one_signal_in_both_channels_is_mono_even_through_a_stereo_aac_encode(tmp_path):
+    voice = speechlike(6.0, seed=0)
+    assert ingest_local.same_channels(stereo_file(tmp_path / "same.wav", voice, voice))
+    # AAC codes each channel with its own noise: still one signal.
+    encoded = stereo_file(tmp_path / "same.m4a", voice, voice, codec="aac")
+    wav = tmp_path / "decoded.wav"
+    from videodub.media import run_ffmpeg
+
+    run_ffmpeg(["-v", "error", "-i", str(encoded), "-ac", "2", str(wav)], what="decoding")
+    assert ingest_local.same_channels(wav)
+
+
+def test_stereo_room_tone_between_sentences_keeps_the_dub_stereo(tmp_path):
+    """The same voice in both channels, but a stereo room (independent noise per channel,
+    -45 dBFS) that is heard between sentences: stereo."""
+    voice = speechlike(6.0, seed=0)
+    rng = np.random.default_rng(1)
+    room = [(rng.standard_normal(len(voice)) * 0.0056).astype(np.float32) for _ in range(2)]
+    path = stereo_file(tmp_path / "room.wav", voice + room[0], voice + room[1])
+    assert not ingest_local.same_channels(path)
+
+
+def test_a_mono_talk_as_stereo_is_mixed_and_encoded_in_mono(short_talk, tmp_path):
+    """The test talk is espeak's mono voice in a stereo AAC track: ingest says mono, and the
+    notes say why."""
+    ctx = JobContext(tmp_path, "es", "en")
+    media = LocalIngester(IngestConfig()).ingest(short_talk.path, ctx)
+    assert media.channels == 1
+    assert any("same signal" in note for note in ctx.notes)
