@@ -250,10 +250,15 @@ class Scoped(Protocol):
 @dataclass(frozen=True)
 class DubEncoding:
     """How the muxer would encode the dub track: ffmpeg output arguments and the file suffix
-    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``)."""
+    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``); ``mono_args`` for a one-channel track
+    when they differ (a bitrate set per channel), else None."""
 
     args: tuple[str, ...]
     suffix: str
+    mono_args: tuple[str, ...] | None = None
+
+    def args_for(self, channels: int) -> tuple[str, ...]:
+        return self.mono_args if channels == 1 and self.mono_args else self.args
 
 
 @runtime_checkable

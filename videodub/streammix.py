@@ -142,7 +142,7 @@ class StreamOptions:
     duck_db: float  # ducking depth under speech, dB
     attack_s: float
     release_s: float
-    gain_lookahead_s: float = 15.0  # seconds of speech heard before the gain is chosen
+    gain_lookahead_s: float = 6.0  # seconds of speech heard before the gain is chosen
     max_hold_s: float = 120.0  # ... or this much finished track, whichever comes first
     slew_db_per_s: float = 0.5  # how fast the gain may follow the estimate afterwards
     tolerance_lu: float = 1.0  # off the target by more: a correction pass

@@ -265,7 +265,7 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
     checked by the limiter's own meter, and corrected in one more pass only if it missed."""
     from videodub.streammix import StreamingMix, StreamOptions, correct
 
-    args = (*encoding.args, "-f", "mp4") if encoding else None
+    args = (*encoding.args_for(media.channels), "-f", "mp4") if encoding else None
     out = ctx.work_dir / ("dub_mix" + (encoding.suffix if encoding else ".wav"))
     duck_db = 0.0 if o.duck_ratio <= 1.0 else o.duck_db  # a separated background: not ducked
     stream = StreamingMix(background or media.full_audio, out, StreamOptions(

@@ -39,8 +39,8 @@ def lang3(code: str | None) -> str:
 
 @dataclass
 class FfmpegMuxOptions:
-    # AAC bitrate of the dubbed track; auto: 192k for effort high, 160k medium, 128k low
-    # (the encoder's time grows with the bitrate).
+    # AAC bitrate of the dubbed track; auto: 192k for effort high, 160k medium, 128k low, half
+    # that for a mono dub (the encoder's time grows with the bitrate).
     audio_bitrate: str = "auto"
     # Keep the original audio as a second track.
     keep_original_audio: bool = True
@@ -55,11 +55,13 @@ class FfmpegMuxOptions:
             raise ValueError(f"audio_bitrate must be auto or like 160k, got {self.audio_bitrate!r}")
 
 
-def dub_bitrate(options) -> str:
-    """The dub track's AAC bitrate: as configured, or by effort for ``auto``."""
+def dub_bitrate(options, channels: int = 2) -> str:
+    """The dub track's AAC bitrate: as configured, or by effort for ``auto`` (96k, 80k or 64k
+    per channel: a mono dub needs half a stereo one's bits for the same quality)."""
     if options.audio_bitrate != "auto":
         return options.audio_bitrate
-    return {Effort.high: "192k", Effort.medium: "160k", Effort.low: "128k"}[options.effort]
+    per_channel = {Effort.high: 96, Effort.medium: 80, Effort.low: 64}[options.effort]
+    return f"{per_channel * min(channels, 2)}k"
 
 
 class FfmpegMuxer:
@@ -69,15 +71,16 @@ class FfmpegMuxer:
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=100, max_concurrency=1, reason="one output")
 
-    def _dub_args(self) -> list[str]:
+    def _dub_args(self, channels: int = 2) -> list[str]:
         effort = self.options.effort
         coder = self.options.aac_coder or ("twoloop" if effort == Effort.high else "fast")
-        return ["-c:a", "aac", "-aac_coder", coder, "-b:a", dub_bitrate(self.options)]
+        return ["-c:a", "aac", "-aac_coder", coder, "-b:a", dub_bitrate(self.options, channels)]
 
     def dub_encoding(self) -> DubEncoding:
         """The dub track as this muxer would encode it: a mixer that streams encodes it so
         while it mixes, and :meth:`mux` copies it (``videodub/run/tail.py``)."""
-        return DubEncoding(args=tuple(self._dub_args()), suffix=ENCODED_SUFFIX)
+        return DubEncoding(args=tuple(self._dub_args()), suffix=ENCODED_SUFFIX,
+                           mono_args=tuple(self._dub_args(channels=1)))
 
     def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
             ctx: JobContext) -> Path:
@@ -89,10 +92,14 @@ class FfmpegMuxer:
             args += ["-map", "0:v:0", "-c:v", "copy"]
         effort = self.options.effort
         coder = self.options.aac_coder or ("twoloop" if effort == Effort.high else "fast")
-        bitrate = dub_bitrate(self.options)
         # Already encoded our way while it was mixed (dub_encoding): copied, not encoded again.
-        dub_codec = (["-c:a:0", "copy"] if dubbed_audio.suffix == ENCODED_SUFFIX
-                     else ["-c:a:0", "aac", "-b:a:0", bitrate])
+        if dubbed_audio.suffix == ENCODED_SUFFIX:
+            dub_codec = ["-c:a:0", "copy"]
+        else:
+            import soundfile
+
+            channels = soundfile.info(str(dubbed_audio)).channels
+            dub_codec = ["-c:a:0", "aac", "-b:a:0", dub_bitrate(self.options, channels)]
         # One coder for every AAC track written (the dub, and an original that cannot be copied).
         args += ["-map", "1:a:0", *dub_codec, "-aac_coder", coder,
                  "-metadata:s:a:0", f"language={lang3(ctx.target_lang)}",

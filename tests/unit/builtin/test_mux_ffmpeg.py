@@ -73,6 +73,19 @@ def test_the_dub_tracks_bit_rate_follows_effort_unless_set(inputs, tmp_path, eff
     assert dub_bit_rate(out) == pytest.approx(kbps * 1000, rel=BITRATE_TOLERANCE)
 
 
+@pytest.mark.parametrize("effort, kbps", [(Effort.high, 96), (Effort.low, 64)])
+def test_a_mono_dub_gets_half_the_bit_rate(inputs, tmp_path, effort, kbps):
+    """``auto`` is set per channel: a mono dub track is given half a stereo one's bits, both
+    when mux encodes it and in the encoding it hands a mixer that streams."""
+    media, dub, srt = inputs
+    mono = tmp_path / "mono.wav"
+    soundfile.write(str(mono), soundfile.read(str(dub), dtype="float32")[0][:, 0], 48000)
+    out = mux((media, mono, srt), tmp_path, effort=effort)
+    assert dub_bit_rate(out) == pytest.approx(kbps * 1000, rel=BITRATE_TOLERANCE)
+    encoding = FfmpegMuxer(MuxConfig(effort=effort)).dub_encoding()
+    assert encoding.args_for(1)[-1] == f"{kbps}k" and encoding.args_for(2)[-1] == f"{2 * kbps}k"
+
+
 @pytest.mark.parametrize("effort, aac_coder, expected", [
     (Effort.high, "", "twoloop"), (Effort.medium, "", "fast"), (Effort.low, "", "fast"),
     (Effort.low, "twoloop", "twoloop"), (Effort.high, "fast", "fast"),
