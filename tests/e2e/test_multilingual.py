@@ -6,8 +6,10 @@ readies models before going offline."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import av
@@ -25,6 +27,12 @@ SPANISH = [("Bienvenidos a esta breve charla sobre videos para todos.",
            ("Gracias por mirar, y hasta la próxima.", "Thank you for watching, see you soon.")]
 
 
+def words(text: str) -> set[str]:
+    """Lower-case words without accents."""
+    plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    return set(re.findall(r"[a-z]+", plain))
+
+
 @pytest.mark.slow
 def test_a_spanish_talk_is_detected_as_spanish_and_dubbed_into_english(run_cli, tmp_path):
     talk = tmp_path / "charla.mp4"
@@ -39,7 +47,9 @@ def test_a_spanish_talk_is_detected_as_spanish_and_dubbed_into_english(run_cli, 
     assert any(n.startswith("transcribe: model base, beam 1, language es (detected, p=")
                for n in report["notes"]), report["notes"]
     heard = srt.parse((run.run_dir / "charla.es.srt").read_text(encoding="utf-8"))
-    assert "gracias por mirar" in " ".join(c.content.lower() for c in heard)
+    spoken = words(" ".join(text for text, _ in SPANISH))
+    share = len(spoken & words(" ".join(c.content for c in heard))) / len(spoken)
+    assert share >= 0.4, (share, [c.content for c in heard])
     dubbed = srt.parse((run.run_dir / "charla.en.srt").read_text(encoding="utf-8"))
     assert [c.content for c in dubbed] == [line.translation for line in script]
     with av.open(str(run.video)) as container:

@@ -43,8 +43,10 @@ def words(text: str) -> set[str]:
 
 
 def heard_share(segments, lang: str) -> float:
-    """The share of the script's words that were heard (measured: base about 0.7 of the
-    Spanish and 0.9 of the German; tiny.en, hearing Spanish as English, 0)."""
+    """The share of the script's words that were heard. Measured: base about 0.7 of the Spanish
+    (espeak-ng's voice varies a little from one synthesis to the next, and Whisper sometimes
+    drops a line of it) and 0.9 of the German; tiny.en, hearing Spanish as English, 0. The
+    tests ask for 0.4."""
     expected = words(" ".join(text for text, _ in LINES[lang]))
     return len(expected & words(" ".join(s.source_text for s in segments))) / len(expected)
 
@@ -85,7 +87,7 @@ def test_the_language_of_each_file_is_detected_when_not_given(talks, tmp_path, l
     assert re.search(rf"^transcribe: model base, beam 2, language {lang} \(detected, "
                      r"p=(0\.[5-9]\d|1\.00)\)", note), note
     share = heard_share(segments, lang)
-    assert share >= 0.5, (share, [s.source_text for s in segments])
+    assert share >= 0.4, (share, [s.source_text for s in segments])
 
 
 def test_a_given_source_lang_is_used_without_detection_and_auto_takes_base(talks, tmp_path):
@@ -96,7 +98,7 @@ def test_a_given_source_lang_is_used_without_detection_and_auto_takes_base(talks
     assert ctx.source_lang == "es"
     note = transcribe_note(ctx)
     assert note.startswith("transcribe: model base, beam 2, language es (given), on "), note
-    assert heard_share(segments, "es") >= 0.5, [s.source_text for s in segments]
+    assert heard_share(segments, "es") >= 0.4, [s.source_text for s in segments]
 
 
 def test_the_bundled_english_model_refuses_another_source_language_before_any_work(tmp_path):
