@@ -141,12 +141,17 @@ class Pipeline:
         else:
             translated = ordered_pool(run_batch, batches(), self.plan("translate"), self.ctx, st,
                                       "translate")
-        for n_in, result in translated:
-            for seg in result:
-                seg.id = len(self.target_segments)
-                self.target_segments.append(seg)
-                self.to_align.put(seg)
-            st.advance(n_in, items=n_in)
+        try:
+            for n_in, result in translated:
+                for seg in result:
+                    seg.id = len(self.target_segments)
+                    self.target_segments.append(seg)
+                    self.to_align.put(seg)
+                st.advance(n_in, items=n_in)
+        finally:
+            # Closed now, not when a failure's traceback lets go of this frame: the pool's
+            # threads end with the stage.
+            translated.close()
         st.begin()
         for later in ("align", "tts", "mix"):
             self.stats[later].total = len(self.target_segments)
