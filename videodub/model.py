@@ -84,9 +84,7 @@ class MediaInfo:
     speech_audio: Path  # 16 kHz mono WAV for speech recognition
     full_audio: Path  # the original audio track as 48 kHz stereo WAV, for mixing
     sample_rate: int = 48000
-    # Channels the dub keeps: 1 when the original is mono, or stereo with the same signal in
-    # both channels (half the mixing and encoding; no fake stereo), else 2.
-    channels: int = 2
+    channels: int = 2  # the dub's: 1 for a mono original (or one signal in both channels)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -249,9 +247,8 @@ class Scoped(Protocol):
 
 @dataclass(frozen=True)
 class DubEncoding:
-    """How the muxer would encode the dub track: ffmpeg output arguments and the file suffix
-    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``); ``mono_args`` for a one-channel track
-    when they differ (a bitrate set per channel), else None."""
+    """How the muxer would encode the dub track: ffmpeg output arguments, the file suffix
+    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``) and any other arguments for mono."""
 
     args: tuple[str, ...]
     suffix: str
@@ -336,10 +333,8 @@ class RegroupsLines(Protocol):
 
 @runtime_checkable
 class StreamsLines(Protocol):
-    """A translator that needs more than a fixed batch before a line is final, but less than
-    the whole transcript (translate=subtitles: a line waits only for the cues around it).
-    The runner hands it the lines as they are recognised and passes on, in start order, the
-    translated lines it yields; ``batch_size`` is then not used."""
+    """A translator whose lines need some context, not a fixed batch (translate=subtitles):
+    it gets the lines as they are recognised and yields translations in start order."""
 
     def translate_stream(self, segments: Iterable[Segment], ctx: JobContext) -> Iterator[Segment]: ...
 
