@@ -255,7 +255,7 @@ class DubEncoding:
     mono_args: tuple[str, ...] | None = None
 
     def args_for(self, channels: int) -> tuple[str, ...]:
-        return self.mono_args if channels == 1 and self.mono_args else self.args
+        return self.mono_args or self.args if channels == 1 else self.args
 
 
 @runtime_checkable
@@ -341,8 +341,7 @@ class StreamsLines(Protocol):
 
 @runtime_checkable
 class ShortensLines(Protocol):
-    """A translator that can say a line again in at most ``max_chars`` characters; returns
-    None when it declines."""
+    """A translator that can say a line again in at most ``max_chars`` characters, or None."""
 
     def shorten(self, segment: Segment, max_chars: int, ctx: JobContext) -> str | None: ...
 
