@@ -30,6 +30,9 @@ ABSOLUTE_DB = -60.0
 # vowel) sit only a few dB over the room, and they are part of the voice.
 EDGE_ABOVE_FLOOR_DB = 4.0
 EXTEND_S = 0.3
+# Files are measured this many frames at a time (a minute of audio): memory stays the same
+# whatever the media's length.
+BLOCK_FRAMES = 6000
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,16 @@ def frame_db(audio: np.ndarray, rate: int, frame_s: float = FRAME_S) -> np.ndarr
 
 def detect(audio: np.ndarray, rate: int, *, merge_gap: float = 0.25, min_speech: float = 0.06,
            threshold_db: float | None = None) -> Regions:
-    """Speech regions of mono ``audio``: frames above the threshold, gaps shorter than
-    ``merge_gap`` bridged (the pauses between words), blips shorter than ``min_speech`` dropped."""
-    db = frame_db(audio, rate)
-    duration = len(audio) / rate if rate else 0.0
+    """Speech regions of mono ``audio`` (see :func:`detect_levels`)."""
+    return detect_levels(frame_db(audio, rate), len(audio) / rate if rate else 0.0,
+                         merge_gap=merge_gap, min_speech=min_speech, threshold_db=threshold_db)
+
+
+def detect_levels(db: np.ndarray, duration: float, *, merge_gap: float = 0.25,
+                  min_speech: float = 0.06, threshold_db: float | None = None) -> Regions:
+    """Speech regions of a track of ``duration`` seconds from its frame levels ``db``: frames
+    above the threshold, gaps shorter than ``merge_gap`` bridged (the pauses between words),
+    blips shorter than ``min_speech`` dropped."""
     if db.size == 0:
         return Regions((), duration, ABSOLUTE_DB)
     if threshold_db is None:
@@ -118,6 +127,34 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return audio @ np.full(audio.shape[1], 1.0 / audio.shape[1], dtype=audio.dtype)
 
 
+@dataclass(frozen=True)
+class Levels:
+    """The frame levels of a sound file (:func:`frame_db` of it mixed to mono) and its length."""
+
+    db: np.ndarray
+    rate: int
+    samples: int
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.rate if self.rate else 0.0
+
+
+def levels_of_file(path: str | Path, scale: float = 1.0, frame_s: float = FRAME_S) -> Levels:
+    """:func:`frame_db` of a sound file mixed to mono (its samples times ``scale``), read
+    ``BLOCK_FRAMES`` frames at a time: the per-frame levels of a two-hour track are a few MB
+    where its samples are gigabytes. Blocks are a whole number of frames long and each frame
+    is summed alone, so the levels are exactly those of the whole file read at once."""
+    import soundfile
+
+    with soundfile.SoundFile(str(path)) as f:
+        rate, samples = f.samplerate, f.frames
+        hop = max(1, int(round(rate * frame_s)))
+        blocks = f.blocks(blocksize=hop * BLOCK_FRAMES, dtype="float32", always_2d=True)
+        parts = [frame_db(to_mono(block) * scale, rate, frame_s) for block in blocks]
+    return Levels(np.concatenate(parts) if parts else np.zeros(0), rate, samples)
+
+
 _cache: dict[tuple, Regions] = {}
 _lock = threading.Lock()
 
@@ -125,16 +162,14 @@ _lock = threading.Lock()
 def regions_of_file(path: str | Path, **kwargs) -> Regions:
     """:func:`detect` on a sound file (mixed to mono), computed once per file version: align,
     the mixer and the quality figures all ask for the source's regions."""
-    import soundfile
-
     p = Path(path)
     st = p.stat()
     key = (str(p.resolve()), st.st_mtime_ns, st.st_size, tuple(sorted(kwargs.items())))
     with _lock:
         if key in _cache:
             return _cache[key]
-    audio, rate = soundfile.read(str(p), dtype="float32", always_2d=True)
-    found = detect(to_mono(audio), rate, **kwargs)
+    levels = levels_of_file(p)
+    found = detect_levels(levels.db, levels.duration, **kwargs)
     with _lock:
         if len(_cache) > 16:
             _cache.clear()

@@ -74,9 +74,9 @@ def test_translators_that_cannot_shorten_decline_and_the_overflow_is_reported(fo
                                                     if s.overflow > 0.05}
 
 
-def test_the_quality_of_a_hand_made_dub(tmp_path):
-    """measure() on a source with speech at known times and a dub track with clips placed
-    40 ms late, one line cut short of its slot, and the original left in one gap."""
+def hand_made_dub(tmp_path, background_gain_db: float = 0.0):
+    """A source with speech at known times and a dub track with clips placed 40 ms late, one
+    line cut short of its slot, and the original left in one gap: (segments, media, ctx)."""
     import soundfile
 
     from videodub.model import JobContext, MediaInfo
@@ -99,14 +99,19 @@ def test_the_quality_of_a_hand_made_dub(tmp_path):
                       full_audio=tmp_path / "background.wav", sample_rate=rate)
     ctx = JobContext(tmp_path / "run", "es", "en")
     ctx.artifacts.update(speech_track=tmp_path / "speech_track.wav",
-                         background=tmp_path / "background.wav", background_gain_db=0.0)
+                         background=tmp_path / "background.wav",
+                         background_gain_db=background_gain_db)
     segs = []
     for i, (s, e, end) in enumerate(((1.0, 3.0, 2.5), (5.0, 7.0, 7.0))):
         seg = Segment(i, s, e, target_text="x", slot_start=s, slot_end=e, audio_path="clip",
                       synth_duration=end - s - 0.04, tts_rate=1.0, stretch=1.0)
         seg.extra.update(placed_start=s + 0.04, placed_end=end)
         segs.append(seg)
-    q = measure(segs, media, ctx)
+    return segs, media, ctx
+
+
+def test_the_quality_of_a_hand_made_dub(tmp_path):
+    q = measure(*hand_made_dub(tmp_path))
     assert q["onset_error"]["n"] == 2
     assert q["onset_error"]["max_ms"] == pytest.approx(40, abs=11)
     voice = q["original_voice"]
@@ -115,6 +120,25 @@ def test_the_quality_of_a_hand_made_dub(tmp_path):
     assert voice["original_in_gaps_db"] > -10
     assert q["overlaps"]["count"] == 0 and q["speed"]["sped_up_though_fit"] == 0
     assert "onset p95" in summary_line(q)
+
+
+def test_the_figures_from_tracks_read_in_blocks_are_those_of_the_whole_tracks(tmp_path,
+                                                                               monkeypatch):
+    """The tracks are measured a block at a time; short blocks that do not divide the tracks
+    give exactly the figures of one block as long as the media."""
+    from videodub import speech_regions
+
+    def figures(blocks: int) -> dict:
+        monkeypatch.setattr(speech_regions, "BLOCK_FRAMES", blocks)
+        folder = tmp_path / str(blocks)
+        folder.mkdir()
+        q = measure(*hand_made_dub(folder, background_gain_db=-4.0))
+        del q["measure_s"]
+        return q
+
+    whole = figures(10_000)  # 1000 frames in all
+    assert whole["original_voice"]["original_in_gaps_db"] is not None
+    assert figures(37) == whole
 
 
 @pytest.mark.slow

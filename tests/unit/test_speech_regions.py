@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from videodub.speech_regions import Regions, detect, regions_of_file, snap_end, snap_start
+from videodub import speech_regions
+from videodub.speech_regions import (Regions, detect, frame_db, levels_of_file, regions_of_file,
+                                     snap_end, snap_start, to_mono)
 
 RATE = 16000
 
@@ -47,6 +49,71 @@ def test_regions_of_a_file_are_measured_once_per_version(tmp_path):
     assert regions_of_file(path) is first
     soundfile.write(str(path), track([(0.5, 2.5)], 3.0), RATE)  # a new file, new regions
     assert regions_of_file(path).spans[0][0] == pytest.approx(0.5, abs=0.011)
+
+
+def read_whole(path) -> tuple[np.ndarray, int]:
+    """A file read at once, mixed to mono: what the blockwise reading must equal."""
+    import soundfile
+
+    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return to_mono(audio), rate
+
+
+def test_a_file_read_in_blocks_gives_the_levels_and_regions_of_the_whole_file(
+        tmp_path, monkeypatch):
+    import soundfile
+
+    # 70-frame blocks (0.7 s): many of them, the last one short and cut mid-frame.
+    monkeypatch.setattr(speech_regions, "BLOCK_FRAMES", 70)
+    path = tmp_path / "speech.wav"
+    audio = track([(0.5, 1.7), (2.05, 2.9), (3.03, 4.2), (6.0, 6.4)], 7.0)
+    soundfile.write(str(path), audio[: 7 * RATE - 61], RATE)
+    whole, rate = read_whole(path)
+    assert len(whole) % (70 * 160) and len(whole) % 160  # neither whole blocks nor frames
+
+    levels = levels_of_file(path)
+    assert np.array_equal(levels.db, frame_db(whole, rate))
+    assert (levels.rate, levels.samples, levels.duration) == (rate, len(whole), len(whole) / rate)
+    speech_regions._cache.clear()
+    assert regions_of_file(path) == detect(whole, rate)
+    dub_like = {"threshold_db": -50.0, "merge_gap": 0.05}
+    assert regions_of_file(path, **dub_like) == detect(whole, rate, **dub_like)
+
+
+def test_a_stereo_file_scaled_in_blocks_equals_the_whole_file_scaled(tmp_path, monkeypatch):
+    import soundfile
+
+    monkeypatch.setattr(speech_regions, "BLOCK_FRAMES", 33)
+    rate = 48000
+    rng = np.random.default_rng(2)
+    stereo = (0.2 * rng.standard_normal((3 * rate + 1234, 2))).astype(np.float32)
+    path = tmp_path / "background.wav"
+    soundfile.write(str(path), stereo, rate, subtype="FLOAT")
+    whole, _ = read_whole(path)
+    scale = 10 ** (-4.0 / 20)
+    assert np.array_equal(levels_of_file(path, scale=scale).db, frame_db(whole * scale, rate))
+
+
+def test_measuring_a_file_holds_one_block_not_the_whole_track(tmp_path, monkeypatch):
+    import tracemalloc
+
+    import soundfile
+
+    monkeypatch.setattr(speech_regions, "BLOCK_FRAMES", 500)  # 5 s blocks
+    path = tmp_path / "long.wav"
+    minutes = 3
+    with soundfile.SoundFile(str(path), "w", samplerate=RATE, channels=1) as f:
+        for _ in range(minutes * 6):
+            f.write(track([(1.0, 6.0)], 10.0))
+    tracemalloc.start()
+    try:
+        levels = levels_of_file(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    whole_track = minutes * 60 * RATE * 4  # the samples as float32: 11.5 MB
+    assert len(levels.db) == minutes * 6000
+    assert peak < whole_track / 8
 
 
 REGIONS = Regions(((1.0, 3.0), (4.2, 6.0), (9.0, 10.0)), 12.0, -30.0)

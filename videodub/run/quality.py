@@ -16,8 +16,10 @@
   a mix's limiter makes the mix minus the dub useless below about -30 dB). The original's
   background counts too (an upper bound on the voice).
 
-Everything is numpy on decoded audio with the energy detector of ``videodub.speech_regions``:
-a fraction of a second per minute of media, so it stays on in the speed profile.
+Everything is numpy on per-frame levels of the decoded audio with the energy detector of
+``videodub.speech_regions``, the tracks read a block at a time (memory does not grow with the
+media's length): a fraction of a second per minute of media, so it stays on in the speed
+profile.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import numpy as np
 
 from videodub.model import JobContext, MediaInfo, Segment
 from videodub.run.candidates import candidate_figures
-from videodub.speech_regions import FRAME_S, detect, frame_db, regions_of_file, to_mono
+from videodub.speech_regions import (FRAME_S, Levels, detect_levels, levels_of_file,
+                                     regions_of_file)
 from videodub.timing import speech_onset
 
 # The dub track is clean (exact zeros between clips): anything above this is dub speech.
@@ -44,13 +47,6 @@ def _stats_ms(values: list[float]) -> dict[str, Any]:
     a = np.abs(np.array(values)) * 1000.0
     return {"n": len(values), "mean_ms": round(float(a.mean()), 1),
             "p95_ms": round(float(np.percentile(a, 95)), 1), "max_ms": round(float(a.max()), 1)}
-
-
-def _read_mono(path: Path) -> tuple[np.ndarray, int]:
-    import soundfile
-
-    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return to_mono(audio), rate
 
 
 def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any) -> dict[str, Any]:
@@ -124,20 +120,20 @@ def suspect_figures(segments: list[Segment]) -> dict[str, Any]:
             "line_ids": [s.id for s in suspect]}
 
 
-def residual_figures(src_spans: Any, dub_spans: Any, segments: list[Segment],
-                     dub: np.ndarray, rate: int, background: Path, background_gain_db: float,
+def residual_figures(src_spans: Any, dub_spans: Any, segments: list[Segment], dub: Levels,
+                     background: Path, background_gain_db: float,
                      ducked: bool) -> dict[str, Any]:
     """What is left of the original where the source speaks, relative to the dub: the
     background track the mixer laid under the dub (at the gain it applied) against the dub
-    track, both before the mix's common loudness gain. Ducking under the dub is not counted,
-    so for a ducked mix the figure under dub lines is an upper bound."""
-    orig, orig_rate = _read_mono(background)
-    if orig_rate != rate:
+    track's levels, both before the mix's common loudness gain. Ducking under the dub is not
+    counted, so for a ducked mix the figure under dub lines is an upper bound. Both tracks are
+    compared as per-frame levels, read a block at a time: never whole in memory."""
+    orig = levels_of_file(background, scale=10 ** (background_gain_db / 20))
+    if orig.rate != dub.rate:
         return {"uncovered_source_speech_s": None, "original_where_source_speaks_db": None}
-    orig = orig * (10 ** (background_gain_db / 20))
-    n_frames = int(min(len(dub), len(orig)) / rate / FRAME_S)
-    p_orig = 10 ** (frame_db(orig, rate)[:n_frames] / 10)
-    p_dub = 10 ** (frame_db(dub, rate)[:n_frames] / 10)
+    n_frames = int(min(dub.samples, orig.samples) / dub.rate / FRAME_S)
+    p_orig = 10 ** (orig.db[:n_frames] / 10)
+    p_dub = 10 ** (dub.db[:n_frames] / 10)
     source = src_spans.mask(n_frames)
     for s in segments:  # where the original plays on purpose, it is not a residual
         if "kept_original" in s.flags:
@@ -170,14 +166,15 @@ def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[
     out: dict[str, Any] = {"lines": len(segments), "dubbed": len(dubbed)}
     speech_track = ctx.artifacts.get("speech_track")
     if speech_track is not None and Path(speech_track).exists():
-        dub_audio, rate = _read_mono(Path(speech_track))
+        dub = levels_of_file(Path(speech_track))
         # Clips are at least 80 ms apart: a shorter bridge keeps each clip its own region.
-        dub_spans = detect(dub_audio, rate, threshold_db=DUB_THRESHOLD_DB, merge_gap=0.05)
+        dub_spans = detect_levels(dub.db, dub.duration, threshold_db=DUB_THRESHOLD_DB,
+                                  merge_gap=0.05)
         out.update(sync_figures(dubbed, src_spans, dub_spans))
         background = ctx.artifacts.get("background")
         if background is not None and Path(background).exists():
             out["original_voice"] = residual_figures(
-                src_spans, dub_spans, segments, dub_audio, rate, Path(background),
+                src_spans, dub_spans, segments, dub, Path(background),
                 float(ctx.artifacts.get("background_gain_db", 0.0)),
                 bool(ctx.artifacts.get("background_ducked", False)))
     out["speed"] = speed_figures(dubbed)

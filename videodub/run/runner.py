@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from videodub.allocator import return_large_buffers
 from videodub.config import JobConfig
 from videodub.errors import Cancelled, VideodubError, is_no_space, no_space
 from videodub.machine import Machine
@@ -167,6 +168,7 @@ class Runner:
             self.scope.close()
             raise
         connect_tail(stages)
+        return_large_buffers()  # or a long job holds what it has freed (allocator.py)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
