@@ -415,3 +415,12 @@ def test_input_name_that_looks_like_an_ffmpeg_protocol(run_cli, short_talk, tmp_
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert Path(run.stdout.splitlines()[-1]) == tmp_path / "run" / "a:b -x.en.mp4"
+
+
+def test_the_target_subtitles_have_the_lines_final_timing(spanish_dub, talk):
+    """The subtitles are written once every line is aligned: each cue is timed as the line
+    in segments.json (align moves lines onto the measured speech after translation)."""
+    cues = read_srt(spanish_dub.run_dir / f"{talk.path.stem}.es.srt")
+    lines = [s for s in spanish_dub.segments() if s["target_text"].strip()]
+    assert [(round(c.start.total_seconds(), 2), round(c.end.total_seconds(), 2)) for c in cues] == [
+        (round(s["start"], 2), round(max(s["end"], s["start"] + 0.01), 2)) for s in lines]

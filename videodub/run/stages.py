@@ -155,7 +155,6 @@ class Pipeline:
         st.begin()
         for later in ("align", "tts", "mix"):
             self.stats[later].total = len(self.target_segments)
-        self.outputs.write_target_srt(self.target_segments, self.target_lang)
         self.finish(st)
         self.to_align.close()
 
@@ -184,6 +183,9 @@ class Pipeline:
             assert self.ctx.media is not None
             self.to_tts.put(aligner.align(held, max(self.ctx.media.duration, held.end), self.ctx))
             st.advance()
+        # Written once every line has its final timing (align snaps lines to the speech;
+        # with a translator that streams, earlier lines are aligned before the last is in).
+        self.outputs.write_target_srt(self.target_segments, self.target_lang)
         self.finish(st)
         self.to_tts.close()
 
