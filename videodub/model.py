@@ -248,14 +248,25 @@ class Scoped(Protocol):
 @dataclass(frozen=True)
 class DubEncoding:
     """How the muxer would encode the dub track: ffmpeg output arguments, the file suffix
-    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``) and any other arguments for mono."""
+    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``) and any other arguments for mono.
+
+    ``codec``, ``bit_rates`` (mono, stereo; bit/s) and ``codec_options`` say the same to an
+    in-process encoder; given for AAC, a streaming mixer may encode stretches of the track on
+    several CPUs and join them (``videodub/parallel_encode.py``), else it runs ``args``."""
 
     args: tuple[str, ...]
     suffix: str
     mono_args: tuple[str, ...] | None = None
+    codec: str | None = None
+    bit_rates: tuple[int, int] | None = None
+    codec_options: tuple[tuple[str, str], ...] = ()
 
     def args_for(self, channels: int) -> tuple[str, ...]:
         return self.mono_args or self.args if channels == 1 else self.args
+
+    def bit_rate_for(self, channels: int) -> int:
+        assert self.bit_rates is not None
+        return self.bit_rates[0 if channels == 1 else 1]
 
 
 @runtime_checkable

@@ -25,6 +25,7 @@ import math
 import re
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import numpy as np
 from videodub.errors import Cancelled, VideodubError
 from videodub.media import ffmpeg_exe, run_ffmpeg
 from videodub.model import JobContext
+from videodub.parallel_encode import EncoderSpec, ParallelEncoder, feed
 from videodub.speech_regions import to_mono
 
 # Integrated loudness is summed over 100 ms hops, four to a 400 ms gating block (BS.1770-4).
@@ -146,14 +148,19 @@ class StreamingMix:
     def __init__(self, background: Path, out: Path, options: StreamOptions,
                  ctx: JobContext, encode_args: tuple[str, ...] | None = None,
                  removal: Any = None, tracks: tuple[Path, Path] | None = None,
-                 channels: int | None = None) -> None:
+                 channels: int | None = None, stretches: EncoderSpec | None = None) -> None:
         import soundfile
 
         self.options, self.out, self.ctx = options, out, ctx
         # Gains that take the original voice out (``background.StreamingRemoval``), or none.
         self.removal = removal
-        # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV.
+        # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV; or
+        # the limiter's output encoded in stretches on several CPUs (``parallel_encode``).
         self.encode_args = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
+        self.stretches = stretches
+        self.encoder: ParallelEncoder | None = None
+        self.feed: threading.Thread | None = None
+        self.feed_errors: list[BaseException] = []
         self.bg = soundfile.SoundFile(str(background))
         self.rate, self.frames = self.bg.samplerate, self.bg.frames
         # The mix's channels: the background's, or one (a mono original delivered as stereo:
@@ -185,13 +192,22 @@ class StreamingMix:
                  + (":dualmono=true" if self.channels == 1 else ""))
         self.tmp = self.out.with_name(f".{self.out.stem}.part{self.out.suffix}")
         self.log = tempfile.TemporaryFile()
+        output = ([*self.encode_args, str(self.tmp)] if self.stretches is None
+                  else ["-f", "f32le", "-ac", str(self.channels), "pipe:1"])
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "info", "-nostats",
                "-f", "f32le", "-ar", str(self.rate), "-ac", str(self.channels), "-i", "pipe:0",
                "-af", f"alimiter=limit={ceiling:.5f}:level=false:attack=5:release=50,{meter}",
-               *self.encode_args, str(self.tmp)]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                     stderr=self.log)
+               *output]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stderr=self.log,
+            stdout=subprocess.DEVNULL if self.stretches is None else subprocess.PIPE)
         self.ctx.track_process(self.proc)
+        if self.stretches is not None:
+            spec = self.stretches
+            self.encoder = ParallelEncoder(self.tmp, self.rate, self.channels, spec.codec,
+                                           spec.bit_rate, spec.options, spec.workers)
+            self.feed = feed(self.proc.stdout, self.encoder, self.channels, self.feed_errors,
+                             on_error=self.proc.kill)
 
     def _write(self, block: np.ndarray) -> None:
         assert self.proc.stdin is not None
@@ -280,6 +296,10 @@ class StreamingMix:
             self.proc.kill()
             self.proc.wait()
         self.ctx.untrack_process(self.proc)
+        if self.feed is not None:
+            self.feed.join()
+        if self.encoder is not None:
+            self.encoder.abort()
         self._close_tracks()
         if not self.bg.closed:
             self.bg.close()
@@ -297,6 +317,8 @@ class StreamingMix:
             assert self.proc.stdin is not None
             self.proc.stdin.close()
             self.proc.wait()
+            if self.feed is not None:
+                self.feed.join()
         finally:
             self.ctx.untrack_process(self.proc)
             self._close_tracks()
@@ -309,10 +331,19 @@ class StreamingMix:
         self.log.seek(0)
         stderr = self.log.read().decode("utf-8", "replace")
         self.log.close()
+        if self.feed_errors:
+            self.tmp.unlink(missing_ok=True)
+            raise VideodubError(f"encoding the dubbed audio failed: {self.feed_errors[0]}")
         if self.proc.returncode != 0:
             self.tmp.unlink(missing_ok=True)
             last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
             raise VideodubError(f"mixing the dubbed audio failed: {last[0].strip()}")
+        if self.encoder is not None:
+            try:
+                self.encoder.close()
+            except Exception as exc:
+                self.tmp.unlink(missing_ok=True)
+                raise VideodubError(f"encoding the dubbed audio failed: {exc}") from exc
         result = parse_summary(stderr)
         result.update(first_gain=self.first_gain_db or 0.0, last_gain=self.gain_db or 0.0)
         self.tmp.replace(self.out)

@@ -25,7 +25,9 @@ from videodub.errors import VideodubError
 from videodub.background import (StreamingRemoval, removal_spans, removes_original,
                                  write_background)
 from videodub.media import run_ffmpeg
+from videodub.machine import Machine
 from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHint
+from videodub.parallel_encode import EncoderSpec, splices
 from videodub.placement import ClipPlacer, placed
 from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
 from videodub.speech_regions import regions_of_file
@@ -49,6 +51,9 @@ class DuckMixOptions:
     streaming: bool = True
     # Streaming: how far the background is ducked under speech, dB.
     duck_db: float = -18.0
+    # Streaming, AAC: threads encoding stretches of the track side by side (joined at frame
+    # boundaries); 0 = the CPUs the job has, 1 = one encoder over the whole track.
+    encode_workers: int = 0
     # The original voice: auto = removed where the source speaks for a dub into another
     # language, ducked for a same-language re-voice; remove; duck; separate = taken out by a
     # source-separation model, the background kept at its level under the dub.
@@ -72,6 +77,8 @@ class DuckMixOptions:
             raise ValueError(f"duck_ratio must be between 1 and 20, got {self.duck_ratio}")
         if not -60.0 <= self.duck_db <= 0.0:
             raise ValueError(f"duck_db must be between -60 and 0 dB, got {self.duck_db}")
+        if self.encode_workers < 0:
+            raise ValueError(f"encode_workers must be 0 (auto) or more, got {self.encode_workers}")
 
 
 class SpeechTrackWriter:
@@ -257,6 +264,20 @@ class DuckMixer:
                  f"gain {gain:+.1f} dB, limiter {'on' if limiter != 'anull' else 'off'}")
 
 
+def encoder_spec(encoding: DubEncoding | None, channels: int,
+                 workers: int) -> EncoderSpec | None:
+    """Stretches of the track encoded on ``workers`` threads (0: the job's CPUs), when the
+    muxer's encoding allows it and there is more than one; None: one ffmpeg encoder."""
+    if (encoding is None or not encoding.bit_rates
+            or not splices(encoding.codec, dict(encoding.codec_options))):
+        return None
+    workers = workers or Machine.detect().cpus
+    if workers < 2:
+        return None
+    return EncoderSpec(encoding.codec, encoding.bit_rate_for(channels),
+                       dict(encoding.codec_options), workers)
+
+
 def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext,
                   encoding: DubEncoding | None = None, background: Path | None = None,
                   removal: StreamingRemoval | None = None,
@@ -271,7 +292,8 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
     stream = StreamingMix(background or media.full_audio, out, StreamOptions(
         loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
         duck_db=duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
-        measure_true_peak=o.effort == Effort.high), ctx, args, removal, tracks, media.channels)
+        measure_true_peak=o.effort == Effort.high), ctx, args, removal, tracks, media.channels,
+        stretches=encoder_spec(encoding, media.channels, o.encode_workers))
 
     def unvoiced(seg: Segment) -> None:
         if removal is not None and "kept_original" in seg.flags:

@@ -64,6 +64,11 @@ def dub_bitrate(options, channels: int = 2) -> str:
     return f"{per_channel * min(channels, 2)}k"
 
 
+def bits(rate: str) -> int:
+    """``160k`` or ``160000`` as bits per second."""
+    return int(rate[:-1]) * 1000 if rate.endswith("k") else int(rate)
+
+
 class FfmpegMuxer:
     def __init__(self, options) -> None:
         self.options = options
@@ -71,16 +76,22 @@ class FfmpegMuxer:
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=100, max_concurrency=1, reason="one output")
 
+    def _coder(self) -> str:
+        return self.options.aac_coder or ("twoloop" if self.options.effort == Effort.high
+                                          else "fast")
+
     def _dub_args(self, channels: int = 2) -> list[str]:
-        effort = self.options.effort
-        coder = self.options.aac_coder or ("twoloop" if effort == Effort.high else "fast")
-        return ["-c:a", "aac", "-aac_coder", coder, "-b:a", dub_bitrate(self.options, channels)]
+        return ["-c:a", "aac", "-aac_coder", self._coder(), "-b:a",
+                dub_bitrate(self.options, channels)]
 
     def dub_encoding(self) -> DubEncoding:
         """The dub track as this muxer would encode it: a mixer that streams encodes it so
         while it mixes, and :meth:`mux` copies it (``videodub/run/tail.py``)."""
         return DubEncoding(args=tuple(self._dub_args()), suffix=ENCODED_SUFFIX,
-                           mono_args=tuple(self._dub_args(channels=1)))
+                           mono_args=tuple(self._dub_args(channels=1)), codec="aac",
+                           bit_rates=(bits(dub_bitrate(self.options, 1)),
+                                      bits(dub_bitrate(self.options, 2))),
+                           codec_options=(("aac_coder", self._coder()),))
 
     def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
             ctx: JobContext) -> Path:
@@ -90,8 +101,7 @@ class FfmpegMuxer:
         args = ["-v", "error", "-i", str(media.path), "-i", str(dubbed_audio), "-i", str(subtitles)]
         if media.has_video:
             args += ["-map", "0:v:0", "-c:v", "copy"]
-        effort = self.options.effort
-        coder = self.options.aac_coder or ("twoloop" if effort == Effort.high else "fast")
+        coder = self._coder()
         # Already encoded our way while it was mixed (dub_encoding): copied, not encoded again.
         if dubbed_audio.suffix == ENCODED_SUFFIX:
             dub_codec = ["-c:a:0", "copy"]

@@ -6,6 +6,7 @@ mix brought to its target under the true-peak ceiling, and the options' ranges."
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -356,3 +357,28 @@ def test_loudness_options_at_the_ends_of_their_ranges_are_accepted():
         opts = DuckMixOptions(loudness=loudness, true_peak=true_peak, duck_ratio=duck_ratio)
         assert (opts.loudness, opts.true_peak, opts.duck_ratio) == (loudness, true_peak,
                                                                     duck_ratio)
+
+
+def test_the_track_is_encoded_in_stretches_only_where_that_is_safe(monkeypatch):
+    """Stretches on several threads for AAC's fast coder with more than one worker (0: the
+    job's CPUs); one ffmpeg encoder for twoloop, one worker, or no in-process description."""
+    from videodub.builtin.mix_duck import encoder_spec
+    from videodub.machine import Machine
+    from videodub.model import DubEncoding
+
+    fast = DubEncoding(("-c:a", "aac"), ".m4a", codec="aac", bit_rates=(64000, 128000),
+                       codec_options=(("aac_coder", "fast"),))
+    spec = encoder_spec(fast, 1, 3)
+    assert (spec.codec, spec.bit_rate, spec.options, spec.workers) == (
+        "aac", 64000, {"aac_coder": "fast"}, 3)
+    assert encoder_spec(fast, 2, 2).bit_rate == 128000
+    monkeypatch.setattr(Machine, "detect", classmethod(lambda cls: SimpleNamespace(cpus=4)))
+    assert encoder_spec(fast, 1, 0).workers == 4
+    monkeypatch.setattr(Machine, "detect", classmethod(lambda cls: SimpleNamespace(cpus=1)))
+    assert encoder_spec(fast, 1, 0) is None
+    assert encoder_spec(fast, 1, 1) is None
+    twoloop = DubEncoding(("-c:a", "aac"), ".m4a", codec="aac", bit_rates=(96000, 192000),
+                          codec_options=(("aac_coder", "twoloop"),))
+    assert encoder_spec(twoloop, 1, 4) is None
+    assert encoder_spec(DubEncoding(("-c:a", "aac"), ".m4a"), 1, 4) is None
+    assert encoder_spec(None, 1, 4) is None

@@ -1,0 +1,133 @@
+"""The dub track encoded in stretches on several threads and joined: it decodes to the input's
+length and alignment, a join adds no more error than the codec makes anyway, and a failure
+or an abort leaves no file and no thread behind."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from videodub.errors import VideodubError
+from videodub.media import ffmpeg_exe
+from videodub.parallel_encode import FRAME, ParallelEncoder, splices
+
+RATE = 48000
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """12 s of espeak speech at 48 kHz over faint noise, with a click every 0.7 s (transients
+    make the encoder switch to short windows, the hardest case for a join)."""
+    from videodub.testing.samples import speak
+
+    voice, rate = speak("The quick brown fox jumps over the lazy dog while seven ships sail "
+                        "past the harbour lights and nobody hears the bells ring twice.")
+    voice = scipy.signal.resample_poly(voice.astype(np.float64), RATE, rate)
+    rng = np.random.default_rng(3)
+    track = np.zeros(12 * RATE)
+    track[:min(len(voice), len(track))] += 0.5 * voice[:len(track)] / np.abs(voice).max()
+    track += 0.003 * rng.standard_normal(len(track))
+    for k in range(int(12 / 0.7)):
+        a = int(k * 0.7 * RATE) + 37
+        track[a:a + 96] += 0.15 * rng.standard_normal(96)
+    return np.clip(track, -1, 1).astype(np.float32)
+
+
+def decode(path) -> np.ndarray:
+    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "f32le", "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(out, "<f4")
+
+
+def encode(path, track: np.ndarray, workers: int, stretch_s: float, pieces: int = 7) -> None:
+    encoder = ParallelEncoder(path, RATE, 1, "aac", 64000, {"aac_coder": "fast"}, workers,
+                              stretch_s=stretch_s)
+    for piece in np.array_split(track[:, None], pieces):  # uneven writes, not frame-aligned
+        encoder.write(piece)
+    encoder.close()
+
+
+def db(x: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.asarray(x, np.float64) ** 2) + 1e-20))
+
+
+def test_joined_stretches_decode_like_one_encoder_at_the_same_length_and_place(tmp_path, speech):
+    one, joined = tmp_path / "one.m4a", tmp_path / "joined.m4a"
+    encode(one, speech, workers=1, stretch_s=1e9)
+    encode(joined, speech, workers=3, stretch_s=1.0)  # eleven joins in 12 s
+    a, b = decode(one), decode(joined)
+    assert len(a) == len(b) == len(speech)  # priming and the short last frame trimmed exactly
+    # Aligned to the sample (a shift would show as a lag), and as close to the input overall.
+    excerpt = slice(2 * RATE, 4 * RATE)
+    corr = scipy.signal.correlate(b[excerpt], speech[excerpt], mode="full", method="fft")
+    assert np.argmax(corr) - (excerpt.stop - excerpt.start - 1) == 0
+    assert db(b - speech) < db(speech) - 10
+    assert db(b - speech) == pytest.approx(db(a - speech), abs=0.5)
+    # No click at a join. Two encoders' errors differ by a few dB anywhere (a different rate
+    # control path), at a join or not; a click, or frames cut off the grid, is 20 dB or more.
+    stretch = round(1.0 * RATE / FRAME) * FRAME
+    excess = []
+    for join in range(stretch, len(speech) - stretch, stretch):
+        around = slice(join - 2 * FRAME, join + 2 * FRAME)
+        excess.append(db(b[around] - speech[around]) - db(a[around] - speech[around]))
+    assert max(excess) < 8 and np.mean(excess) < 2, excess
+
+
+def test_stereo_and_a_track_shorter_than_one_stretch(tmp_path, speech):
+    stereo = np.stack([speech[:RATE // 3], -0.5 * speech[:RATE // 3]], axis=1)
+    encoder = ParallelEncoder(tmp_path / "s.m4a", RATE, 2, "aac", 128000, {}, 2)
+    encoder.write(stereo)
+    encoder.close()
+    out = decode(tmp_path / "s.m4a").reshape(-1, 2)
+    assert out.shape == stereo.shape
+    assert db(out - stereo) < db(stereo) - 10
+
+
+def test_an_empty_track_is_an_error_not_an_empty_file(tmp_path):
+    encoder = ParallelEncoder(tmp_path / "e.m4a", RATE, 1, "aac", 64000, {}, 2)
+    with pytest.raises(VideodubError, match="empty"):
+        encoder.close()
+    encoder.abort()
+
+
+def test_only_the_fast_aac_coder_is_split():
+    assert splices("aac", {"aac_coder": "fast"}) and splices("aac", {})
+    assert not splices("aac", {"aac_coder": "twoloop"})
+    assert not splices("libopus", {})
+    with pytest.raises(ValueError):
+        ParallelEncoder(None, RATE, 1, "aac", 64000, {"aac_coder": "twoloop"})
+
+
+def test_a_failing_encoder_fails_the_mix_with_one_line_and_leaves_nothing(tmp_path, speech,
+                                                                          monkeypatch):
+    import soundfile
+
+    from videodub.model import JobContext
+    from videodub.parallel_encode import EncoderSpec
+    from videodub.streammix import StreamingMix, StreamOptions
+
+    soundfile.write(str(tmp_path / "bg.wav"), np.stack([speech, speech], 1), RATE)
+
+    def broken(self, *args):
+        raise RuntimeError("encoder out of memory")
+
+    monkeypatch.setattr(ParallelEncoder, "_encode", broken)
+    before = {t.name for t in threading.enumerate()}
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    out = tmp_path / "dub.m4a"
+    stream = StreamingMix(tmp_path / "bg.wav", out,
+                          StreamOptions(-16.0, -1.5, -4.0, -18.0, 0.02, 0.4), ctx,
+                          channels=1, stretches=EncoderSpec("aac", 64000, {}, 2))
+    with pytest.raises(VideodubError, match="encoding the dubbed audio failed: encoder out of"):
+        try:
+            stream.add(speech[:RATE], 1.0)
+            stream.close()
+        finally:
+            stream.abort()
+    assert not out.exists() and not list(tmp_path.glob(".dub*"))
+    left = {t.name for t in threading.enumerate()} - before
+    assert not [n for n in left if n.startswith("videodub-encode")]
