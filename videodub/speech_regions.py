@@ -12,6 +12,8 @@ a time (the source, or the dub alone).
 
 from __future__ import annotations
 
+import math
+
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,19 +179,33 @@ def regions_of_file(path: str | Path, **kwargs) -> Regions:
     return found
 
 
+# A line's first word: a burst of speech that ends at most this long before the recognised
+# start, after a pause at least this long (not the last word of the sentence before).
+LEAD_GAP_S = 0.25
+LEAD_PAUSE_S = 0.5
+
+
 def snap_start(start: float, regions: Regions, *, early: float = 0.4,
                late: float = 0.6) -> float:
     """A recognised line's start moved to the speech onset measured near it: recognisers are
     often 150-300 ms early (Whisper puts a first word at 0.0 s), sometimes late. The onset of
-    the region ``start`` falls in (if it began at most ``early`` before), else the first onset
-    within ``late`` after it; else ``start`` unchanged."""
+    the region ``start`` falls in (if it began at most ``early`` before); else, when the
+    recogniser was late past a short first word ("First, ..."), that word's onset: a region
+    that began at most ``early`` before, ended at most ``LEAD_GAP_S`` before and follows a
+    pause of ``LEAD_PAUSE_S``; else the first onset within ``late`` after it; else ``start``
+    unchanged."""
+    previous_end = -math.inf
     for s, e in regions.spans:
         if s <= start < e and s >= start - early:
+            return s
+        if (e <= start and s >= start - early and start - e <= LEAD_GAP_S
+                and s - previous_end >= LEAD_PAUSE_S):
             return s
         if start <= s <= start + late:
             return s
         if s > start + late:
             break
+        previous_end = e
     return start
 
 

@@ -116,7 +116,8 @@ def test_measuring_a_file_holds_one_block_not_the_whole_track(tmp_path, monkeypa
     assert peak < whole_track / 8
 
 
-REGIONS = Regions(((1.0, 3.0), (4.2, 6.0), (9.0, 10.0)), 12.0, -30.0)
+REGIONS = Regions(((1.0, 3.0), (4.2, 6.0), (9.0, 10.0), (12.0, 12.3), (12.7, 14.0),
+                   (14.25, 14.5), (14.9, 16.0)), 20.0, -30.0)
 
 
 @pytest.mark.parametrize("asr, expected", [
@@ -125,6 +126,13 @@ REGIONS = Regions(((1.0, 3.0), (4.2, 6.0), (9.0, 10.0)), 12.0, -30.0)
     (4.0, 4.2),
     (7.0, 7.0),    # nothing near: unchanged
     (2.5, 2.5),    # deep inside a region that began long before: unchanged
+    # Late past a first word ("First, | speak ...", Whisper 0.38 s late): that word's onset,
+    # not the next word's, which is nearer.
+    (12.38, 12.0),
+    (12.6, 12.7),  # the word ended too long before: the onset that follows
+    # A short region right after the sentence before (0.25 s pause) is its last word: the
+    # onset that follows.
+    (14.6, 14.9),
 ])
 def test_a_start_snaps_to_the_onset_near_it(asr, expected):
     assert snap_start(asr, REGIONS) == expected
