@@ -235,7 +235,7 @@ class Runner:
             # is only useful to a finished job; completed work (subtitles, cached
             # transcripts and clips) stays.
             if status != "ok" or not job.keep_work:
-                shutil.rmtree(ctx.work_dir, ignore_errors=True)
+                remove_work(ctx.work_dir)
             report = self._report(status, started_at, time.monotonic() - t0, outputs)
             self._notify("job_finished", job=job, run_dir=self.run_dir, report=report)
             report_error = self._write_report(report)
@@ -355,3 +355,15 @@ class Runner:
             target_segments=self._segments(self.pipeline), providers=self.providers,
             outputs=outputs.names(), errors=self.errors, preflight_s=self.preflight_s,
             estimate=self.estimate, quality=self.quality))
+
+
+def remove_work(folder: Path, tries: int = 20) -> None:
+    """Remove the work folder. After a failure or Ctrl-C a stage thread may still be writing
+    in it for a moment (it stops at its next cancellation check), and a file created while the
+    tree is removed leaves the folder behind: retried for up to a second."""
+    for _ in range(tries):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.05)
+
