@@ -1,8 +1,7 @@
 """The data that flows between stages, and the small interfaces stages implement.
 
-Data moves one way: ingest -> transcribe -> translate -> align -> tts -> mix -> mux.
-Stages exchange :class:`Segment` objects; a stage never reaches back into another.
-"""
+Data moves one way: ingest -> transcribe -> translate -> align -> tts -> mix -> mux. Stages
+exchange :class:`Segment` objects; a stage never reaches back into another."""
 
 from __future__ import annotations
 
@@ -247,12 +246,9 @@ class Scoped(Protocol):
 
 @dataclass(frozen=True)
 class DubEncoding:
-    """How the muxer would encode the dub track: ffmpeg output arguments, the file suffix
-    (``["-c:a", "aac", "-b:a", "160k"]``, ``".m4a"``) and any other arguments for mono.
-
-    ``codec``, ``bit_rates`` (mono, stereo; bit/s) and ``codec_options`` say the same to an
-    in-process encoder; given for AAC, a streaming mixer may encode stretches of the track on
-    several CPUs and join them (``videodub/parallel_encode.py``), else it runs ``args``."""
+    """How the muxer would encode the dub track: ffmpeg output arguments, file suffix, other
+    arguments for mono; the same for an in-process encoder (codec, bit/s mono and stereo,
+    codec options), which a streaming mixer may run on several CPUs (``parallel_encode``)."""
 
     args: tuple[str, ...]
     suffix: str
@@ -264,23 +260,17 @@ class DubEncoding:
     def args_for(self, channels: int) -> tuple[str, ...]:
         return self.mono_args or self.args if channels == 1 else self.args
 
-    def bit_rate_for(self, channels: int) -> int:
-        assert self.bit_rates is not None
-        return self.bit_rates[0 if channels == 1 else 1]
-
 
 @runtime_checkable
 class EncodesDub(Protocol):
-    """A muxer that can take the dub track already encoded its way (then copied, not
-    encoded again); None when it cannot for this job."""
+    """A muxer that copies a dub track already encoded its way; None when it cannot."""
 
     def dub_encoding(self) -> DubEncoding | None: ...
 
 
 @runtime_checkable
 class StreamsEncoded(Protocol):
-    """A mixer that can encode the track as it finishes it, so the encoder runs while clips
-    are still arriving instead of after the last one (``run/tail.py`` connects the two)."""
+    """A mixer that encodes the track as it finishes it, while clips arrive (``run/tail.py``)."""
 
     def encode_as(self, encoding: DubEncoding) -> None: ...
 
@@ -294,8 +284,7 @@ class CallsProvider(Protocol):
 
 @runtime_checkable
 class EstimatesUsage(Protocol):
-    """Says what a job of this length will use (calls, tokens, audio), for the cost estimate
-    printed before a paid run."""
+    """What a job this long will use (calls, tokens, audio): the estimate before a paid run."""
 
     provider_stats: ProviderStats
 

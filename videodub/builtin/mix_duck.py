@@ -274,7 +274,7 @@ def encoder_spec(encoding: DubEncoding | None, channels: int,
     workers = workers or Machine.detect().cpus
     if workers < 2:
         return None
-    return EncoderSpec(encoding.codec, encoding.bit_rate_for(channels),
+    return EncoderSpec(encoding.codec, encoding.bit_rates[0 if channels == 1 else 1],
                        dict(encoding.codec_options), workers)
 
 

@@ -86,7 +86,7 @@ def test_a_mono_dub_gets_half_the_bit_rate(inputs, tmp_path, effort, kbps):
     assert encoding.args_for(1)[-1] == f"{kbps}k" and encoding.args_for(2)[-1] == f"{2 * kbps}k"
     # The same, said to an in-process encoder (a mixer encoding stretches in threads).
     assert encoding.codec == "aac"
-    assert (encoding.bit_rate_for(1), encoding.bit_rate_for(2)) == (kbps * 1000, 2 * kbps * 1000)
+    assert encoding.bit_rates == (kbps * 1000, 2 * kbps * 1000)
     coder = "twoloop" if effort == Effort.high else "fast"
     assert dict(encoding.codec_options) == {"aac_coder": coder}
 
