@@ -85,16 +85,17 @@ QUIET_FRAME_S = 0.5
 def audio_windows(path: Path, window_s: float) -> Iterator[tuple[float, Any]]:
     """16 kHz speech in windows of about ``window_s`` seconds, each cut at the quietest half
     second near its end, as ``(offset seconds, samples)``; a file no longer than one window
-    (or ``window_s=0``) comes whole, as its path, exactly as before windows existed. Only one
-    window is in memory at a time (faster-whisper also keeps the window's spectrogram: a
-    600 s window peaks about 270 MiB over the model, a 120 s one about 80 MiB)."""
+    (or ``window_s=0``) comes whole. Only one window is in memory at a time (faster-whisper
+    also keeps the window's spectrogram: a 600 s window peaks about 270 MiB over the model, a
+    120 s one about 80 MiB). Samples, not the path: faster-whisper would decode the WAV with
+    PyAV and a resampler, to the same samples, 30 ms later per minute."""
     import numpy as np
     import soundfile
 
     info = soundfile.info(str(path))
     rate = info.samplerate
     if window_s <= 0 or info.frames <= window_s * rate * 1.1:
-        yield 0.0, str(path)
+        yield 0.0, soundfile.read(str(path), dtype="float32")[0]
         return
     frame = int(QUIET_FRAME_S * rate)
     with soundfile.SoundFile(str(path)) as f:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,18 +95,22 @@ class LocalIngester:
         audio = [s for s in info["streams"] if s["type"] == "audio"]
         video = [s for s in info["streams"] if s["type"] == "video"
                  and s["codec"] not in ("mjpeg", "png")]  # cover art is not a video stream
-        validation = self.options.validation
-        if validation == Validation.full:
-            decode_check(input_path, ctx)
         speech = ctx.work_dir / "speech16k.wav"
         full = ctx.work_dir / "original.wav"
         rate = self.options.mix_sample_rate
-        # One decode, two outputs: 16 kHz mono for recognition, the mixing rate in stereo.
-        run_ffmpeg(["-v", "error", "-i", str(input_path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-                    "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(speech),
-                    "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "2", "-ar", str(rate),
-                    "-c:a", "pcm_s16le", str(full)],
-                   ctx, what=f"extracting audio from {input_path.name}")
+
+        def extract() -> None:
+            # One decode, two outputs: 16 kHz mono for recognition, the mixing rate in stereo.
+            run_ffmpeg(["-v", "error", "-i", str(input_path), "-map", "0:a:0", "-vn", "-sn",
+                        "-dn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(speech),
+                        "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "2", "-ar", str(rate),
+                        "-c:a", "pcm_s16le", str(full)],
+                       ctx, what=f"extracting audio from {input_path.name}")
+
+        if self.options.validation == Validation.full:
+            checked_while_extracting(input_path, extract, (speech, full), ctx)
+        else:
+            extract()
         mono = audio[0].get("channels") == 1 or same_channels(full)
         if mono and audio[0].get("channels") != 1:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
@@ -116,6 +121,26 @@ class LocalIngester:
             video_codec=video[0]["codec"] if video else None, speech_audio=speech,
             full_audio=full, sample_rate=rate, channels=1 if mono else 2,
             extra={"format": info["format"]})
+
+
+def checked_while_extracting(path: Path, extract, outputs: tuple[Path, ...],
+                             ctx: JobContext) -> None:
+    """``validation=full``: every stream decoded (:func:`decode_check`) beside the extraction,
+    on another CPU, instead of before it. A damaged file still fails with the decoder's line,
+    and what was extracted from it is removed."""
+    with ThreadPoolExecutor(1, thread_name_prefix="videodub-decode-check") as pool:
+        check = pool.submit(decode_check, path, ctx)
+        try:
+            extract()
+        except BaseException:
+            check.result()  # the damage, named, rather than the extraction's error
+            raise
+        try:
+            check.result()
+        except BaseException:
+            for out in outputs:
+                out.unlink(missing_ok=True)
+            raise
 
 
 def same_channels(path: Path, below_db: float = SAME_CHANNELS_DB) -> bool:

@@ -47,7 +47,8 @@ def test_quick_validation_lets_a_corrupt_file_through(corrupt, tmp_path):
 
 
 def test_full_validation_refuses_a_corrupt_file_in_one_line(corrupt, tmp_path):
-    """full decodes every packet first and stops at the damage, before extracting audio."""
+    """full decodes every packet (beside the extraction) and stops at the damage; nothing
+    extracted is left."""
     ctx = JobContext(tmp_path, "es", None)
     with pytest.raises(VideodubError) as failure:
         LocalIngester(IngestConfig(validation=Validation.full)).ingest(corrupt, ctx)
