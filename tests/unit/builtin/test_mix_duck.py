@@ -360,8 +360,8 @@ def test_loudness_options_at_the_ends_of_their_ranges_are_accepted():
 
 
 def test_the_track_is_encoded_in_stretches_only_where_that_is_safe(monkeypatch):
-    """Stretches on several threads for AAC's fast coder with more than one worker (0: the
-    job's CPUs); one ffmpeg encoder for twoloop, one worker, or no in-process description."""
+    """Stretches on several threads for AAC with more than one worker (0: the job's CPUs);
+    one ffmpeg encoder for another coder, one worker, or no in-process description."""
     from videodub.builtin.mix_duck import encoder_spec
     from videodub.machine import Machine
     from videodub.model import DubEncoding
@@ -379,6 +379,9 @@ def test_the_track_is_encoded_in_stretches_only_where_that_is_safe(monkeypatch):
     assert encoder_spec(fast, 1, 1) is None
     twoloop = DubEncoding(("-c:a", "aac"), ".m4a", codec="aac", bit_rates=(96000, 192000),
                           codec_options=(("aac_coder", "twoloop"),))
-    assert encoder_spec(twoloop, 1, 4) is None
+    assert encoder_spec(twoloop, 1, 4).options == {"aac_coder": "twoloop"}
+    anmr = DubEncoding(("-c:a", "aac"), ".m4a", codec="aac", bit_rates=(96000, 192000),
+                       codec_options=(("aac_coder", "anmr"),))
+    assert encoder_spec(anmr, 1, 4) is None
     assert encoder_spec(DubEncoding(("-c:a", "aac"), ".m4a"), 1, 4) is None
     assert encoder_spec(None, 1, 4) is None
