@@ -70,15 +70,18 @@ def test_joined_stretches_decode_like_one_encoder_at_the_same_length_and_place(
     corr = scipy.signal.correlate(b[excerpt], speech[excerpt], mode="full", method="fft")
     assert np.argmax(corr) - (excerpt.stop - excerpt.start - 1) == 0
     assert db(b - speech) < db(speech) - 10
-    assert db(b - speech) == pytest.approx(db(a - speech), abs=0.5)
+    # No worse than one encoder overall: twoloop's own figure moves by up to 0.9 dB with
+    # where its encoder starts, so it is given 1 dB.
+    assert db(b - speech) < db(a - speech) + (0.5 if coder == "fast" else 1.0)
     # No click at a join. Two encoders' errors differ by a few dB anywhere (a different rate
-    # control path), at a join or not; a click, or frames cut off the grid, is 20 dB or more.
+    # control path; up to 6 dB here over espeak's varying output), at a join or not. Joins
+    # without the run-up and the frames past the end average 6-7 dB more, up to 13-15 dB.
     stretch = round(stretch_s * RATE / FRAME) * FRAME
     excess = []
     for join in range(stretch, len(speech) - stretch, stretch):
         around = slice(join - 2 * FRAME, join + 2 * FRAME)
         excess.append(db(b[around] - speech[around]) - db(a[around] - speech[around]))
-    assert max(excess) < 8 and np.mean(excess) < 2, excess
+    assert max(excess) < 10 and np.mean(excess) < 2, excess
 
 
 def test_stereo_and_a_track_shorter_than_one_stretch(tmp_path, speech):
