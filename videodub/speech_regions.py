@@ -32,8 +32,8 @@ ABSOLUTE_DB = -60.0
 # vowel) sit only a few dB over the room, and they are part of the voice.
 EDGE_ABOVE_FLOOR_DB = 4.0
 EXTEND_S = 0.3
-# A dip under the edge level shorter than this (one 10 ms frame between the sounds of a
-# fading word) does not stop the extension.
+# At a region's end, a dip under the edge level no longer than this (a 10 ms frame between
+# the sounds of a fading word) does not stop the extension.
 EDGE_DIP_S = 0.03
 # Files are measured this many frames at a time (a minute of audio): memory stays the same
 # whatever the media's length.
@@ -109,7 +109,7 @@ def detect_levels(db: np.ndarray, duration: float, *, merge_gap: float = 0.25,
     dip = int(round(EDGE_DIP_S / FRAME_S))
     for i in range(len(starts)):
         lo = max(starts[i] - reach, ends[i - 1] if i else 0)
-        while starts[i] > lo and db[max(lo, starts[i] - dip - 1):starts[i]].max() > edge_db:
+        while starts[i] > lo and db[starts[i] - 1] > edge_db:
             starts[i] -= 1
         hi = min(ends[i] + reach, starts[i + 1] if i + 1 < len(starts) else len(db))
         while ends[i] < hi and db[ends[i]:min(hi, ends[i] + dip + 1)].max() > edge_db:
