@@ -13,7 +13,6 @@ a time (the source, or the dub alone).
 from __future__ import annotations
 
 import math
-
 import threading
 from dataclasses import dataclass
 from pathlib import Path

@@ -366,4 +366,3 @@ def remove_work(folder: Path, tries: int = 20) -> None:
         if not folder.exists():
             return
         time.sleep(0.05)
-
