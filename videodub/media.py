@@ -34,26 +34,49 @@ def run_ffmpeg(args: list[str], ctx: JobContext | None = None, what: str = "ffmp
 
     The process is tracked by ``ctx`` so that cancelling the job kills it at once.
     """
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if ctx is not None:
-        ctx.track_process(proc)
-    try:
-        _, err = proc.communicate()
-    finally:
+    return Ffmpeg(args, ctx, what).wait()
+
+
+class Ffmpeg:
+    """One ffmpeg process started with ``args`` (no shell) and tracked by ``ctx``; its stderr
+    goes to a temporary file, so several can run side by side without filling a pipe."""
+
+    def __init__(self, args: list[str], ctx: JobContext | None, what: str) -> None:
+        self.args, self.ctx, self.what = args, ctx, what
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", *args],
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
         if ctx is not None:
-            ctx.untrack_process(proc)
-    if ctx is not None and ctx.cancel_event.is_set():
-        raise Cancelled()
-    stderr = err.decode("utf-8", "replace")
-    if proc.returncode != 0 and "No space left on device" in stderr:
-        out = Path(args[-1]) if args and not args[-1].startswith("-") else None
-        raise no_space(OSError(errno.ENOSPC, "No space left on device",
-                               str(out) if out else None), what)
-    if proc.returncode != 0:
-        last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
-        raise VideodubError(f"{what} failed: {last[0].strip()}")
-    return stderr
+            ctx.track_process(self.proc)
+
+    def wait(self) -> str:
+        """Its stderr once it has ended; a failure is one VideodubError line."""
+        try:
+            self.proc.wait()
+            self.log.seek(0)
+            stderr = self.log.read().decode("utf-8", "replace")
+        finally:
+            self.stop()
+        if self.ctx is not None and self.ctx.cancel_event.is_set():
+            raise Cancelled()
+        args = self.args
+        if self.proc.returncode != 0 and "No space left on device" in stderr:
+            out = Path(args[-1]) if args and not args[-1].startswith("-") else None
+            raise no_space(OSError(errno.ENOSPC, "No space left on device",
+                                   str(out) if out else None), self.what)
+        if self.proc.returncode != 0:
+            last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
+            raise VideodubError(f"{self.what} failed: {last[0].strip()}")
+        return stderr
+
+    def stop(self) -> None:
+        """Killed if still running, and forgotten (harmless once it has ended)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.ctx is not None:
+            self.ctx.untrack_process(self.proc)
+        self.log.close()
 
 
 def probe(path: Path) -> dict[str, Any]:
