@@ -51,6 +51,9 @@ class Recorder:
         self.events: list[tuple[str, int, float]] = []
         self.batches: list[list[int]] = []
         self.tts_started = threading.Event()
+        self.transcribe_started = threading.Event()
+        self.transcribe_finished = threading.Event()
+        self.media_at_start: list[tuple[MediaInfo | None, MediaInfo]] = []
         self.tts_done: defaultdict[int, threading.Event] = defaultdict(threading.Event)
 
     def log(self, event: str, seg_id: int) -> None:
@@ -92,15 +95,21 @@ class FakeTranscribeOptions:
     hold_last: bool = False
     # Raise a VideodubError after yielding this many segments (-1: never).
     fail_after: int = -1
+    # Start on the speech ingest hands on while still extracting it (ReadsGrowingSpeech).
+    reads_growing: bool = False
 
 
 class FakeTranscriber:
     def __init__(self, options, recorder: Recorder) -> None:
         self.options = options
         self.recorder = recorder
+        self.reads_growing_speech = options.reads_growing
 
     def transcribe(self, media: MediaInfo, ctx: JobContext):
         opts = self.options
+        self.recorder.log("transcribe_start", 0)
+        self.recorder.media_at_start.append((ctx.media, media))
+        self.recorder.transcribe_started.set()
         ctx.source_lang = ctx.source_lang or "en"
         step = media.duration / opts.segments
         for i in range(opts.segments):
@@ -115,6 +124,7 @@ class FakeTranscriber:
             start = round(i * step + 0.05 * step, 3)
             yield Segment(id=i, start=start, end=round(start + 0.6 * step, 3),
                           source_text=f"This is test line number {i}.")
+        self.recorder.transcribe_finished.set()
 
 
 # -- translate -------------------------------------------------------------------------

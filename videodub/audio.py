@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from videodub.errors import Cancelled
 
 # 16-bit samples at or below this (about -54 dBFS) count as silence at a clip's ends.
 SILENCE_THRESHOLD = 64
@@ -59,3 +63,95 @@ def time_stretch(audio: np.ndarray, rate: int, stretch: float, fine: bool = True
 
     return pedalboard.time_stretch(audio.reshape(1, -1).astype(np.float32), rate,
                                    stretch_factor=float(stretch), high_quality=fine)[0]
+
+
+class GrowingWav:
+    """A 16-bit PCM WAV that a child process may still be writing (ingest's 16 kHz speech),
+    read as it grows: speech recognition starts on the first window while the rest of the
+    input is still being extracted. ``finish`` is called once the writer has ended; after
+    that the file is read as any other. A file that is already whole is :meth:`whole`."""
+
+    POLL_S = 0.02
+
+    def __init__(self, path: Path, rate: int, channels: int = 1) -> None:
+        self.path, self.rate, self.channels = Path(path), rate, channels
+        self.done = threading.Event()
+        self.failed = False
+        self.frames = 0  # the whole file's, once done
+        self._data_at: int | None = None  # where the samples start in the file
+
+    @classmethod
+    def whole(cls, path: Path) -> GrowingWav:
+        import soundfile
+
+        info = soundfile.info(str(path))
+        wav = cls(path, info.samplerate, info.channels)
+        wav.finish(ok=True)
+        return wav
+
+    def finish(self, ok: bool) -> None:
+        if ok:
+            import soundfile
+
+            self.frames = soundfile.info(str(self.path)).frames
+        self.failed = not ok
+        self.done.set()
+
+    def _data_offset(self) -> int | None:
+        """The samples' offset, once the writer has put out the header (RIFF chunks up to
+        ``data``)."""
+        if self._data_at is None:
+            try:
+                with open(self.path, "rb") as f:
+                    head = f.read(4096)
+            except FileNotFoundError:
+                return None
+            at = 12
+            while head[:4] == b"RIFF" and at + 8 <= len(head):
+                chunk, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
+                if chunk == b"data":
+                    self._data_at = at + 8
+                    break
+                at += 8 + size + (size & 1)
+        return self._data_at
+
+    def available(self) -> int:
+        """Frames that can be read now (all of them once done)."""
+        if self.done.is_set():
+            return self.frames
+        at = self._data_offset()
+        if at is None:
+            return 0
+        return max(0, self.path.stat().st_size - at) // (2 * self.channels)
+
+    def wait(self, frames: int, check: Callable[[], None] = lambda: None) -> int:
+        """Frames available once at least ``frames`` are, or the writer has ended (fewer,
+        then); ``check`` is called while waiting (raises to stop). A writer that failed
+        raises :class:`~videodub.errors.Cancelled`: its own error is the job's."""
+        while True:
+            done = self.done.is_set()
+            if self.failed:
+                raise Cancelled()
+            have = self.available()
+            if have >= frames or done:
+                return have
+            check()
+            self.done.wait(self.POLL_S)
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        """``n`` frames from ``start``, float32 (mono: 1-D), as soundfile reads them."""
+        if self.done.is_set():
+            import soundfile
+
+            with soundfile.SoundFile(str(self.path)) as f:
+                f.seek(start)
+                return f.read(n, dtype="float32")
+        at = self._data_offset()
+        assert at is not None
+        size = 2 * self.channels
+        with open(self.path, "rb") as f:
+            f.seek(at + start * size)
+            raw = f.read(n * size)
+        audio = np.frombuffer(raw[:len(raw) // size * size], dtype="<i2").astype(np.float32)
+        audio *= 1.0 / 32768  # soundfile's scale for 16-bit samples
+        return audio if self.channels == 1 else audio.reshape(-1, self.channels)

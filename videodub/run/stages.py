@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from videodub.errors import VideodubError
-from videodub.model import (JobContext, RefitsClips, RegroupsLines, Segment, StreamsLines,
-                            UsesSpeakingRate)
+from videodub.model import (JobContext, MediaInfo, ReadsGrowingSpeech, RefitsClips,
+                            RegroupsLines, Segment, StreamsLines, UsesSpeakingRate)
 from videodub.run.voice import apply_on_suspect, measure_speaking_rate, refit_clip
 from videodub.run.outputs import Outputs
 from videodub.run.stats import StageStats
@@ -47,6 +47,10 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.media_ready = threading.Event()
+        # The speech audio while ingest still extracts it, for a transcriber that reads it so.
+        self.speech_ready = threading.Event()
+        self.early_media: MediaInfo | None = None
+        self.ctx.speech_started = self._speech_started
         self.to_translate, self.to_align, self.to_tts, self.to_mix = (
             Pipe(self.ctx, self.queue_size) for _ in range(4))
 
@@ -56,9 +60,18 @@ class Pipeline:
                 ("translate", self.translate), ("align", self.align), ("tts", self.tts),
                 ("mix", self.mix)]
 
-    def _wait_for_media(self) -> None:
-        while not self.media_ready.wait(0.1):
+    def _wait_for_media(self, early: bool = False) -> MediaInfo:
+        """Ingest's result; with ``early``, the media handed on while the speech is still
+        being extracted may do."""
+        while not (self.speech_ready if early else self.media_ready).wait(0.1):
             self.ctx.check_cancelled()
+        media = self.ctx.media if self.media_ready.is_set() else self.early_media
+        assert media is not None
+        return media
+
+    def _speech_started(self, media: MediaInfo) -> None:
+        self.early_media = media
+        self.speech_ready.set()
 
     def ingest(self) -> None:
         st = self.stats["ingest"]
@@ -68,17 +81,18 @@ class Pipeline:
         st.advance()
         self.finish(st)
         self.media_ready.set()
+        self.speech_ready.set()
 
     def transcribe(self) -> None:
         ctx = self.ctx
-        self._wait_for_media()
-        media = ctx.media
-        assert media is not None
+        transcriber = self.stages["transcribe"]
+        media = self._wait_for_media(early=isinstance(transcriber, ReadsGrowingSpeech)
+                                     and transcriber.reads_growing_speech)
         st = self.stats["transcribe"]
         st.total = media.duration
         self.plan("transcribe", pending=1)
         st.begin()
-        for seg in self.stages["transcribe"].transcribe(media, ctx):
+        for seg in transcriber.transcribe(media, ctx):
             ctx.check_cancelled()
             self.source_segments.append(seg)
             st.done = min(seg.end, media.duration)
@@ -162,6 +176,9 @@ class Pipeline:
         aligner = self.stages["align"]
         st = self.stats["align"]
         self.plan("align", pending=1)
+        # Lines are placed on the source's speech (``timing.source_regions``): the whole
+        # extraction first, even when recognition started on part of it.
+        self._wait_for_media()
         # A line's slot ends where the next one starts, so each line waits for the next.
         held: Segment | None = None
         measured = False  # the voice is measured on the first line long enough for it
