@@ -42,6 +42,11 @@ RUN_UP = {"fast": 16, "twoloop": 128}
 STRETCH_S = {"fast": 10.0, "twoloop": 20.0}
 POST = 2  # frames encoded after a stretch's last kept frame
 BLOCK = 48 * FRAME  # samples per frame handed to PyAV
+# When no samples have come for ``IDLE_S`` (the mix waits for a clip: recognition is still on
+# the next window), what is buffered is encoded at once if it is at least this share of a
+# stretch: the CPUs are free then, and less is left for the end.
+IDLE_S = 0.15
+IDLE_SHARE = 0.4
 
 
 def splices(codec: str | None, options: dict[str, str]) -> bool:
@@ -107,6 +112,15 @@ class ParallelEncoder:
             self.buffered += len(block)
         while self.base + self.buffered >= self.next + self.stretch + POST * FRAME:
             self._submit(self.next + self.stretch, last=False)
+
+    def flush(self) -> bool:
+        """Encode what is buffered now, as a shorter stretch, if it is at least ``IDLE_SHARE``
+        of a stretch (the stretch's frames past its end must be here too); True if it did."""
+        end = (self.base + self.buffered) // FRAME * FRAME - POST * FRAME
+        if end - self.next < IDLE_SHARE * self.stretch:
+            return False
+        self._submit(end, last=False)
+        return True
 
     def _submit(self, end: int, last: bool) -> None:
         """Hand samples ``next - run_up .. end (+ POST frames)`` to an encoder."""
@@ -204,23 +218,34 @@ class ParallelEncoder:
 
 def feed(stream, encoder: ParallelEncoder, channels: int, errors: list[BaseException],
          on_error: Callable[[], None], block_samples: int = 48_000) -> threading.Thread:
-    """A thread copying interleaved f32le samples from ``stream`` (a pipe) into ``encoder``.
-    An exception it meets is appended to ``errors`` and ``on_error`` is called (to stop the
-    writer at the other end of the pipe, which would otherwise wait for a reader)."""
+    """A thread copying interleaved f32le samples from ``stream`` (a pipe) into ``encoder``,
+    which encodes what it has when the pipe goes quiet for ``IDLE_S`` (:meth:`~ParallelEncoder
+    .flush`). An exception it meets is appended to ``errors`` and ``on_error`` is called (to
+    stop the writer at the other end of the pipe, which would otherwise wait for a reader)."""
 
     def run() -> None:
+        import os
+        import select
+
+        fd = stream.fileno()
         size = block_samples * channels * 4
         frame = 4 * channels
         rest = b""
+        flushed = True  # nothing new since the last flush
         try:
             while True:
-                chunk = stream.read(size)
+                if not select.select([fd], [], [], IDLE_S)[0]:
+                    if not flushed:
+                        flushed = encoder.flush() or flushed
+                    continue
+                chunk = os.read(fd, size)
                 if not chunk:
                     break
                 chunk = rest + chunk
                 whole = len(chunk) // frame * frame
                 rest = chunk[whole:]
                 encoder.write(np.frombuffer(chunk[:whole], dtype="<f4").reshape(-1, channels))
+                flushed = False
         except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits
             errors.append(exc)
             on_error()

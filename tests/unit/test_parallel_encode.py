@@ -138,3 +138,46 @@ def test_a_failing_encoder_fails_the_mix_with_one_line_and_leaves_nothing(tmp_pa
     assert not out.exists() and not list(tmp_path.glob(".dub*"))
     left = {t.name for t in threading.enumerate()} - before
     assert not [n for n in left if n.startswith("videodub-encode")]
+
+
+def test_a_pause_in_the_pipe_encodes_what_came_and_the_joins_stay_clean(tmp_path, speech):
+    """The mix waits for clips (recognition is still on its next window): the feed encodes
+    what it has then, as a shorter stretch, and the result is as one encoder's."""
+    import os
+
+    from videodub.parallel_encode import IDLE_S, feed
+
+    one, fed = tmp_path / "one.m4a", tmp_path / "fed.m4a"
+    encode(one, speech, workers=1, stretch_s=1e9)
+    encoder = ParallelEncoder(fed, RATE, 1, "aac", 64000, {"aac_coder": "fast"}, 2,
+                              stretch_s=10.0)
+    submitted = []
+    real_submit = encoder._submit
+
+    def noted(end, last):
+        submitted.append((encoder.next, end, last))
+        real_submit(end, last)
+
+    encoder._submit = noted
+    read_end, write_end = os.pipe()
+    errors: list[BaseException] = []
+    with open(read_end, "rb") as stream:
+        thread = feed(stream, encoder, 1, errors, on_error=lambda: None)
+        data = speech.astype("<f4").tobytes()
+        pause_at = 5 * RATE * 4 + 123 * 4  # 5 s and a bit: under one 10 s stretch
+        os.write(write_end, data[:pause_at])
+        threading.Event().wait(IDLE_S * 4)  # quiet: the mix waits for a clip
+        assert submitted, "nothing was encoded during the pause"
+        os.write(write_end, data[pause_at:])
+        os.close(write_end)
+        thread.join(10)
+    assert not errors
+    encoder.close()
+    # The first stretch ended on the frame grid, two frames short of what had come.
+    first_end = submitted[0][1]
+    assert first_end % FRAME == 0 and first_end == (5 * RATE + 123) // FRAME * FRAME - 2 * FRAME
+    a, b = decode(one), decode(fed)
+    assert len(b) == len(speech)
+    assert db(b - speech) < db(a - speech) + 0.5
+    around = slice(first_end - 2 * FRAME, first_end + 2 * FRAME)
+    assert db(b[around] - speech[around]) - db(a[around] - speech[around]) < 10
