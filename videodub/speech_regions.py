@@ -145,6 +145,34 @@ class Levels:
         return self.samples / self.rate if self.rate else 0.0
 
 
+class LevelMeter:
+    """The :class:`Levels` of mono audio given in pieces, as :func:`levels_of_file` finds them
+    in a 16-bit WAV of it (the samples are rounded as writing one would), without writing it:
+    the streaming mix measures the dub and the background it lays as it goes."""
+
+    def __init__(self, rate: int, frame_s: float = FRAME_S) -> None:
+        self.rate, self.frame_s = rate, frame_s
+        self.hop = max(1, int(round(rate * frame_s)))
+        self.rest = np.zeros(0, np.float32)  # samples of an unfinished frame
+        self.parts: list[np.ndarray] = []
+        self.samples = 0
+
+    def add(self, audio: np.ndarray) -> None:
+        # libsndfile's float -> 16-bit -> float: x * 32768 rounded down, read back / 32768.
+        pcm = np.clip(np.floor(np.asarray(audio, np.float32) * 32768.0), -32768, 32767)
+        pcm *= 1 / 32768
+        self.samples += len(pcm)
+        pcm = np.concatenate([self.rest, pcm]) if len(self.rest) else pcm
+        whole = len(pcm) // self.hop * self.hop
+        if whole:
+            self.parts.append(frame_db(pcm[:whole], self.rate, self.frame_s))
+        self.rest = pcm[whole:]
+
+    def levels(self) -> Levels:
+        return Levels(np.concatenate(self.parts) if self.parts else np.zeros(0), self.rate,
+                      self.samples)
+
+
 def levels_of_file(path: str | Path, scale: float = 1.0, frame_s: float = FRAME_S) -> Levels:
     """:func:`frame_db` of a sound file mixed to mono (its samples times ``scale``), read
     ``BLOCK_FRAMES`` frames at a time: the per-frame levels of a two-hour track are a few MB

@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from videodub.errors import Cancelled, VideodubError
+from videodub.errors import Cancelled, VideodubError, is_no_space
 from videodub.media import ffmpeg_exe, run_ffmpeg
 from videodub.model import JobContext
 from videodub.parallel_encode import EncoderSpec, ParallelEncoder, feed
-from videodub.speech_regions import to_mono
+from videodub.speech_regions import LevelMeter, to_mono
 
 # Integrated loudness is summed over 100 ms hops, four to a 400 ms gating block (BS.1770-4).
 HOP_S = 0.1
@@ -147,7 +147,7 @@ class StreamingMix:
 
     def __init__(self, background: Path, out: Path, options: StreamOptions,
                  ctx: JobContext, encode_args: tuple[str, ...] | None = None,
-                 removal: Any = None, tracks: tuple[Path, Path] | None = None,
+                 removal: Any = None, measure: bool = False,
                  channels: int | None = None, stretches: EncoderSpec | None = None) -> None:
         import soundfile
 
@@ -171,10 +171,9 @@ class StreamingMix:
         self.envelope = DuckEnvelope(self.rate, options.duck_db, options.attack_s,
                                      options.release_s)
         self.meter = LoudnessMeter(self.rate, self.channels)
-        # The dub alone and the background as mixed (mono, before the common gain), for the
-        # quality figures: (speech path, background path), written as the mix advances.
-        self.tracks = [soundfile.SoundFile(str(p), "w", samplerate=self.rate, channels=1,
-                                           subtype="PCM_16") for p in tracks] if tracks else []
+        # The frame levels of the dub alone and of the background as mixed (mono, before the
+        # common gain), for the quality figures (``measure``), taken as the mix advances.
+        self.levels = (LevelMeter(self.rate), LevelMeter(self.rate)) if measure else None
         self.done = 0  # samples finished (handed on)
         self.speech = np.zeros(0, dtype=np.float32)  # clip samples from ``done`` on
         self.heard = 0  # clip samples added
@@ -248,9 +247,9 @@ class StreamingMix:
             if self.removal is not None:
                 gains = gains * self.removal.gains(self.done, n, self.rate)
             mixed = bg * gains[:, None]
-            if self.tracks:
-                self.tracks[0].write(speech)
-                self.tracks[1].write(to_mono(mixed))
+            if self.levels:
+                self.levels[0].add(speech)
+                self.levels[1].add(to_mono(mixed))
             mixed += speech[:, None]
             self.speech = self.speech[n:]
             self.done += n
@@ -284,11 +283,6 @@ class StreamingMix:
             self._write(block * gain)
         self.held, self.held_samples = [], 0
 
-    def _close_tracks(self) -> None:
-        for track in self.tracks:
-            if not track.closed:
-                track.close()
-
     def abort(self) -> None:
         """Stop the ffmpeg and drop the unfinished file (after a failure; harmless after
         :meth:`close`)."""
@@ -300,7 +294,6 @@ class StreamingMix:
             self.feed.join()
         if self.encoder is not None:
             self.encoder.abort()
-        self._close_tracks()
         if not self.bg.closed:
             self.bg.close()
         if not self.log.closed:
@@ -321,7 +314,6 @@ class StreamingMix:
                 self.feed.join()
         finally:
             self.ctx.untrack_process(self.proc)
-            self._close_tracks()
             self.bg.close()
             if self.proc.poll() is None:
                 self.proc.kill()
@@ -333,7 +325,7 @@ class StreamingMix:
         self.log.close()
         if self.feed_errors:
             self.tmp.unlink(missing_ok=True)
-            raise VideodubError(f"encoding the dubbed audio failed: {self.feed_errors[0]}")
+            raise encoding_failed(self.feed_errors[0])
         if self.proc.returncode != 0:
             self.tmp.unlink(missing_ok=True)
             last = [ln for ln in stderr.strip().splitlines() if ln.strip()][-1:] or ["no output"]
@@ -343,11 +335,22 @@ class StreamingMix:
                 self.encoder.close()
             except Exception as exc:
                 self.tmp.unlink(missing_ok=True)
-                raise VideodubError(f"encoding the dubbed audio failed: {exc}") from exc
+                error = encoding_failed(exc)
+                if error is exc:
+                    raise
+                raise error from exc
         result = parse_summary(stderr)
         result.update(first_gain=self.first_gain_db or 0.0, last_gain=self.gain_db or 0.0)
         self.tmp.replace(self.out)
         return result
+
+
+def encoding_failed(exc: BaseException) -> BaseException:
+    """The error to raise for a failed encoder: a full disk as itself (the runner names the
+    folder that is full), anything else as one line."""
+    if is_no_space(exc):
+        return exc
+    return VideodubError(f"encoding the dubbed audio failed: {exc}")
 
 
 def parse_summary(stderr: str) -> dict[str, float]:

@@ -168,3 +168,28 @@ def test_the_quality_profile_makes_both_ways_out_and_keeps_the_cheaper(loopback,
                for line in json.loads(body["messages"][-1]["content"])["lines"]]
     assert all(s.extra["char_budget"] in budgets for s in compared)
     assert result.report["quality"]["overlaps"]["count"] == 0
+
+
+def test_the_figures_from_levels_measured_while_mixing_are_those_of_the_tracks(tmp_path):
+    """The streaming mix measures its two tracks as it lays them instead of writing them:
+    the same figures as from the 16-bit files, pieces of any length."""
+    import soundfile
+
+    from videodub.speech_regions import LevelMeter
+
+    for folder in ("files", "levels"):
+        (tmp_path / folder).mkdir()
+    from_files = measure(*hand_made_dub(tmp_path / "files", background_gain_db=-4.0))
+    segs, media, ctx = hand_made_dub(tmp_path / "levels", background_gain_db=-4.0)
+    for name, key in (("speech_track", "speech_levels"), ("background", "background_levels")):
+        path = ctx.artifacts.pop(name)
+        audio, rate = soundfile.read(str(path), dtype="float32")
+        meter = LevelMeter(rate)
+        for piece in np.array_split(audio, 17):
+            meter.add(piece)
+        ctx.artifacts[key] = meter.levels()
+    from_levels = measure(segs, media, ctx)
+    for q in (from_files, from_levels):
+        del q["measure_s"]
+    assert from_levels["original_voice"]["original_in_gaps_db"] is not None
+    assert from_levels == from_files

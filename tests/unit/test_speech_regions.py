@@ -155,3 +155,25 @@ def test_an_end_snaps_to_the_nearest_offset_after_the_start():
     assert snap_end(3.3, REGIONS, after=1.0) == 3.0
     assert snap_end(5.7, REGIONS, after=4.2) == 6.0
     assert snap_end(8.0, REGIONS, after=7.0) == 8.0
+
+
+def test_levels_measured_in_pieces_are_those_of_the_16_bit_file(tmp_path):
+    """What the streaming mix measures instead of writing its tracks: the levels
+    ``levels_of_file`` reads from the 16-bit WAV of the same samples, silence included."""
+    import soundfile
+
+    from videodub.speech_regions import LevelMeter
+
+    rate = 48000
+    rng = np.random.default_rng(5)
+    audio = (0.2 * rng.standard_normal(3 * rate + 777)).astype(np.float32)
+    audio[rate:2 * rate] = 0.0
+    audio[2 * rate:2 * rate + 4800] *= 1e-4  # under one 16-bit step: 0 in the file
+    soundfile.write(str(tmp_path / "t.wav"), audio, rate, subtype="PCM_16")
+    meter = LevelMeter(rate)
+    for piece in np.array_split(audio, 11):  # pieces that are not whole frames
+        meter.add(piece)
+    measured, read = meter.levels(), levels_of_file(tmp_path / "t.wav")
+    assert (measured.samples, measured.rate) == (read.samples, read.rate)
+    assert measured.db.shape == read.db.shape
+    assert np.abs(measured.db - read.db).max() < 0.01

@@ -172,11 +172,9 @@ class DuckMixer:
         elif removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
             removal = StreamingRemoval(regions_of_file(media.speech_audio))
             ctx.note(f"mix: original voice removed in {len(removal.spans)} speech regions")
-        tracks = (ctx.work_dir / "speech_track.wav", ctx.work_dir / "background_used.wav")
-        ctx.artifacts.update(speech_track=tracks[0], background=tracks[1],
-                             background_ducked=False, background_gain_db=0.0)
+        ctx.artifacts.update(background_ducked=False, background_gain_db=0.0)
         return mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
-                             tracks)
+                             measure=True)
 
     def _levels(self):
         """The options the graph uses: a separated background is already free of the voice
@@ -280,10 +278,11 @@ def encoder_spec(encoding: DubEncoding | None, channels: int,
 
 def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext,
                   encoding: DubEncoding | None = None, background: Path | None = None,
-                  removal: StreamingRemoval | None = None,
-                  tracks: tuple[Path, Path] | None = None) -> Path:
+                  removal: StreamingRemoval | None = None, measure: bool = False) -> Path:
     """The track finished as clips arrive (and encoded, given the muxer's ``encoding``);
-    checked by the limiter's own meter, and corrected in one more pass only if it missed."""
+    checked by the limiter's own meter, and corrected in one more pass only if it missed.
+    With ``measure``, the frame levels of the dub and of the background as laid under it go
+    to ``ctx.artifacts`` (``speech_levels``, ``background_levels``) for the quality figures."""
     from videodub.streammix import StreamingMix, StreamOptions, correct
 
     args = (*encoding.args_for(media.channels), "-f", "mp4") if encoding else None
@@ -292,7 +291,7 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
     stream = StreamingMix(background or media.full_audio, out, StreamOptions(
         loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
         duck_db=duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
-        measure_true_peak=o.effort == Effort.high), ctx, args, removal, tracks, media.channels,
+        measure_true_peak=o.effort == Effort.high), ctx, args, removal, measure, media.channels,
         stretches=encoder_spec(encoding, media.channels, o.encode_workers))
 
     def unvoiced(seg: Segment) -> None:
@@ -309,6 +308,9 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
         result = stream.close()
     finally:
         stream.abort()
+    if stream.levels:
+        ctx.artifacts.update(speech_levels=stream.levels[0].levels(),
+                             background_levels=stream.levels[1].levels())
     note = (f"mix: streamed, gain {result['first_gain']:+.1f} dB then {result['last_gain']:+.1f}"
             f" dB, speech peak {20 * np.log10(max(peak, 1e-6)):.1f} dBFS before gain, "
             f"result {result['I']:.1f} LUFS")

@@ -24,6 +24,7 @@ profile.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -121,14 +122,12 @@ def suspect_figures(segments: list[Segment]) -> dict[str, Any]:
 
 
 def residual_figures(src_spans: Any, dub_spans: Any, segments: list[Segment], dub: Levels,
-                     background: Path, background_gain_db: float,
-                     ducked: bool) -> dict[str, Any]:
+                     orig: Levels, ducked: bool) -> dict[str, Any]:
     """What is left of the original where the source speaks, relative to the dub: the
     background track the mixer laid under the dub (at the gain it applied) against the dub
     track's levels, both before the mix's common loudness gain. Ducking under the dub is not
     counted, so for a ducked mix the figure under dub lines is an upper bound. Both tracks are
-    compared as per-frame levels, read a block at a time: never whole in memory."""
-    orig = levels_of_file(background, scale=10 ** (background_gain_db / 20))
+    compared as per-frame levels (never whole samples in memory)."""
     if orig.rate != dub.rate:
         return {"uncovered_source_speech_s": None, "original_where_source_speaks_db": None}
     n_frames = int(min(dub.samples, orig.samples) / dub.rate / FRAME_S)
@@ -158,24 +157,36 @@ def residual_figures(src_spans: Any, dub_spans: Any, segments: list[Segment], du
             "ducked_upper_bound": ducked}
 
 
+def track_levels(ctx: JobContext, levels_key: str, path_key: str,
+                 gain_db: float = 0.0) -> Levels | None:
+    """A track's frame levels at ``gain_db``: as the mixer measured them while it mixed
+    (``levels_key``), or read from its file (``path_key``); None when there is neither."""
+    levels = ctx.artifacts.get(levels_key)
+    if levels is not None:
+        return dataclasses.replace(levels, db=levels.db + gain_db)
+    path = ctx.artifacts.get(path_key)
+    if path is None or not Path(path).exists():
+        return None
+    return levels_of_file(Path(path), scale=10 ** (gain_db / 20))
+
+
 def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[str, Any]:
     """The ``quality`` section of the report."""
     t0 = time.perf_counter()
     src_spans = regions_of_file(media.speech_audio)
     dubbed = [s for s in segments if s.audio_path and "placed_start" in s.extra]
     out: dict[str, Any] = {"lines": len(segments), "dubbed": len(dubbed)}
-    speech_track = ctx.artifacts.get("speech_track")
-    if speech_track is not None and Path(speech_track).exists():
-        dub = levels_of_file(Path(speech_track))
+    dub = track_levels(ctx, "speech_levels", "speech_track")
+    if dub is not None:
         # Clips are at least 80 ms apart: a shorter bridge keeps each clip its own region.
         dub_spans = detect_levels(dub.db, dub.duration, threshold_db=DUB_THRESHOLD_DB,
                                   merge_gap=0.05)
         out.update(sync_figures(dubbed, src_spans, dub_spans))
-        background = ctx.artifacts.get("background")
-        if background is not None and Path(background).exists():
+        background = track_levels(ctx, "background_levels", "background",
+                                  gain_db=float(ctx.artifacts.get("background_gain_db", 0.0)))
+        if background is not None:
             out["original_voice"] = residual_figures(
-                src_spans, dub_spans, segments, dub, Path(background),
-                float(ctx.artifacts.get("background_gain_db", 0.0)),
+                src_spans, dub_spans, segments, dub, background,
                 bool(ctx.artifacts.get("background_ducked", False)))
     out["speed"] = speed_figures(dubbed)
     out.update(fit_figures(dubbed, media.duration))
