@@ -42,6 +42,7 @@ class JobRecord:
     preflight_s: float | None = None
     estimate: Estimate | None = None
     quality: dict[str, Any] | None = None  # run/quality.py
+    origin: float | None = None  # the job's start (time.monotonic), for the stages' timeline
 
 
 def error_line(errors: list[BaseException]) -> str | None:
@@ -94,7 +95,7 @@ def build_report(r: JobRecord) -> dict[str, Any]:
                     "memory_available_mb": round(r.machine.memory_available / 2**20),
                     "memory_total_mb": round(r.machine.memory_total / 2**20),
                     "gpu": r.machine.gpu},
-        "stages": {name: st.as_report() for name, st in r.stats.items()},
+        "stages": {name: st.as_report(r.origin) for name, st in r.stats.items()},
         "timeline": [list(point) for point in r.monitor.timeline],
         "preflight_s": round(r.preflight_s, 3) if r.preflight_s is not None else None,
         "providers": providers,

@@ -236,7 +236,7 @@ class Runner:
             # transcripts and clips) stays.
             if status != "ok" or not job.keep_work:
                 remove_work(ctx.work_dir)
-            report = self._report(status, started_at, time.monotonic() - t0, outputs)
+            report = self._report(status, started_at, t0, outputs)
             self._notify("job_finished", job=job, run_dir=self.run_dir, report=report)
             report_error = self._write_report(report)
         if report_error is not None:  # the job itself succeeded: the report is one of its outputs
@@ -345,12 +345,13 @@ class Runner:
             return []
         return pipeline.source_segments if source else pipeline.target_segments
 
-    def _report(self, status: str, started_at: dt.datetime, wall: float,
+    def _report(self, status: str, started_at: dt.datetime, t0: float,
                 outputs: Outputs) -> dict[str, Any]:
         assert self.monitor is not None
         return build_report(JobRecord(
             job=self.job, registry=self.registry, machine=self.machine, status=status,
-            started_at=started_at, wall_s=wall, monitor=self.monitor, stats=self.stats,
+            started_at=started_at, wall_s=time.monotonic() - t0, origin=t0,
+            monitor=self.monitor, stats=self.stats,
             ctx=self.ctx, source_segments=self._segments(self.pipeline, source=True),
             target_segments=self._segments(self.pipeline), providers=self.providers,
             outputs=outputs.names(), errors=self.errors, preflight_s=self.preflight_s,

@@ -82,10 +82,17 @@ class StageStats:
         elapsed = self.elapsed
         return self.done / elapsed if elapsed > 0 else 0.0
 
-    def as_report(self) -> dict:
+    def as_report(self, origin: float | None = None) -> dict:
+        """The stage's figures; with ``origin`` (the job's start, monotonic), also when it
+        began and ended from then (``start_s``, ``end_s``): stages overlap."""
+        since = {}
+        if origin is not None and self.started is not None:
+            since = {"start_s": round(self.started - origin, 3),
+                     "end_s": round((self.finished or time.monotonic()) - origin, 3)}
         return {
             "impl": self.impl,
             "wall_s": round(self.elapsed, 3),
+            **since,
             "cpu_s": round(self.cpu_s, 3),
             "items": self.items,
             "unit": self.unit,
