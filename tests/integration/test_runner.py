@@ -131,6 +131,18 @@ def test_streamed_job_writes_the_video_and_a_complete_report(streamed):
     assert all(s.stretch is not None for s in streamed.result.segments)  # the real mixer ran
 
 
+def test_the_report_gives_each_stage_its_place_in_the_job(streamed):
+    stages = streamed.report["stages"]
+    for name, st in stages.items():
+        assert 0 <= st["start_s"] <= st["end_s"] <= streamed.report["wall_s"], name
+        assert st["end_s"] - st["start_s"] == pytest.approx(st["wall_s"], abs=0.002), name
+    # In order, overlapping: each starts once the one before it has, mux after mix's end.
+    order = ["ingest", "transcribe", "translate", "align", "tts", "mix"]
+    assert [stages[n]["start_s"] for n in order] == sorted(stages[n]["start_s"] for n in order)
+    assert stages["tts"]["start_s"] < stages["transcribe"]["end_s"]
+    assert stages["mux"]["start_s"] >= stages["mix"]["end_s"] - 0.002
+
+
 def test_first_clip_is_synthesized_before_the_last_segment_is_transcribed(streamed):
     rec = streamed.recorder
     # The fake transcriber holds its last segment until a clip is being synthesized; a
