@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
             "peak_rss_children_mb": report.get("peak_rss_children_mb"),
             "stage_peak_rss_mb": {k: v["peak_rss_mb"] for k, v in stages.items()},
             "stage_wall_s": {k: v["wall_s"] for k, v in stages.items()},
+            # When each stage began and ended, seconds from the job's start (they overlap).
+            "stage_span_s": {k: [v.get("start_s"), v.get("end_s")] for k, v in stages.items()},
             "segments": report["job"]["segments"],
             "run_mb": round(folder_size(run) / 2**20, 1),
             "cache_mb": round(folder_size(cache) / 2**20, 1),
