@@ -116,7 +116,7 @@ class JobContext:
         self.progress: Callable[[str], None] = lambda text: None
         # Ingest hands on its speech while still extracting it (``ReadsGrowingSpeech``).
         self.speech_started: Callable[[MediaInfo], None] = lambda media: None
-        # Intermediate files a later step measures (the mixer's dub-only ``speech_track``).
+        # What a later step measures (the mixer's dub-only track, or its ``speech_levels``).
         self.artifacts: dict[str, Any] = {}
         # Characters per second of the job's TTS voice at its natural rate, once measured.
         self.speaking_rate: float | None = None

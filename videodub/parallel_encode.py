@@ -236,7 +236,7 @@ def feed(stream, encoder: ParallelEncoder, channels: int, errors: list[BaseExcep
             while True:
                 if not select.select([fd], [], [], IDLE_S)[0]:
                     if not flushed:
-                        flushed = encoder.flush() or flushed
+                        flushed = encoder.flush()
                     continue
                 chunk = os.read(fd, size)
                 if not chunk:
