@@ -86,14 +86,15 @@ class GrowingWav:
 
         info = soundfile.info(str(path))
         wav = cls(path, info.samplerate, info.channels)
-        wav.finish(ok=True)
+        wav.finish(ok=True, frames=info.frames)
         return wav
 
-    def finish(self, ok: bool) -> None:
+    def finish(self, ok: bool, frames: int | None = None) -> None:
+        """The writer has ended (``ok``: the file is whole, ``frames`` long if known)."""
         if ok:
             import soundfile
 
-            self.frames = soundfile.info(str(self.path)).frames
+            self.frames = soundfile.info(str(self.path)).frames if frames is None else frames
         self.failed = not ok
         self.done.set()
 
