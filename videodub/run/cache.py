@@ -212,7 +212,9 @@ class CachedSynthesizer:
             suffix = Path(segment.audio_path).suffix
             self._made_here[ck] = {k: v for k, v in segment.extra.items() if k not in before}
             self.cache.put_file("clips", ck, Path(segment.audio_path))
-            segment.audio_path = str(self.cache.get_file("clips", ck, suffix))
+            kept = self.cache.get_file("clips", ck, suffix)
+            if kept is not None:  # else pruned already (by a tool that ignores leases)
+                segment.audio_path = str(kept)
         return segment
 
 

@@ -111,10 +111,13 @@ class JobLease:
             folder = self.root / LEASES
             folder.mkdir(parents=True, exist_ok=True)
             self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            # A second of slack: file times and this clock may round differently.
-            os.write(self._fd, json.dumps({"started": time.time() - 1.0}).encode())
+            # Under the cache's shared lock: pruning (exclusive) never sees the lease between
+            # its creation and its lock, when it would look like a dead job's and be removed.
+            with locked(self.root, exclusive=False):
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                # A second of slack: file times and this clock may round differently.
+                os.write(self._fd, json.dumps({"started": time.time() - 1.0}).encode())
         return self
 
     def __exit__(self, *exc: object) -> None:

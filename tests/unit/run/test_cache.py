@@ -328,6 +328,16 @@ def test_a_clip_is_kept_in_the_cache_and_reused(tmp_path):
     assert reused.synth_duration == pytest.approx(0.5, abs=1e-3)
 
 
+def test_a_clip_pruned_as_soon_as_it_is_kept_leaves_the_line_its_own_file(tmp_path):
+    # Pruning that ignores leases (another version, a hand-run rm) may take the entry at once.
+    cache, inner = Cache(tmp_path / "cache"), ToneSynth()
+    ctx = ctx_in(tmp_path / "run")
+    cache.get_file = lambda *a, **k: None  # type: ignore[method-assign]
+    made = CachedSynthesizer(inner, cache, FakeOptions()).synthesize(line(), ctx)
+    assert made.audio_path == str(ctx.work_dir / "clip1.wav")
+    assert soundfile.info(made.audio_path).duration == pytest.approx(0.5, abs=1e-3)
+
+
 def test_a_clip_made_earlier_in_the_same_job_is_reused_but_not_called_cached(tmp_path):
     # The voice probe synthesizes a line that the tts stage asks for again: paid once, in
     # this job, so it is not "cached" from an earlier run.

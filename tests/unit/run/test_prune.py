@@ -70,6 +70,32 @@ def test_what_a_running_job_uses_is_kept_until_it_ends(tmp_path):
     assert not clip.exists()
 
 
+def test_a_lease_is_never_seen_before_it_is_locked(tmp_path):
+    """A lease created while pruning decides would look like a dead job's (unlocked) and be
+    removed, leaving the job unprotected: a job waits for pruning before taking its lease."""
+    import threading
+
+    from videodub.cachefiles import locked
+
+    taken = threading.Event()
+
+    def job() -> None:
+        with JobLease(tmp_path):
+            taken.set()
+            time.sleep(0.2)
+
+    with locked(tmp_path, exclusive=True):  # as prune holds it
+        thread = threading.Thread(target=job)
+        thread.start()
+        assert not taken.wait(0.3), "a job took its lease while the cache was being pruned"
+        leases = tmp_path / ".jobs"
+        assert not leases.exists() or list(leases.iterdir()) == []
+    assert taken.wait(5)
+    assert oldest_live_job(tmp_path) is not None
+    thread.join()
+    assert oldest_live_job(tmp_path) is None
+
+
 def test_the_lease_of_a_job_that_died_protects_nothing(tmp_path):
     now = time.time()
     clip = entry(tmp_path, "clips", "k.wav", 100, 0, now)
