@@ -66,6 +66,25 @@ def test_a_url_is_downloaded_once_then_read_from_the_cache(site, tmp_path):
     assert not list(media.path.parent.glob("*.part*")), "a finished download left a temporary"
 
 
+def test_a_download_counts_as_used_when_fetched_not_when_the_server_last_changed_it(site, tmp_path):
+    import os
+    import time
+
+    from videodub.run.prune import entries, prune
+
+    old = site.folder / "old.mp4"
+    old.write_bytes((site.folder / "short.mp4").read_bytes())
+    year_ago = time.time() - 400 * 86400
+    os.utime(old, (year_ago, year_ago))  # the server sends it as Last-Modified
+    ctx = context(tmp_path, site.url("old.mp4"))
+    media = ingester().ingest(tmp_path / "ignored", ctx)
+    assert media.path.stat().st_mtime > time.time() - 600
+    # So pruning by age (30 days) keeps the fresh download.
+    prune(ctx.cache_dir, None, 30 * 86400.0)
+    assert media.path.is_file()
+    assert [e.kind for e in entries(ctx.cache_dir)] == ["downloads"]
+
+
 def make_talk_duration(path):
     import av
 

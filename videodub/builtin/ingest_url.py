@@ -116,6 +116,9 @@ class UrlIngester:
             "logger": _QuietLogger(), "format": self.options.format,
             "socket_timeout": self.options.timeout_s, "retries": 2,
             "ffmpeg_location": ffmpeg_exe(), "color": {"stderr": "no_color", "stdout": "no_color"},
+            # The file's time is when it was fetched, never the server's Last-Modified: a
+            # cached download's modification time is its last use, and pruning goes by it.
+            "updatetime": False,
         }
         if folder is not None:
             opts["outtmpl"] = {"default": str(folder / "media.%(ext)s")}
