@@ -1,0 +1,140 @@
+"""What the dub track's AAC coder and bit rate cost and how they sound: encode CPU, size, and
+ViSQOL's MOS-LQO (audio mode, 48 kHz) against the lossless track, per setting.
+
+    .venv/bin/python benchmarks/bench_codec.py
+    .venv/bin/python benchmarks/bench_codec.py --variants twoloop:96,fast:128 --visqol-seconds 0
+
+Materials: the pipeline benchmark's talk dubbed by the quality profile with the two-pass mix
+(``mix.streaming=false``, whose ``dub_mix.wav`` is the lossless track), and the shared JFK
+recording over pink noise at -26 dBFS (when ``../shared/media/jfk.flac`` is present). Each
+setting is encoded with PyAV as the mix encodes (one encoder, mono, 48 kHz) and decoded back.
+
+MOS-LQO needs ``pip install visqol-python`` (not a videodub dependency: it is only for this
+measurement); without it, or with ``--visqol-seconds 0``, only CPU and size are printed. The
+pure-Python ViSQOL takes about 2.5 s per second of audio, so it scores the first
+``--visqol-seconds`` of each material. Nothing is asserted: the figures are for a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+JFK = Path(__file__).resolve().parents[2] / "shared" / "media" / "jfk.flac"
+RATE = 48000
+FRAME = 1024  # AAC's priming: the decoded stream starts one frame late
+
+
+def encode(x: np.ndarray, coder: str, kbits: int) -> tuple[list, bytes, float]:
+    """Packets of ``x`` (mono float32 at 48 kHz), the codec's extradata, and the CPU-s."""
+    import av
+
+    t0 = time.process_time()
+    ctx = av.CodecContext.create("aac", "w")
+    ctx.sample_rate, ctx.layout, ctx.format = RATE, "mono", "fltp"
+    ctx.bit_rate, ctx.time_base = kbits * 1000, Fraction(1, RATE)
+    ctx.options = {"aac_coder": coder}
+    ctx.open()
+    packets = []
+    block = 48 * FRAME
+    for i in range(0, len(x), block):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, i:i + block]),
+                                           format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = RATE, i
+        packets += ctx.encode(frame)
+    packets += ctx.encode(None)
+    return packets, bytes(ctx.extradata or b""), time.process_time() - t0
+
+
+def decode(packets: list, extradata: bytes, n: int) -> np.ndarray:
+    import av
+
+    ctx = av.CodecContext.create("aac", "r")
+    ctx.extradata, ctx.sample_rate, ctx.layout = extradata, RATE, "mono"
+    out = [f.to_ndarray()[0] for p in packets for f in ctx.decode(p)]
+    out += [f.to_ndarray()[0] for f in ctx.decode(None)]
+    return np.concatenate(out)[FRAME:FRAME + n].astype(np.float32)
+
+
+def talk_track(folder: Path, seconds: float) -> np.ndarray:
+    """The quality profile's lossless dub of the pipeline benchmark's talk."""
+    import soundfile
+
+    import bench_pipeline as bp
+    from videodub.api import dub
+
+    video, srt, _ = bp.build_talk(folder, seconds)
+    run = folder / "run"
+    dub(bp.overrides(video, srt, "quality") + ["mix.streaming=false"], run)
+    audio, _ = soundfile.read(str(run / "work" / "dub_mix.wav"), dtype="float32",
+                              always_2d=True)
+    return audio.mean(axis=1)
+
+
+def jfk_over_pink() -> np.ndarray:
+    import soundfile
+    from scipy.signal import lfilter, resample_poly
+
+    speech, rate = soundfile.read(str(JFK), dtype="float32", always_2d=True)
+    speech = resample_poly(speech.mean(axis=1), RATE, rate).astype(np.float32)
+    white = np.random.default_rng(1).standard_normal(len(speech))
+    # Paul Kellet's pink-noise filter (-3 dB an octave).
+    pink = lfilter([0.049922035, -0.095993537, 0.050612699, -0.004408786],
+                   [1, -2.494956002, 2.017265875, -0.522189400], white)
+    pink *= 0.05 / np.sqrt(np.mean(pink ** 2))  # -26 dBFS RMS
+    return (0.5 * speech / np.abs(speech).max() + pink).astype(np.float32)
+
+
+def mos(reference: np.ndarray, degraded: np.ndarray, api) -> float:
+    return float(api.measure_from_arrays(reference.astype(np.float64),
+                                         degraded.astype(np.float64), RATE).moslqo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--variants", default="fast:64,fast:96,fast:128,twoloop:96,twoloop:128",
+                    help="coder:kbit/s, comma-separated")
+    ap.add_argument("--seconds", type=float, default=60.0, help="the talk's length")
+    ap.add_argument("--visqol-seconds", type=float, default=20.0,
+                    help="seconds of each material ViSQOL scores (0: no scores)")
+    args = ap.parse_args(argv)
+    variants = [(c, int(k)) for c, k in (v.split(":") for v in args.variants.split(","))]
+    api = None
+    if args.visqol_seconds > 0:
+        try:
+            from visqol import VisqolApi
+        except ImportError:
+            print("MOS-LQO not measured: pip install visqol-python")
+        else:
+            api = VisqolApi()
+            api.create(mode="audio")
+    with tempfile.TemporaryDirectory() as tmp:
+        materials = {"talk (dub)": talk_track(Path(tmp), args.seconds)}
+        if JFK.is_file():
+            materials["jfk + pink noise"] = jfk_over_pink()
+        else:
+            print(f"jfk + pink noise skipped: {JFK} is absent")
+    print(f"{'material':18s} {'setting':12s} {'CPU-s/min':>9s} {'KiB/min':>8s} {'MOS-LQO':>8s}")
+    for name, x in materials.items():
+        minutes = len(x) / RATE / 60
+        scored = x[:int(args.visqol_seconds * RATE)]
+        for coder, kbits in variants:
+            packets, extradata, cpu = encode(x, coder, kbits)
+            size = sum(p.size for p in packets) / 1024
+            score = (f"{mos(scored, decode(packets, extradata, len(x))[:len(scored)], api):8.3f}"
+                     if api is not None else f"{'-':>8s}")
+            print(f"{name:18s} {coder + ' ' + str(kbits) + 'k':12s} {cpu / minutes:9.3f} "
+                  f"{size / minutes:8.0f} {score}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
