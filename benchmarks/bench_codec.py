@@ -6,8 +6,11 @@ ViSQOL's MOS-LQO (audio mode, 48 kHz) against the lossless track, per setting.
 
 Materials: the pipeline benchmark's talk dubbed by the quality profile with the two-pass mix
 (``mix.streaming=false``, whose ``dub_mix.wav`` is the lossless track), and the shared JFK
-recording over pink noise at -26 dBFS (when ``../shared/media/jfk.flac`` is present). Each
-setting is encoded with PyAV as the mix encodes (one encoder, mono, 48 kHz) and decoded back.
+recording (when ``../shared/media/jfk.flac`` is present) alone and over pink noise at -26 dBFS.
+With ``--music FILE`` (any file soundfile reads, e.g. the Ogg tracks of Debian's
+``extremetuxracer-data``), also the recording over that music 14 dB under its speech, and
+the music alone, from 30 s into the file. Each setting is encoded with PyAV as the mix encodes
+(one encoder, mono, 48 kHz) and decoded back.
 
 MOS-LQO needs ``pip install visqol-python`` (not a videodub dependency: it is only for this
 measurement); without it, or with ``--visqol-seconds 0``, only CPU and size are printed. The
@@ -79,18 +82,54 @@ def talk_track(folder: Path, seconds: float) -> np.ndarray:
     return audio.mean(axis=1)
 
 
-def jfk_over_pink() -> np.ndarray:
+def read_mono(path: Path) -> np.ndarray:
+    """A file's channels averaged, at 48 kHz."""
     import soundfile
-    from scipy.signal import lfilter, resample_poly
+    from scipy.signal import resample_poly
 
-    speech, rate = soundfile.read(str(JFK), dtype="float32", always_2d=True)
-    speech = resample_poly(speech.mean(axis=1), RATE, rate).astype(np.float32)
+    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    return resample_poly(audio.mean(axis=1), RATE, rate).astype(np.float32)
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def jfk_alone() -> np.ndarray:
+    speech = read_mono(JFK)
+    return (0.5 * speech / np.abs(speech).max()).astype(np.float32)
+
+
+def jfk_over_pink() -> np.ndarray:
+    from scipy.signal import lfilter
+
+    speech = read_mono(JFK)
     white = np.random.default_rng(1).standard_normal(len(speech))
     # Paul Kellet's pink-noise filter (-3 dB an octave).
     pink = lfilter([0.049922035, -0.095993537, 0.050612699, -0.004408786],
                    [1, -2.494956002, 2.017265875, -0.522189400], white)
     pink *= 0.05 / np.sqrt(np.mean(pink ** 2))  # -26 dBFS RMS
     return (0.5 * speech / np.abs(speech).max() + pink).astype(np.float32)
+
+
+def music_excerpt(music: Path, samples: int) -> np.ndarray:
+    x = read_mono(music)
+    x = x[min(30 * RATE, max(0, len(x) - samples)):][:samples]
+    return np.pad(x, (0, samples - len(x)))
+
+
+def jfk_over_music(music: Path) -> np.ndarray:
+    """The recording over the music, the music's RMS 14 dB under the speech's."""
+    speech = jfk_alone()
+    bed = music_excerpt(music, len(speech))
+    bed *= rms(speech) * 10 ** (-14 / 20) / max(rms(bed), 1e-9)
+    mix = speech + bed
+    return (mix * min(1.0, 0.9 / np.abs(mix).max())).astype(np.float32)
+
+
+def music_alone(music: Path, seconds: float) -> np.ndarray:
+    bed = music_excerpt(music, int(seconds * RATE))
+    return (bed * min(1.0, 0.9 / max(np.abs(bed).max(), 1e-9))).astype(np.float32)
 
 
 def mos(reference: np.ndarray, degraded: np.ndarray, api) -> float:
@@ -105,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="the talk's length")
     ap.add_argument("--visqol-seconds", type=float, default=20.0,
                     help="seconds of each material ViSQOL scores (0: no scores)")
+    ap.add_argument("--music", type=Path, help="a music file for the speech-over-music and "
+                    "music materials")
+    ap.add_argument("--no-talk", action="store_true", help="leave out the generated talk")
     args = ap.parse_args(argv)
     variants = [(c, int(k)) for c, k in (v.split(":") for v in args.variants.split(","))]
     api = None
@@ -117,11 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             api = VisqolApi()
             api.create(mode="audio")
     with tempfile.TemporaryDirectory() as tmp:
-        materials = {"talk (dub)": talk_track(Path(tmp), args.seconds)}
-        if JFK.is_file():
-            materials["jfk + pink noise"] = jfk_over_pink()
-        else:
-            print(f"jfk + pink noise skipped: {JFK} is absent")
+        materials = {} if args.no_talk else {"talk (dub)": talk_track(Path(tmp), args.seconds)}
+    if JFK.is_file():
+        materials["jfk"] = jfk_alone()
+        materials["jfk + pink noise"] = jfk_over_pink()
+        if args.music:
+            materials["jfk + music"] = jfk_over_music(args.music)
+    else:
+        print(f"the JFK materials are skipped: {JFK} is absent")
+    if args.music:
+        materials["music"] = music_alone(args.music, 11.0)
     print(f"{'material':18s} {'setting':12s} {'CPU-s/min':>9s} {'KiB/min':>8s} {'MOS-LQO':>8s}")
     for name, x in materials.items():
         minutes = len(x) / RATE / 60

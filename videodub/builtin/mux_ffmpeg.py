@@ -39,14 +39,14 @@ def lang3(code: str | None) -> str:
 
 @dataclass
 class FfmpegMuxOptions:
-    # AAC bitrate of the dubbed track; auto: 192k for effort high, 160k medium, 128k low, half
+    # AAC bitrate of the dubbed track; auto: 256k for effort high, 160k medium, 128k low, half
     # that for a mono dub (the encoder's time grows with the bitrate).
     audio_bitrate: str = "auto"
     # Keep the original audio as a second track.
     keep_original_audio: bool = True
-    # ffmpeg's AAC coder: twoloop (better) or fast (usually faster); empty picks by effort
-    # (twoloop for high, else fast).
-    aac_coder: str = ""
+    # ffmpeg's AAC coder: fast, or twoloop (better at the same bitrate, about twice the CPU;
+    # docs/benchmarks.md measures both); empty is fast.
+    aac_coder: str = "fast"
 
     def __post_init__(self) -> None:
         if self.aac_coder not in ("", "twoloop", "fast"):
@@ -56,11 +56,11 @@ class FfmpegMuxOptions:
 
 
 def dub_bitrate(options, channels: int = 2) -> str:
-    """The dub track's AAC bitrate: as configured, or by effort for ``auto`` (96k, 80k or 64k
+    """The dub track's AAC bitrate: as configured, or by effort for ``auto`` (128k, 80k or 64k
     per channel: a mono dub needs half a stereo one's bits for the same quality)."""
     if options.audio_bitrate != "auto":
         return options.audio_bitrate
-    per_channel = {Effort.high: 96, Effort.medium: 80, Effort.low: 64}[options.effort]
+    per_channel = {Effort.high: 128, Effort.medium: 80, Effort.low: 64}[options.effort]
     return f"{per_channel * min(channels, 2)}k"
 
 
@@ -77,8 +77,7 @@ class FfmpegMuxer:
         return WorkerHint(cpu_bound=True, memory_mb=100, max_concurrency=1, reason="one output")
 
     def _coder(self) -> str:
-        return self.options.aac_coder or ("twoloop" if self.options.effort == Effort.high
-                                          else "fast")
+        return self.options.aac_coder or "fast"
 
     def _dub_args(self, channels: int = 2) -> list[str]:
         return ["-c:a", "aac", "-aac_coder", self._coder(), "-b:a",
