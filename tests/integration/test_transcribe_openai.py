@@ -131,6 +131,34 @@ def test_max_chunk_s_gives_the_segments_of_one_upload(tmp_path, server_factory):
         assert abs(a.start - b.start) <= 0.05 and abs(a.end - b.end) <= 0.05
 
 
+def test_the_first_chunk_is_short_and_gives_the_segments_of_one_upload(tmp_path,
+                                                                       server_factory):
+    """Audio over ``first_chunk_s`` (60 s by default) goes as two uploads: a first of 36 to
+    60 s, cut in a silence, then the rest; the segments are those of one upload, in order."""
+    total = 150.0
+    bursts = burst_times(total, seed=7, longest=4.0)
+    wav = write_bursts(tmp_path / "talk.wav", bursts, total)
+    server = server_factory()
+    whole, _ = transcribe_file(wav, tmp_path / "whole", server, first_chunk_s=0.0)
+    assert routes(server).count("transcriptions") == 1
+    server.reset()
+    chunked, ctx = transcribe_file(wav, tmp_path / "chunked", server)
+
+    uploads = sorted(r.detail["audio_s"] for r in server.requests if r.route == "transcriptions")
+    assert len(uploads) == 2
+    assert 36.0 <= uploads[0] <= 60.0 and sum(uploads) == pytest.approx(total, abs=0.1)
+    note = next(n for n in ctx.notes if "chunks cut at silences" in n)
+    cut = float(re.search(r"\(([\d.]+) s\)", note).group(1))
+    assert cut == pytest.approx(uploads[0], abs=0.1)
+    gaps = list(zip([end for _, end in bursts], [start for start, _ in bursts[1:]]))
+    assert any(a - 0.05 <= cut <= b + 0.05 for a, b in gaps), f"cut at {cut} s is not in a silence"
+    assert [s.extra["chunk"] for s in chunked] == sorted(s.extra["chunk"] for s in chunked)
+    assert_matches_bursts(whole, bursts)
+    assert_matches_bursts(chunked, bursts)
+    for a, b in zip(whole, chunked):
+        assert abs(a.start - b.start) <= 0.05 and abs(a.end - b.end) <= 0.05
+
+
 def test_a_segment_the_server_doubts_is_speech_is_flagged_in_segments_json(loopback, tmp_path):
     """A segment whose `no_speech_prob` is over 0.6 (the loopback gives one to a region under
     0.4 s, as Whisper does for a blip) is flagged `suspect_no_speech`, and the flag is in the

@@ -3,7 +3,9 @@
 The speech track is encoded to a compressed upload (mp3 by default). Audio whose upload
 would pass the 25 MiB limit (or ``max_chunk_s``) is cut at its quietest moments into
 chunks that are encoded and transcribed in parallel, within the endpoint's rate limit; the
-segments come back in order with each chunk's offset added. Segments that the API itself
+segments come back in order with each chunk's offset added. The first chunk is cut shorter
+(``first_chunk_s``), so the first lines are back, and on their way to translation and
+speech, while the rest is still being recognised. Segments that the API itself
 marks doubtful (low ``avg_logprob``, high ``compression_ratio``, high ``no_speech_prob``)
 are flagged in ``segments.json``.
 
@@ -58,6 +60,10 @@ class OpenAITranscribeOptions(OpenAIOptions):
     # media is recognised sooner and translation starts earlier (0: only when the upload
     # limit requires it).
     max_chunk_s: float = 600.0
+    # The first chunk is cut at most this long (at a silence past 60 % of it), so the first
+    # lines come back after a short upload and translation and speech start while the rest is
+    # still being recognised (0: as long as the others).
+    first_chunk_s: float = 60.0
     # Words and names that help recognition (Whisper's prompt).
     prompt: str = ""
     # A whole upload can take minutes to transcribe (still a transport option: not in cache keys).
@@ -71,6 +77,8 @@ class OpenAITranscribeOptions(OpenAIOptions):
             raise ValueError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
         if self.max_chunk_s < 0 or 0 < self.max_chunk_s < 5:
             raise ValueError(f"max_chunk_s must be 0 or at least 5, got {self.max_chunk_s}")
+        if self.first_chunk_s < 0 or 0 < self.first_chunk_s < 5:
+            raise ValueError(f"first_chunk_s must be 0 or at least 5, got {self.first_chunk_s}")
         if not 8 <= self.upload_kbps <= 320:
             raise ValueError(f"upload_kbps must be 8-320, got {self.upload_kbps}")
 
@@ -122,14 +130,16 @@ def quietest_point(energy: np.ndarray, lo: float, hi: float) -> float:
     return (a + best + win / 2) * FRAME_S
 
 
-def plan_chunks(energy: np.ndarray, duration: float, max_chunk: float) -> list[Chunk]:
-    """Cut ``duration`` seconds into chunks of at most ``max_chunk`` at quiet points."""
-    if duration <= max_chunk:
-        return [Chunk(0, 0.0, duration)]
+def plan_chunks(energy: np.ndarray, duration: float, max_chunk: float,
+                first_chunk: float = 0.0) -> list[Chunk]:
+    """Cut ``duration`` seconds into chunks of at most ``max_chunk`` at quiet points, the
+    first of them at most ``first_chunk`` (when that is shorter)."""
+    limit = first_chunk if 0 < first_chunk < max_chunk else max_chunk
     cuts = [0.0]
-    while duration - cuts[-1] > max_chunk:
-        lo = cuts[-1] + max_chunk * 0.6
-        cuts.append(round(quietest_point(energy, lo, cuts[-1] + max_chunk), 3))
+    while duration - cuts[-1] > limit:
+        lo = cuts[-1] + limit * 0.6
+        cuts.append(round(quietest_point(energy, lo, cuts[-1] + limit), 3))
+        limit = max_chunk
     cuts.append(duration)
     return [Chunk(i, a, b) for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
 
@@ -157,8 +167,11 @@ class OpenAITranscriber:
         self.provider.check(ctx.cancel_event)
 
     def estimate_usage(self, duration_s: float) -> Usage:
-        return Usage(audio_in_s=duration_s, calls=max(1, math.ceil(
-            duration_s / self._max_chunk_s())))
+        first = self.options.first_chunk_s
+        rest = duration_s - first if 0 < first < min(duration_s, self._max_chunk_s()) else None
+        calls = (1 + math.ceil(rest / self._max_chunk_s()) if rest is not None
+                 else max(1, math.ceil(duration_s / self._max_chunk_s())))
+        return Usage(audio_in_s=duration_s, calls=calls)
 
     def _max_chunk_s(self) -> float:
         opts = self.options
@@ -172,7 +185,7 @@ class OpenAITranscriber:
         audio, rate = soundfile.read(str(media.speech_audio), dtype="int16")
         energy = frame_energy(audio, rate)
         duration = len(audio) / rate
-        chunks = plan_chunks(energy, duration, self._max_chunk_s())
+        chunks = plan_chunks(energy, duration, self._max_chunk_s(), self.options.first_chunk_s)
         if len(chunks) > 1:
             ctx.note(f"transcribe: {len(chunks)} chunks cut at silences "
                      f"({', '.join(f'{c.start:.1f}' for c in chunks[1:])} s)")
