@@ -13,6 +13,7 @@ import numpy as np
 from videodub import hookimpl
 from videodub.config import Validation
 from videodub.errors import VideodubError
+from videodub.extract import Unsupported, WavOut, decode_to_wavs
 from videodub.audio import GrowingWav
 from videodub.media import Ffmpeg, decode_check, probe
 from videodub.model import JobContext, MediaInfo, WorkerHint
@@ -108,29 +109,30 @@ class LocalIngester:
                 full_audio=full, sample_rate=rate, channels=channels,
                 extra={"format": info["format"], **extra})
 
+        what = f"extracting audio from {input_path.name}"
+        # 16 kHz mono for recognition, which may start on it while it is written (``early``),
+        # and the mixing rate in stereo: one decode in this process (``videodub.extract``),
+        # or two ffmpeg processes for a stream it cannot set up.
+        outputs = [WavOut(speech, 16000, 1), WavOut(full, rate, 2)]
+
         def extract(early: bool) -> None:
-            # Two decodes side by side: 16 kHz mono for recognition, which may start on it
-            # while it is written (``early``), and the mixing rate in stereo.
-            src = ["-v", "error", "-i", str(input_path), "-map", "0:a:0", "-vn", "-sn", "-dn"]
-            what = f"extracting audio from {input_path.name}"
-            runs = [Ffmpeg([*src, "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", str(speech)],
-                           ctx, what),
-                    Ffmpeg([*src, "-ac", "2", "-ar", str(rate), "-c:a", "pcm_s16le", str(full)],
-                           ctx, what)]
             growing = GrowingWav(speech, 16000)
             try:
                 if early:
                     ctx.speech_started(media(audio[0].get("channels") or 2,
                                              speech_growing=growing))
-                runs[0].wait()
-                growing.finish(ok=True)
-                runs[1].wait()
+                try:
+                    skipped = decode_to_wavs(input_path, outputs, what, ctx.check_cancelled)
+                except Unsupported:
+                    extract_with_ffmpeg(input_path, outputs, growing, ctx, what)
+                else:
+                    growing.finish(ok=True)
+                    if skipped:
+                        ctx.note(f"ingest: {skipped} damaged audio packet(s) of "
+                                 f"{input_path.name} skipped")
             except BaseException:
                 growing.finish(ok=False)
                 raise
-            finally:
-                for run in runs:
-                    run.stop()
 
         if self.options.validation == Validation.full:
             # Nothing is handed on before the whole input has decoded cleanly.
@@ -142,6 +144,24 @@ class LocalIngester:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
                      "mixed and encoded in mono")
         return media(1 if mono else 2)
+
+
+def extract_with_ffmpeg(source: Path, outputs: list[WavOut], growing: GrowingWav,
+                        ctx: JobContext, what: str) -> None:
+    """The ffmpeg command's extraction, one process per output, for a stream
+    :func:`~videodub.extract.decode_to_wavs` cannot set up (the speech first: ``growing``
+    is finished as soon as it is whole)."""
+    src = ["-v", "error", "-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    runs = [Ffmpeg([*src, "-ac", str(o.channels), "-ar", str(o.rate), "-c:a", "pcm_s16le",
+                    str(o.path)], ctx, what) for o in outputs]
+    try:
+        runs[0].wait()
+        growing.finish(ok=True)
+        for run in runs[1:]:
+            run.wait()
+    finally:
+        for run in runs:
+            run.stop()
 
 
 def checked_while_extracting(path: Path, extract, outputs: tuple[Path, ...],

@@ -1,0 +1,188 @@
+"""ingest's in-process decode (``videodub.extract``) against the ffmpeg command it stands in
+for: the same samples and lengths over the containers and sample formats users bring, the
+decoder's padding dropped only where the container declares an exact duration, damaged
+packets skipped, and a full disk or an undecodable file reported as one line or handed back
+to the ffmpeg command before anything is written."""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from videodub import extract
+from videodub.builtin import ingest_local
+from videodub.builtin.ingest_local import LocalIngester, LocalIngestOptions
+from videodub.config import implementation_config
+from videodub.errors import VideodubError
+from videodub.extract import Unsupported, WavOut, decode_to_wavs
+from videodub.media import ffmpeg_exe
+from videodub.model import JobContext
+
+OUTPUTS = ((16000, 1), (48000, 2))
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """6.3 s of stereo at 44.1 kHz, a different tone in each channel, with pauses."""
+    path = tmp_path_factory.mktemp("extract") / "source.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "sine=f=440:d=6.3:sample_rate=44100", "-f", "lavfi", "-i",
+                    "sine=f=660:d=6.3:sample_rate=44100", "-filter_complex",
+                    "[0][1]amerge=inputs=2,volume='if(lt(mod(t,2),1.5),1,0)':eval=frame",
+                    str(path)], check=True, capture_output=True, timeout=60)
+    return path
+
+
+def encoded(source: Path, folder: Path, name: str, *args: str) -> Path:
+    path = folder / name
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(source), *args, str(path)],
+                   check=True, capture_output=True, timeout=60)
+    return path
+
+
+def by_ffmpeg(path: Path, folder: Path, rate: int, channels: int) -> np.ndarray:
+    out = folder / f"ffmpeg-{rate}-{channels}.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(path), "-map", "0:a:0",
+                    "-ac", str(channels), "-ar", str(rate), "-c:a", "pcm_s16le", str(out)],
+                   check=True, capture_output=True, timeout=60)
+    return soundfile.read(str(out), dtype="int16")[0]
+
+
+def decoded(path: Path, folder: Path) -> tuple[list[np.ndarray], int]:
+    outs = [WavOut(folder / f"ours-{rate}-{ch}.wav", rate, ch) for rate, ch in OUTPUTS]
+    skipped = decode_to_wavs(path, outs, "extracting audio")
+    return [soundfile.read(str(o.path), dtype="int16")[0] for o in outs], skipped
+
+
+@pytest.mark.parametrize("name,args", [
+    ("aac.mp4", ["-c:a", "aac"]),  # the usual video's audio; its last frame padded
+    ("aac51.m4a", ["-af", "pan=5.1|FL=c0|FR=c1|FC=0.5*c0+0.5*c1|LFE=0.1*c0|BL=c0|BR=c1",
+                   "-c:a", "aac"]),  # downmixed from 5.1 as ffmpeg does
+    ("vbr.mp3", ["-c:a", "libmp3lame", "-q:a", "4", "-write_xing", "0"]),
+    ("flac.mkv", ["-c:a", "flac"]),
+    ("u8.wav", ["-c:a", "pcm_u8"]),  # packed integer samples
+    ("f64.wav", ["-c:a", "pcm_f64le"]),
+    ("mono8k.wav", ["-ac", "1", "-ar", "8000"]),
+])
+def test_the_samples_are_the_ffmpeg_commands(source, tmp_path, name, args):
+    path = encoded(source, tmp_path, name, *args)
+    ours, skipped = decoded(path, tmp_path)
+    assert skipped == 0
+    for got, (rate, channels) in zip(ours, OUTPUTS):
+        want = by_ffmpeg(path, tmp_path, rate, channels)
+        assert got.shape == want.shape, (name, rate)
+        # The same decoder and resampler: equal to a rounding step (8-bit input: two).
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 2, (name, rate)
+
+
+def test_an_estimated_duration_drops_nothing(tmp_path):
+    """Raw AAC declares a duration estimated from its bit rate; on a steady tone the estimate
+    falls a few hundred samples short of what decodes, as MP4's declared padding would.
+    Those samples are audio here, and ffmpeg keeps them too."""
+    tone = tmp_path / "tone.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    "sine=f=300:d=6.3:sample_rate=44100", str(tone)], check=True,
+                   capture_output=True, timeout=60)
+    path = encoded(tone, tmp_path, "tone.aac", "-c:a", "aac")
+    ours, _ = decoded(path, tmp_path)
+    for got, (rate, channels) in zip(ours, OUTPUTS):
+        assert got.shape == by_ffmpeg(path, tmp_path, rate, channels).shape
+        assert len(got) > round(6.3 * rate)  # past the declared length: kept
+
+
+def test_the_padding_is_dropped_whatever_the_block_size(source, tmp_path, monkeypatch):
+    path = encoded(source, tmp_path, "talk.mp4", "-c:a", "aac")
+    # Every remainder a stream can end on after the last block, in 1024-sample frames.
+    for block in range(1024, 60000, 1024):
+        monkeypatch.setattr(extract, "BLOCK_SAMPLES", block)
+        ours, _ = decoded(path, tmp_path)
+        assert [len(a) for a in ours] == [round(6.3 * rate) for rate, _ in OUTPUTS], block
+
+
+def test_the_wavs_are_whole_files_with_their_header(source, tmp_path):
+    path = encoded(source, tmp_path, "talk.mp4", "-c:a", "aac")
+    decoded(path, tmp_path)
+    for rate, channels in OUTPUTS:
+        info = soundfile.info(str(tmp_path / f"ours-{rate}-{channels}.wav"))
+        assert (info.samplerate, info.channels, info.subtype) == (rate, channels, "PCM_16")
+        assert info.frames == round(6.3 * rate)  # the declared 6.3 s, padding dropped
+
+
+def test_damaged_packets_are_skipped_and_counted(source, tmp_path):
+    path = encoded(source, tmp_path, "talk.mp4", "-c:a", "aac")
+    data = bytearray(path.read_bytes())
+    middle = data.find(b"mdat") + (len(data) - data.find(b"mdat")) // 2
+    data[middle:middle + 2048] = np.random.default_rng(5).integers(0, 256, 2048,
+                                                                   dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    (speech, full), skipped = decoded(path, tmp_path)
+    assert skipped > 0
+    want = by_ffmpeg(path, tmp_path, 16000, 1)
+    # The rest is there, as ffmpeg gives it (its last frame's padding kept: with packets
+    # missing, the decoded length no longer tells the padding from the audio).
+    assert abs(len(speech) - len(want)) <= 0.05 * 16000
+    assert len(speech) < 6.3 * 16000 - 0.05 * 16000  # what the damage took is not made up
+
+
+def test_a_file_that_is_not_media_is_handed_back_before_anything_is_written(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("not a video")
+    outs = [WavOut(tmp_path / "s.wav", 16000, 1)]
+    with pytest.raises(Unsupported):
+        decode_to_wavs(path, outs, "extracting audio")
+    assert not outs[0].path.exists()
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(source, tmp_path, monkeypatch):
+    path = encoded(source, tmp_path, "talk.mp4", "-c:a", "aac")
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(wave.Wave_write, "writeframesraw", full)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(VideodubError) as err:
+        decode_to_wavs(path, [WavOut(work / "s.wav", 16000, 1)], "extracting audio")
+    message = str(err.value)
+    assert message.startswith(f"no space left on {work} while extracting audio")
+    assert "\n" not in message
+
+
+def test_ingest_falls_back_to_the_ffmpeg_command(source, tmp_path, monkeypatch):
+    """A stream the in-process decode cannot set up is extracted by ffmpeg, to the same
+    files; the speech is handed on as it is written either way."""
+    path = encoded(source, tmp_path, "talk.mp4", "-c:a", "aac")
+    options = implementation_config("ingest", "local", LocalIngestOptions)()
+    results = {}
+    for way in ("in-process", "ffmpeg"):
+        if way == "ffmpeg":
+            def unsupported(*args, **kwargs):
+                raise Unsupported("no decoder")
+            monkeypatch.setattr(ingest_local, "decode_to_wavs", unsupported)
+        ctx = JobContext(tmp_path / way, "es", "en")
+        started = []
+        ctx.speech_started = started.append
+        media = LocalIngester(options).ingest(path, ctx)
+        assert started and started[0].extra["speech_growing"].done.is_set()
+        results[way] = [soundfile.read(str(p), dtype="int16")[0]
+                        for p in (media.speech_audio, media.full_audio)]
+    for ours, theirs in zip(results["in-process"], results["ffmpeg"]):
+        assert ours.shape == theirs.shape
+        assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
+
+
+def test_blocks_do_not_change_the_samples(source, tmp_path, monkeypatch):
+    """Resampled a block at a time: small blocks give the same samples as large ones."""
+    path = encoded(source, tmp_path, "talk.mp4", "-c:a", "aac")
+    large, _ = decoded(path, tmp_path)
+    monkeypatch.setattr(extract, "BLOCK_SAMPLES", 3000)
+    small, _ = decoded(path, tmp_path)
+    for a, b in zip(large, small):
+        assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 1

@@ -1,0 +1,226 @@
+"""The input's first audio stream decoded once, in this process, into the WAVs later stages
+read: the 16 kHz mono speech and the mixing audio.
+
+PyAV (FFmpeg's own decoders and resampler, the ones the ffmpeg command uses) in-process instead
+of one ffmpeg command per output: the stream is decoded once instead of twice, without two
+processes' start-up and threads, and the speech is whole sooner (on a one-minute talk about
+90 ms of CPU against 240 ms, the speech whole after about 95 ms against 115 ms; see
+docs/benchmarks.md). The samples are the ffmpeg command's (``-ac/-ar``), to a least
+significant bit. Frames are gathered into blocks of about a second before they are resampled:
+PyAV's resampler and a file write per 1024-sample frame cost three times the decode.
+
+A stream this cannot set up (a decoder the PyAV build lacks, a channel layout it cannot name)
+raises :class:`Unsupported` before anything is written; ingest then runs ffmpeg instead.
+A packet that does not decode is skipped, as the ffmpeg command does (``validation=full``
+refuses such a file)."""
+
+from __future__ import annotations
+
+import errno
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from videodub.errors import VideodubError, is_no_space, no_space
+
+# Source samples gathered before each resampling (about a second at 48 kHz).
+BLOCK_SAMPLES = 48_000
+# Source samples held back until the end: decoded samples past the stream's declared duration
+# (a codec's padding of its last frame, such as AAC's in MP4) are dropped, as the ffmpeg
+# command drops them, when there are no more than this many (more would be audio the
+# declared duration leaves out, which is kept).
+END_HOLD = 8192
+# What a decoded sample format's integers are divided by to be -1..1 floats (as swresample).
+_SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
+
+
+class Unsupported(Exception):
+    """The stream cannot be decoded here; nothing has been written."""
+
+
+@dataclass(frozen=True)
+class WavOut:
+    """One output: a 16-bit PCM WAV at ``rate`` with ``channels`` (1 or 2)."""
+
+    path: Path
+    rate: int
+    channels: int
+
+
+class _Writer:
+    """One output's resampler and WAV file (the header is written first, its sizes at
+    :meth:`close`, so a reader may follow the file as it grows)."""
+
+    def __init__(self, out: WavOut) -> None:
+        self.out = out
+        self.file = wave.open(str(out.path), "wb")  # noqa: SIM115 - closed in close()
+        self.file.setnchannels(out.channels)
+        self.file.setsampwidth(2)
+        self.file.setframerate(out.rate)
+        self.resampler = None
+
+    def start(self, av) -> None:
+        """A new resampler (at the start, and after the source's format changed)."""
+        self.flush()
+        layout = "mono" if self.out.channels == 1 else "stereo"
+        self.resampler = av.AudioResampler(format="s16", layout=layout, rate=self.out.rate)
+
+    def write(self, frame) -> None:
+        for part in self.resampler.resample(frame):
+            data = bytes(part.planes[0])[:part.samples * 2 * self.out.channels]
+            self.file.writeframesraw(data)
+
+    def flush(self) -> None:
+        if self.resampler is not None:
+            self.write(None)
+            self.resampler = None
+
+    def close(self) -> None:
+        self.flush()
+        self.file.close()
+
+
+def _planar(frame) -> np.ndarray:
+    """A decoded frame as float32, channels x samples."""
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    if data.dtype in _SCALE:
+        data = data / _SCALE[data.dtype]
+    elif data.dtype == np.uint8:
+        data = (data.astype(np.float32) - 128.0) / 128.0
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
+                   check: Callable[[], None] = lambda: None) -> int:
+    """Decode ``source``'s first audio stream into each of ``outputs``; returns the packets
+    that did not decode (skipped). Raises :class:`Unsupported` before writing anything when
+    the stream cannot be set up here, VideodubError (one line) for a failure after."""
+    import av
+
+    try:
+        container = av.open(str(source))
+    except av.error.FFmpegError as exc:
+        raise Unsupported(str(exc)) from exc
+    writers: list[_Writer] = []
+    try:
+        try:
+            stream = container.streams.audio[0]
+            packets = container.demux(stream)
+            first, skipped = _first_frames(stream, packets)
+            key = _key(first[0]) if first else None
+            if key is not None:
+                av.AudioFrame.from_ndarray(_planar(first[0]), format="fltp", layout=key[1])
+        except (av.error.FFmpegError, ValueError, IndexError, KeyError, AttributeError) as exc:
+            raise Unsupported(str(exc)) from exc
+        try:
+            for out in outputs:
+                writers.append(_Writer(out))
+                writers[-1].start(av)
+            block: list[np.ndarray] = []
+            held = decoded = 0
+            declared = _declared_samples(container, stream)
+
+            def emit(keep: int = 0) -> None:
+                """Resample what is gathered, all but its last ``keep`` samples."""
+                nonlocal block, held
+                if held <= keep:
+                    return
+                data = np.concatenate(block, axis=1) if len(block) > 1 else block[0]
+                block = [data[:, held - keep:]] if keep else []
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, :held - keep]),
+                                                   format="fltp", layout=key[1])
+                frame.sample_rate = key[0]
+                for w in writers:
+                    w.write(frame)
+                held = keep
+
+            for frame in _frames(stream, packets, first):
+                if frame is None:
+                    skipped += 1
+                    continue
+                k = _key(frame)
+                if k != key:  # the stream changed rate or layout: resample anew from here
+                    emit()
+                    key, declared = k, None
+                    for w in writers:
+                        w.start(av)
+                block.append(_planar(frame))
+                held += frame.samples
+                decoded += frame.samples
+                if held >= BLOCK_SAMPLES + END_HOLD:
+                    emit(keep=END_HOLD)
+                    check()
+            past = decoded - declared if declared is not None else 0
+            if 0 < past <= min(held, END_HOLD):
+                data = np.concatenate(block, axis=1)
+                block, held = [data[:, :held - past]], held - past
+            emit()
+            for w in writers:
+                w.close()
+            writers = []
+        except OSError as exc:
+            if is_no_space(exc):
+                failed = next((w.out.path for w in writers), outputs[0].path)
+                raise no_space(OSError(exc.errno or errno.ENOSPC, exc.strerror, str(failed)),
+                               what) from exc
+            raise VideodubError(f"{what} failed: {exc}") from exc
+        except av.error.FFmpegError as exc:
+            raise VideodubError(f"{what} failed: {exc.strerror or exc}") from exc
+    finally:
+        for w in writers:  # after a failure: close the files (the caller removes them)
+            try:
+                w.file.close()
+            except OSError:
+                pass
+        container.close()
+    return skipped
+
+
+def _declared_samples(container, stream) -> int | None:
+    """The stream's length in samples as an MP4 or QuickTime file declares it (its edit list);
+    None for other containers, whose durations may be estimates (from the bit rate, say)."""
+    if "mp4" not in container.format.name.split(","):
+        return None
+    if not stream.duration or not stream.time_base or not stream.codec_context.sample_rate:
+        return None
+    return round(float(stream.duration * stream.time_base) * stream.codec_context.sample_rate)
+
+
+def _key(frame) -> tuple[int, str]:
+    return frame.sample_rate, frame.layout.name
+
+
+def _first_frames(stream, packets) -> tuple[list, int]:
+    """The first decoded frames (to set up on), and the packets skipped before them."""
+    import av
+
+    skipped = 0
+    for packet in packets:
+        try:
+            frames = stream.decode(packet)
+        except av.error.FFmpegError:  # a damaged packet: skipped, as ffmpeg does
+            skipped += 1
+            continue
+        if frames:
+            return frames, skipped
+    return [], skipped
+
+
+def _frames(stream, packets, first: list):
+    """The decoded frames from ``first`` on; None for a packet that did not decode."""
+    import av
+
+    yield from first
+    for packet in packets:
+        try:
+            frames = stream.decode(packet)
+        except av.error.FFmpegError:  # a damaged packet: skipped, as ffmpeg does
+            yield None
+            continue
+        yield from frames
