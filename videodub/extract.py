@@ -41,6 +41,10 @@ class Unsupported(Exception):
     """The stream cannot be decoded here; nothing has been written."""
 
 
+class Damaged(VideodubError):
+    """A packet of the stream did not decode (``strict``): ``decoding <name> failed: ...``."""
+
+
 @dataclass(frozen=True)
 class WavOut:
     """One output: a 16-bit PCM WAV at ``rate`` with ``channels`` (1 or 2)."""
@@ -97,10 +101,12 @@ def _planar(frame) -> np.ndarray:
 
 
 def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
-                   check: Callable[[], None] = lambda: None) -> int:
+                   check: Callable[[], None] = lambda: None, strict: bool = False) -> int:
     """Decode ``source``'s first audio stream into each of ``outputs``; returns the packets
     that did not decode (skipped). Raises :class:`Unsupported` before writing anything when
-    the stream cannot be set up here, VideodubError (one line) for a failure after."""
+    the stream cannot be set up here, VideodubError (one line) for a failure after; with
+    ``strict``, a packet that does not decode is such a failure too (``Damaged``), as
+    ``ffmpeg -xerror`` stops at it."""
     import av
 
     try:
@@ -112,7 +118,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
         try:
             stream = container.streams.audio[0]
             packets = container.demux(stream)
-            first, skipped = _first_frames(stream, packets)
+            first, skipped = _first_frames(stream, packets, source if strict else None)
             key = _key(first[0]) if first else None
             if key is not None:
                 av.AudioFrame.from_ndarray(_planar(first[0]), format="fltp", layout=key[1])
@@ -140,7 +146,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                     w.write(frame)
                 held = keep
 
-            for frame in _frames(stream, packets, first):
+            for frame in _frames(stream, packets, first, source if strict else None):
                 if frame is None:
                     skipped += 1
                     continue
@@ -196,7 +202,14 @@ def _key(frame) -> tuple[int, str]:
     return frame.sample_rate, frame.layout.name
 
 
-def _first_frames(stream, packets) -> tuple[list, int]:
+def _damaged(source: Path | None, exc) -> None:
+    """Raise :class:`Damaged` for a packet that did not decode, when ``source`` is checked
+    strictly (else it is skipped)."""
+    if source is not None:
+        raise Damaged(f"decoding {source.name} failed: {exc.strerror or exc} (audio stream)")
+
+
+def _first_frames(stream, packets, strict: Path | None) -> tuple[list, int]:
     """The first decoded frames (to set up on), and the packets skipped before them."""
     import av
 
@@ -204,7 +217,8 @@ def _first_frames(stream, packets) -> tuple[list, int]:
     for packet in packets:
         try:
             frames = stream.decode(packet)
-        except av.error.FFmpegError:  # a damaged packet: skipped, as ffmpeg does
+        except av.error.FFmpegError as exc:  # a damaged packet: skipped, as ffmpeg does
+            _damaged(strict, exc)
             skipped += 1
             continue
         if frames:
@@ -212,7 +226,7 @@ def _first_frames(stream, packets) -> tuple[list, int]:
     return [], skipped
 
 
-def _frames(stream, packets, first: list):
+def _frames(stream, packets, first: list, strict: Path | None):
     """The decoded frames from ``first`` on; None for a packet that did not decode."""
     import av
 
@@ -220,7 +234,8 @@ def _frames(stream, packets, first: list):
     for packet in packets:
         try:
             frames = stream.decode(packet)
-        except av.error.FFmpegError:  # a damaged packet: skipped, as ffmpeg does
+        except av.error.FFmpegError as exc:  # a damaged packet: skipped, as ffmpeg does
+            _damaged(strict, exc)
             yield None
             continue
         yield from frames

@@ -107,9 +107,12 @@ def probe(path: Path) -> dict[str, Any]:
         raise VideodubError(f"{path}: not a readable media file ({exc.strerror or exc})") from exc
 
 
-def decode_check(path: Path, ctx: JobContext | None = None) -> None:
-    """Decode every stream fully; raises VideodubError at the first corrupt packet."""
-    run_ffmpeg(["-v", "error", "-xerror", "-i", str(path), "-map", "0", "-f", "null", "-"],
+def decode_check(path: Path, ctx: JobContext | None = None,
+                 streams: tuple[str, ...] = ("0",)) -> None:
+    """Decode fully the ``streams`` (ffmpeg ``-map`` specifiers, ``-0:a:0`` to leave one
+    out; every stream by default); raises VideodubError at the first corrupt packet."""
+    maps = [arg for spec in streams for arg in ("-map", spec)]
+    run_ffmpeg(["-v", "error", "-xerror", "-i", str(path), *maps, "-f", "null", "-"],
                ctx, what=f"decoding {path.name}")
 
 

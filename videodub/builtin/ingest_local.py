@@ -115,16 +115,19 @@ class LocalIngester:
         # or two ffmpeg processes for a stream it cannot set up.
         outputs = [WavOut(speech, 16000, 1), WavOut(full, rate, 2)]
 
-        def extract(early: bool) -> None:
+        def extract(early: bool, strict: bool = False) -> None:
             growing = GrowingWav(speech, 16000)
             try:
                 if early:
                     ctx.speech_started(media(audio[0].get("channels") or 2,
                                              speech_growing=growing))
                 try:
-                    skipped = decode_to_wavs(input_path, outputs, what, ctx.check_cancelled)
+                    skipped = decode_to_wavs(input_path, outputs, what, ctx.check_cancelled,
+                                             strict=strict)
                 except Unsupported:
                     extract_with_ffmpeg(input_path, outputs, growing, ctx, what)
+                    if strict:  # the audio the in-process decode did not check
+                        decode_check(input_path, ctx, ("0:a:0",))
                 else:
                     growing.finish(ok=True)
                     if skipped:
@@ -135,8 +138,11 @@ class LocalIngester:
                 raise
 
         if self.options.validation == Validation.full:
-            # Nothing is handed on before the whole input has decoded cleanly.
-            checked_while_extracting(input_path, lambda: extract(early=False), (speech, full), ctx)
+            # Nothing is handed on before the whole input has decoded cleanly: the audio
+            # stream as it is extracted (strictly), the others by ffmpeg beside it.
+            others = len(info["streams"]) > 1
+            checked_while_extracting(input_path, lambda: extract(early=False, strict=True),
+                                     (speech, full), ctx, others)
         else:
             extract(early=True)
         mono = audio[0].get("channels") == 1 or same_channels(full)
@@ -165,16 +171,23 @@ def extract_with_ffmpeg(source: Path, outputs: list[WavOut], growing: GrowingWav
 
 
 def checked_while_extracting(path: Path, extract, outputs: tuple[Path, ...],
-                             ctx: JobContext) -> None:
-    """``validation=full``: every stream decoded (:func:`decode_check`) beside the extraction,
-    on another CPU, instead of before it. A damaged file still fails with the decoder's line,
-    and what was extracted from it is removed."""
+                             ctx: JobContext, others: bool = True) -> None:
+    """``validation=full``: the streams besides the extracted audio (``others``) decoded by
+    ffmpeg (:func:`decode_check`) beside the extraction, on another CPU, instead of before
+    it; the extraction checks its own stream. A damaged file still fails with the decoder's
+    line, and what was extracted from it is removed."""
+    def check_others() -> None:
+        if others:
+            decode_check(path, ctx, ("0", "-0:a:0"))
+
     with ThreadPoolExecutor(1, thread_name_prefix="videodub-decode-check") as pool:
-        check = pool.submit(decode_check, path, ctx)
+        check = pool.submit(check_others)
         try:
             extract()
         except BaseException:
-            check.result()  # the damage, named, rather than the extraction's error
+            for out in outputs:
+                out.unlink(missing_ok=True)
+            check.result()  # another stream's damage, named, rather than the extraction's error
             raise
         try:
             check.result()

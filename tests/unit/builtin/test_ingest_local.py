@@ -5,6 +5,7 @@ work refuses a run folder without room for the run."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,55 @@ def test_full_validation_refuses_a_corrupt_file_in_one_line(corrupt, tmp_path):
     assert message.startswith("decoding corrupt.mp4 failed: ")
     assert "\n" not in message
     assert list(ctx.work_dir.iterdir()) == []
+
+
+def damaged_audio_only(short_talk: Talk, folder: Path) -> Path:
+    """The talk's audio alone in an M4A, 4 KiB of its AAC overwritten: only audio to damage."""
+    from videodub.media import ffmpeg_exe
+
+    intact = folder / "talk.m4a"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(short_talk.path), "-map", "0:a:0",
+                    "-c", "copy", str(intact)], check=True, capture_output=True, timeout=60)
+    return corrupt_copy(intact, folder / "damaged.m4a")
+
+
+def test_full_validation_refuses_damaged_audio_as_it_extracts_it(short_talk, tmp_path,
+                                                                   monkeypatch):
+    """The extraction checks its own stream (strictly): no ffmpeg decode for an audio-only
+    file, and the same one line as ffmpeg's check; nothing extracted is left."""
+    damaged = damaged_audio_only(short_talk, tmp_path)
+    checked = []
+    monkeypatch.setattr(ingest_local, "decode_check", lambda *a: checked.append(a))
+    ctx = JobContext(tmp_path / "full", "es", None)
+    with pytest.raises(VideodubError) as failure:
+        LocalIngester(IngestConfig(validation=Validation.full)).ingest(damaged, ctx)
+    message = str(failure.value)
+    assert message.startswith("decoding damaged.m4a failed: ") and "\n" not in message
+    assert checked == [] and list(ctx.work_dir.iterdir()) == []
+    # quick: the damaged packets are skipped (as ffmpeg skips them), and the run says so.
+    ctx = JobContext(tmp_path / "quick", "es", None)
+    media = LocalIngester(IngestConfig(validation=Validation.quick)).ingest(damaged, ctx)
+    assert media.speech_audio.stat().st_size > 0
+    assert any("damaged audio packet(s) of damaged.m4a skipped" in n for n in ctx.notes)
+
+
+def test_full_validation_leaves_only_the_other_streams_to_ffmpeg(short_talk, tmp_path,
+                                                                monkeypatch):
+    """ffmpeg's check decodes every stream but the extracted audio (the video here); when
+    the in-process decode cannot set the audio up, ffmpeg checks that too."""
+    checked = []
+    monkeypatch.setattr(ingest_local, "decode_check", lambda path, ctx, streams: checked.append(streams))
+    options = IngestConfig(validation=Validation.full)
+    LocalIngester(options).ingest(short_talk.path, JobContext(tmp_path / "a", "es", None))
+    assert checked == [("0", "-0:a:0")]
+
+    def unsupported(*args, **kwargs):
+        raise ingest_local.Unsupported("no decoder")
+
+    checked.clear()
+    monkeypatch.setattr(ingest_local, "decode_to_wavs", unsupported)
+    LocalIngester(options).ingest(short_talk.path, JobContext(tmp_path / "b", "es", None))
+    assert sorted(checked) == [("0", "-0:a:0"), ("0:a:0",)]
 
 
 def test_full_validation_accepts_an_intact_file(short_talk, tmp_path):
