@@ -3,6 +3,7 @@ ViSQOL's MOS-LQO (audio mode, 48 kHz) against the lossless track, per setting.
 
     .venv/bin/python benchmarks/bench_codec.py
     .venv/bin/python benchmarks/bench_codec.py --variants twoloop:96,fast:128 --visqol-seconds 0
+    .venv/bin/python benchmarks/bench_codec.py --variants fast:64,fast:64@32000
 
 Materials: the pipeline benchmark's talk dubbed by the quality profile with the two-pass mix
 (``mix.streaming=false``, whose ``dub_mix.wav`` is the lossless track), and the shared JFK
@@ -10,7 +11,11 @@ recording (when ``../shared/media/jfk.flac`` is present) alone and over pink noi
 With ``--music FILE`` (any file soundfile reads, e.g. the Ogg tracks of Debian's
 ``extremetuxracer-data``), also the recording over that music 14 dB under its speech, and
 the music alone, from 30 s into the file. Each setting is encoded with PyAV as the mix encodes
-(one encoder, mono, 48 kHz) and decoded back.
+(one encoder, mono, 48 kHz) and decoded back. A setting with ``@RATE`` (``fast:64@32000``) is
+the track at that sample rate instead, as a mix at ``ingest.mix_sample_rate=RATE`` gives it:
+the material is resampled to RATE first (FFmpeg's resampler, as ingest reads the original),
+and the decoded result back to 48 kHz to be scored against the 48 kHz material; the CPU figure
+is the encode's alone.
 
 MOS-LQO needs ``pip install visqol-python`` (not a videodub dependency: it is only for this
 measurement); without it, or with ``--visqol-seconds 0``, only CPU and size are printed. The
@@ -36,14 +41,29 @@ RATE = 48000
 FRAME = 1024  # AAC's priming: the decoded stream starts one frame late
 
 
-def encode(x: np.ndarray, coder: str, kbits: int) -> tuple[list, bytes, float]:
-    """Packets of ``x`` (mono float32 at 48 kHz), the codec's extradata, and the CPU-s."""
+def resample(x: np.ndarray, rate: int, to: int) -> np.ndarray:
+    """Mono float32 ``x`` from ``rate`` to ``to`` Hz, with FFmpeg's resampler (PyAV)."""
+    import av
+
+    if rate == to:
+        return x
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=to)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, :]), format="flt",
+                                       layout="mono")
+    frame.sample_rate = rate
+    out = [f.to_ndarray()[0] for f in resampler.resample(frame)]
+    out += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def encode(x: np.ndarray, coder: str, kbits: int, rate: int = RATE) -> tuple[list, bytes, float]:
+    """Packets of ``x`` (mono float32 at ``rate``), the codec's extradata, and the CPU-s."""
     import av
 
     t0 = time.process_time()
     ctx = av.CodecContext.create("aac", "w")
-    ctx.sample_rate, ctx.layout, ctx.format = RATE, "mono", "fltp"
-    ctx.bit_rate, ctx.time_base = kbits * 1000, Fraction(1, RATE)
+    ctx.sample_rate, ctx.layout, ctx.format = rate, "mono", "fltp"
+    ctx.bit_rate, ctx.time_base = kbits * 1000, Fraction(1, rate)
     ctx.options = {"aac_coder": coder}
     ctx.open()
     packets = []
@@ -51,20 +71,29 @@ def encode(x: np.ndarray, coder: str, kbits: int) -> tuple[list, bytes, float]:
     for i in range(0, len(x), block):
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, i:i + block]),
                                            format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = RATE, i
+        frame.sample_rate, frame.pts = rate, i
         packets += ctx.encode(frame)
     packets += ctx.encode(None)
     return packets, bytes(ctx.extradata or b""), time.process_time() - t0
 
 
-def decode(packets: list, extradata: bytes, n: int) -> np.ndarray:
+def decode(packets: list, extradata: bytes, n: int, rate: int = RATE) -> np.ndarray:
     import av
 
     ctx = av.CodecContext.create("aac", "r")
-    ctx.extradata, ctx.sample_rate, ctx.layout = extradata, RATE, "mono"
+    ctx.extradata, ctx.sample_rate, ctx.layout = extradata, rate, "mono"
     out = [f.to_ndarray()[0] for p in packets for f in ctx.decode(p)]
     out += [f.to_ndarray()[0] for f in ctx.decode(None)]
     return np.concatenate(out)[FRAME:FRAME + n].astype(np.float32)
+
+
+def coded(x: np.ndarray, coder: str, kbits: int, rate: int) -> tuple[np.ndarray, float, float]:
+    """``x`` (48 kHz) through the setting and back at 48 kHz; KiB and encode CPU-s."""
+    at_rate = resample(x, RATE, rate)
+    packets, extradata, cpu = encode(at_rate, coder, kbits, rate)
+    back = resample(decode(packets, extradata, len(at_rate), rate), rate, RATE)
+    back = np.concatenate([back, np.zeros(max(0, len(x) - len(back)), np.float32)])[:len(x)]
+    return back, sum(p.size for p in packets) / 1024, cpu
 
 
 def talk_track(folder: Path, seconds: float) -> np.ndarray:
@@ -140,7 +169,7 @@ def mos(reference: np.ndarray, degraded: np.ndarray, api) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default="fast:64,fast:96,fast:128,twoloop:96,twoloop:128",
-                    help="coder:kbit/s, comma-separated")
+                    help="coder:kbit/s[@sample rate], comma-separated")
     ap.add_argument("--seconds", type=float, default=60.0, help="the talk's length")
     ap.add_argument("--visqol-seconds", type=float, default=20.0,
                     help="seconds of each material ViSQOL scores (0: no scores)")
@@ -148,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
                     "music materials")
     ap.add_argument("--no-talk", action="store_true", help="leave out the generated talk")
     args = ap.parse_args(argv)
-    variants = [(c, int(k)) for c, k in (v.split(":") for v in args.variants.split(","))]
+    variants = []
+    for v in args.variants.split(","):
+        coder, _, rest = v.partition(":")
+        kbits, _, rate = rest.partition("@")
+        variants.append((coder, int(kbits), int(rate or RATE)))
     api = None
     if args.visqol_seconds > 0:
         try:
@@ -173,12 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, x in materials.items():
         minutes = len(x) / RATE / 60
         scored = x[:int(args.visqol_seconds * RATE)]
-        for coder, kbits in variants:
-            packets, extradata, cpu = encode(x, coder, kbits)
-            size = sum(p.size for p in packets) / 1024
-            score = (f"{mos(scored, decode(packets, extradata, len(x))[:len(scored)], api):8.3f}"
-                     if api is not None else f"{'-':>8s}")
-            print(f"{name:18s} {coder + ' ' + str(kbits) + 'k':12s} {cpu / minutes:9.3f} "
+        for coder, kbits, rate in variants:
+            back, size, cpu = coded(x, coder, kbits, rate)
+            score = (f"{mos(scored, back[:len(scored)], api):8.3f}" if api is not None
+                     else f"{'-':>8s}")
+            setting = f"{coder} {kbits}k" + (f"@{rate // 1000}k" if rate != RATE else "")
+            print(f"{name:18s} {setting:12s} {cpu / minutes:9.3f} "
                   f"{size / minutes:8.0f} {score}", flush=True)
     return 0
 

@@ -3,8 +3,8 @@ read: the 16 kHz mono speech and the mixing audio.
 
 PyAV (FFmpeg's own decoders and resampler, the ones the ffmpeg command uses) in-process instead
 of one ffmpeg command per output: the stream is decoded once instead of twice, without two
-processes' start-up and threads, and the speech is whole sooner (on a one-minute talk about
-90 ms of CPU against 240 ms, the speech whole after about 95 ms against 115 ms; see
+processes' start-up and threads, and the speech is whole sooner (on a one-minute talk 100 ms
+of CPU against 240-290 ms, the speech whole after 105 ms against 117-160 ms; see
 docs/benchmarks.md). The samples are the ffmpeg command's (``-ac/-ar``), to a least
 significant bit. Frames are gathered into blocks of about a second before they are resampled:
 PyAV's resampler and a file write per 1024-sample frame cost three times the decode.
@@ -178,6 +178,8 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
             raise VideodubError(f"{what} failed: {exc}") from exc
         except av.error.FFmpegError as exc:
             raise VideodubError(f"{what} failed: {exc.strerror or exc}") from exc
+        except ValueError as exc:  # a layout the stream changed to that PyAV cannot name
+            raise VideodubError(f"{what} failed: {exc}") from exc
     finally:
         for w in writers:  # after a failure: close the files (the caller removes them)
             try:
