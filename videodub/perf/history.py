@@ -15,7 +15,9 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,16 +106,38 @@ class History:
                                f"set perf.history or {ENV_VAR} to look elsewhere)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S,
-                                      isolation_level=None, check_same_thread=False)
-            self.db.row_factory = sqlite3.Row
-            self.db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self._migrate()
+            self._open()
         except sqlite3.Error as exc:
             raise HistoryError(self._explain(exc)) from None
         except OSError as exc:
             raise HistoryError(f"run history {self.path}: {exc.strerror or exc}") from None
+
+    def _open(self) -> None:
+        """Connect, in WAL mode, at the current schema. Switching a database's journal mode
+        while another process writes to it fails at once instead of waiting for the busy
+        timeout (SQLite does not wait where waiting could deadlock), as can the first
+        connections to a new file: the opening is retried until ``BUSY_TIMEOUT_S``."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                 check_same_thread=False)
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    db.execute("PRAGMA journal_mode = WAL")
+                self.db = db
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                db.close()
+                text = str(exc)
+                if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.01, 0.05))
+            except BaseException:
+                db.close()
+                raise
 
     def _explain(self, exc: sqlite3.Error) -> str:
         text = str(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 
 import pytest
 
@@ -161,3 +162,33 @@ def test_concurrent_writers_lose_nothing(tmp_path):
         runs = hist.runs(limit=100)
         assert len({r.run_id for r in runs}) == 60
         assert all(len(r.stages) == 3 for r in runs)
+
+
+def test_opening_waits_for_a_writer_instead_of_failing(tmp_path):
+    """Switching a database to WAL while another connection writes to it in rollback mode
+    fails at once in SQLite (it does not wait where waiting could deadlock): the opening
+    retries, so the history opens once the writer commits."""
+    path = tmp_path / "h.sqlite"
+    holding, committed = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db.execute("CREATE TABLE other (a)")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO other VALUES (1)")
+        holding.set()
+        threading.Event().wait(0.5)
+        committed.set()
+        db.execute("COMMIT")
+        db.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        with History(path) as hist:
+            assert committed.is_set()  # it waited for the writer, and then opened
+            assert hist.count() == 0
+            assert hist.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        thread.join()
