@@ -117,8 +117,15 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
     try:
         try:
             stream = container.streams.audio[0]
-            packets = container.demux(stream)
-            first, skipped = _first_frames(stream, packets, source if strict else None)
+            decoded_packets = _decoded(stream, container.demux(stream),
+                                       source if strict else None)
+            first, skipped = [], 0
+            for frames in decoded_packets:  # up to the first frames, to set up on
+                if frames is None:
+                    skipped += 1
+                elif frames:
+                    first = frames
+                    break
             key = _key(first[0]) if first else None
             if key is not None:
                 av.AudioFrame.from_ndarray(_planar(first[0]), format="fltp", layout=key[1])
@@ -146,7 +153,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                     w.write(frame)
                 held = keep
 
-            for frame in _frames(stream, packets, first, source if strict else None):
+            for frame in _frames(first, decoded_packets):
                 if frame is None:
                     skipped += 1
                     continue
@@ -204,40 +211,26 @@ def _key(frame) -> tuple[int, str]:
     return frame.sample_rate, frame.layout.name
 
 
-def _damaged(source: Path | None, exc) -> None:
-    """Raise :class:`Damaged` for a packet that did not decode, when ``source`` is checked
-    strictly (else it is skipped)."""
-    if source is not None:
-        raise Damaged(f"decoding {source.name} failed: {exc.strerror or exc} (audio stream)")
-
-
-def _first_frames(stream, packets, strict: Path | None) -> tuple[list, int]:
-    """The first decoded frames (to set up on), and the packets skipped before them."""
-    import av
-
-    skipped = 0
-    for packet in packets:
-        try:
-            frames = stream.decode(packet)
-        except av.error.FFmpegError as exc:  # a damaged packet: skipped, as ffmpeg does
-            _damaged(strict, exc)
-            skipped += 1
-            continue
-        if frames:
-            return frames, skipped
-    return [], skipped
-
-
-def _frames(stream, packets, first: list, strict: Path | None):
-    """The decoded frames from ``first`` on; None for a packet that did not decode."""
-    import av
-
+def _frames(first: list, decoded_packets):
+    """The frames from ``first`` on, one by one; None for a packet that did not decode."""
     yield from first
+    for frames in decoded_packets:
+        if frames is None:
+            yield None
+        else:
+            yield from frames
+
+
+def _decoded(stream, packets, strict: Path | None):
+    """Each packet's decoded frames, in order; None for a packet that did not decode
+    (skipped, as ffmpeg does), or :class:`Damaged` when ``strict`` names the source."""
+    import av
+
     for packet in packets:
         try:
-            frames = stream.decode(packet)
-        except av.error.FFmpegError as exc:  # a damaged packet: skipped, as ffmpeg does
-            _damaged(strict, exc)
+            yield stream.decode(packet)
+        except av.error.FFmpegError as exc:
+            if strict is not None:
+                raise Damaged(f"decoding {strict.name} failed: {exc.strerror or exc} "
+                              f"(audio stream)") from exc
             yield None
-            continue
-        yield from frames
