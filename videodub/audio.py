@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from videodub.errors import Cancelled
+from videodub.wav import data_offset
 
 # 16-bit samples at or below this (about -54 dBFS) count as silence at a clip's ends.
 SILENCE_THRESHOLD = 64
@@ -99,21 +100,14 @@ class GrowingWav:
         self.done.set()
 
     def _data_offset(self) -> int | None:
-        """The samples' offset, once the writer has put out the header (RIFF chunks up to
-        ``data``)."""
+        """The samples' offset, once the writer has put out the header (up to ``data``)."""
         if self._data_at is None:
             try:
                 with open(self.path, "rb") as f:
                     head = f.read(4096)
             except FileNotFoundError:
                 return None
-            at = 12
-            while head[:4] == b"RIFF" and at + 8 <= len(head):
-                chunk, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
-                if chunk == b"data":
-                    self._data_at = at + 8
-                    break
-                at += 8 + size + (size & 1)
+            self._data_at = data_offset(head)
         return self._data_at
 
     def available(self) -> int:

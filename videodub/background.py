@@ -17,6 +17,7 @@ import numpy as np
 
 from videodub.media import atomic_path
 from videodub.speech_regions import Regions
+from videodub.wav import wav_format
 
 # Margin around each speech region that is also removed: the quietest onsets and tails of a
 # sentence sit within a few dB of the room and escape the detector (measured: up to 120 ms).
@@ -88,7 +89,8 @@ def write_background(original: Path, out: Path, spans: list[tuple[float, float]]
 
     with soundfile.SoundFile(str(original)) as src, atomic_path(out) as tmp:
         with soundfile.SoundFile(str(tmp), "w", samplerate=src.samplerate,
-                                 channels=src.channels, subtype="FLOAT", format="WAV") as dst:
+                                 channels=src.channels, subtype="FLOAT",
+                                 format=wav_format(src.frames, src.channels, 4)) as dst:
             offset = 0
             for block in src.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
                 gain = gain_envelope(len(block), offset, src.samplerate, spans)

@@ -17,7 +17,6 @@ refuses such a file)."""
 from __future__ import annotations
 
 import errno
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from videodub.errors import VideodubError, is_no_space, no_space
+from videodub.wav import WavWriter
 
 # Source samples gathered before each resampling (about a second at 48 kHz).
 BLOCK_SAMPLES = 48_000
@@ -56,14 +56,11 @@ class WavOut:
 
 class _Writer:
     """One output's resampler and WAV file (the header is written first, its sizes at
-    :meth:`close`, so a reader may follow the file as it grows)."""
+    :meth:`close`, so a reader may follow the file as it grows; RF64 past 4 GiB)."""
 
     def __init__(self, out: WavOut) -> None:
         self.out = out
-        self.file = wave.open(str(out.path), "wb")  # noqa: SIM115 - closed in close()
-        self.file.setnchannels(out.channels)
-        self.file.setsampwidth(2)
-        self.file.setframerate(out.rate)
+        self.file = WavWriter(out.path, out.rate, out.channels)
         self.resampler = None
 
     def start(self, av) -> None:
@@ -75,7 +72,7 @@ class _Writer:
     def write(self, frame) -> None:
         for part in self.resampler.resample(frame):
             data = bytes(part.planes[0])[:part.samples * 2 * self.out.channels]
-            self.file.writeframesraw(data)
+            self.file.write(data)
 
     def flush(self) -> None:
         if self.resampler is not None:

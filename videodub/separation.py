@@ -29,6 +29,7 @@ import numpy as np
 
 from videodub.errors import VideodubError
 from videodub.media import atomic_path
+from videodub.wav import wav_format
 
 DEFAULT_MODEL_URL = ("https://github.com/TRvlvr/model_repo/releases/download/"
                      "all_public_uvr_models/UVR-MDX-NET-Voc_FT.onnx")
@@ -190,7 +191,7 @@ def separate_background(original: Path, out: Path, model: Path, threads: int = 0
         background = background.mean(axis=0, keepdims=True)
     with atomic_path(out) as tmp:
         soundfile.write(str(tmp), background.T.astype(np.float32), rate, subtype="FLOAT",
-                        format="WAV")
+                        format=wav_format(*background.T.shape, 4))
     return out
 
 

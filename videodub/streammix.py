@@ -37,6 +37,7 @@ from videodub.media import ffmpeg_exe, run_ffmpeg
 from videodub.model import JobContext
 from videodub.parallel_encode import EncoderSpec, ParallelEncoder, feed
 from videodub.speech_regions import LevelMeter, to_mono
+from videodub.wav import FFMPEG_WAV
 
 # Integrated loudness is summed over 100 ms hops, four to a 400 ms gating block (BS.1770-4).
 HOP_S = 0.1
@@ -156,7 +157,7 @@ class StreamingMix:
         self.removal = removal
         # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV; or
         # the limiter's output encoded in stretches on several CPUs (``parallel_encode``).
-        self.encode_args = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
+        self.encode_args = list(encode_args or FFMPEG_WAV)
         self.stretches = stretches
         self.encoder: ParallelEncoder | None = None
         self.feed: threading.Thread | None = None
@@ -373,7 +374,7 @@ def correct(path: Path, gain_db: float, ceiling_db: float, ctx: JobContext,
             encode_args: tuple[str, ...] | None = None) -> None:
     """One pass over a finished track: ``gain_db`` and a limiter at ``ceiling_db``."""
     tmp = path.with_name(f".{path.stem}.fix{path.suffix}")
-    encode = list(encode_args) if encode_args else ["-c:a", "pcm_s16le", "-f", "wav"]
+    encode = list(encode_args or FFMPEG_WAV)
     try:
         run_ffmpeg(["-v", "error", "-i", str(path), "-af",
                     f"volume={gain_db:.3f}dB,alimiter=limit={10 ** (ceiling_db / 20):.5f}"

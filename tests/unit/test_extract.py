@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import subprocess
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from videodub.errors import VideodubError
 from videodub.extract import Unsupported, WavOut, decode_to_wavs
 from videodub.media import ffmpeg_exe
 from videodub.model import JobContext
+from videodub.wav import WavWriter
 
 OUTPUTS = ((16000, 1), (48000, 2))
 
@@ -145,7 +145,7 @@ def test_a_full_disk_is_one_line_naming_the_folder(source, tmp_path, monkeypatch
     def full(self, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(wave.Wave_write, "writeframesraw", full)
+    monkeypatch.setattr(WavWriter, "write", full)
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(VideodubError) as err:

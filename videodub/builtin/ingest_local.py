@@ -17,6 +17,7 @@ from videodub.extract import Unsupported, WavOut, decode_to_wavs
 from videodub.audio import GrowingWav
 from videodub.media import Ffmpeg, decode_check, probe
 from videodub.model import JobContext, MediaInfo, WorkerHint
+from videodub.wav import FFMPEG_WAV
 
 
 @dataclass
@@ -158,7 +159,7 @@ def extract_with_ffmpeg(source: Path, outputs: list[WavOut], growing: GrowingWav
     :func:`~videodub.extract.decode_to_wavs` cannot set up (the speech first: ``growing``
     is finished as soon as it is whole)."""
     src = ["-v", "error", "-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn"]
-    runs = [Ffmpeg([*src, "-ac", str(o.channels), "-ar", str(o.rate), "-c:a", "pcm_s16le",
+    runs = [Ffmpeg([*src, "-ac", str(o.channels), "-ar", str(o.rate), *FFMPEG_WAV,
                     str(o.path)], ctx, what) for o in outputs]
     try:
         runs[0].wait()

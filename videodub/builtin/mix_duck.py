@@ -31,6 +31,7 @@ from videodub.parallel_encode import EncoderSpec, splices
 from videodub.placement import ClipPlacer, placed
 from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
 from videodub.speech_regions import regions_of_file
+from videodub.wav import FFMPEG_WAV, wav_format
 
 
 @dataclass
@@ -82,14 +83,15 @@ class DuckMixOptions:
 
 
 class SpeechTrackWriter:
-    """Writes clips at their start times into a mono WAV, holding only overlapping tails."""
+    """Writes clips at their start times into a mono WAV, holding only overlapping tails;
+    ``frames`` is about how long it will be (RF64 past what a RIFF WAV holds)."""
 
-    def __init__(self, path: Path, rate: int) -> None:
+    def __init__(self, path: Path, rate: int, frames: int = 0) -> None:
         import soundfile
 
         self.rate = rate
         self.file = soundfile.SoundFile(str(path), "w", samplerate=rate, channels=1,
-                                        subtype="FLOAT")
+                                        subtype="FLOAT", format=wav_format(frames, 1, 4))
         self.written = 0  # samples already on disk
         self.pending = np.zeros(0, dtype=np.float32)  # samples from ``written`` onwards
 
@@ -140,7 +142,7 @@ class DuckMixer:
             return self._mix_streaming(segments, media, ctx)
         rate = media.sample_rate
         speech_path = ctx.work_dir / "speech_track.wav"
-        writer = SpeechTrackWriter(speech_path, rate)
+        writer = SpeechTrackWriter(speech_path, rate, int(media.duration * rate))
         placer = ClipPlacer(media.duration)
         kept: list[tuple[float, float]] = []  # lines where the original plays instead
         done = False
@@ -249,7 +251,7 @@ class DuckMixer:
                        if measured["peak"] + gain > ceiling else "anull")
             run_ffmpeg(["-v", "error", *inputs, "-filter_complex",
                         self._graph(samples, f"volume={gain:.3f}dB,{limiter}"), "-map", "[out]",
-                        "-ar", str(media.sample_rate), "-c:a", "pcm_s16le", str(out)],
+                        "-ar", str(media.sample_rate), *FFMPEG_WAV, str(out)],
                        ctx, what="mixing the dubbed audio")
             if o.effort != Effort.high:
                 break
