@@ -26,6 +26,13 @@ ABOVE_FLOOR_DB = 12.0
 BELOW_PEAK_DB = 40.0
 # An absolute floor: nothing quieter than this is speech (digital silence, dither).
 ABSOLUTE_DB = -60.0
+# Frames this quiet are digital silence (zeros, dither): an audio stream that starts after its
+# picture (ingest puts silence before it), a gap in it, a muted intro. When the rest of the
+# track has a steady floor (a room, a hum: its quietest 30 % of sound within STEADY_DB), that
+# is the noise floor, not the silence: on a 10 s clip whose audio starts 1.5 s late, the
+# silence was the quietest 10 % and the hum under the speech counted as speech.
+DIGITAL_SILENCE_DB = -90.0
+STEADY_DB = 3.0
 # A region found at the threshold is extended outward while frames stay this far above the
 # floor, up to EXTEND_S: the quiet first and last sounds of a sentence (fricatives, a fading
 # vowel) sit only a few dB over the room, and they are part of the voice.
@@ -94,7 +101,7 @@ def detect_levels(db: np.ndarray, duration: float, *, merge_gap: float = 0.25,
     if db.size == 0:
         return Regions((), duration, ABSOLUTE_DB)
     if threshold_db is None:
-        floor = float(np.percentile(db, 10))
+        floor = noise_floor(db)
         peak = float(np.percentile(db, 99.5))
         threshold_db = max(floor + ABOVE_FLOOR_DB, peak - BELOW_PEAK_DB, ABSOLUTE_DB)
         edge_db = max(min(floor + EDGE_ABOVE_FLOOR_DB, threshold_db), ABSOLUTE_DB)
@@ -122,6 +129,18 @@ def detect_levels(db: np.ndarray, duration: float, *, merge_gap: float = 0.25,
     kept = tuple((round(float(s), 3), round(float(min(e, duration)), 3)) for s, e in spans
                  if e - s >= min_speech)
     return Regions(kept, duration, float(threshold_db))
+
+
+def noise_floor(db: np.ndarray) -> float:
+    """The track's noise floor from its frame levels: the quietest 10 % of its frames, or of
+    its sound when digital silence is that quietest part and the sound has a steady floor."""
+    floor = float(np.percentile(db, 10))
+    sound = db[db > DIGITAL_SILENCE_DB]
+    if floor <= DIGITAL_SILENCE_DB and sound.size:
+        low, steady = np.percentile(sound, [10, 30])
+        if steady - low <= STEADY_DB:
+            return float(low)
+    return floor
 
 
 def to_mono(audio: np.ndarray) -> np.ndarray:

@@ -49,6 +49,31 @@ def test_a_fading_end_is_followed_past_a_one_frame_dip(dip_frames, end):
     assert found.spans == ((1.0, end),)
 
 
+@pytest.mark.parametrize("silence_s", [0.5, 1.5, 4.0])
+def test_digital_silence_before_a_noisy_track_is_not_its_noise_floor(silence_s):
+    """Ingest puts silence before audio that starts after the picture: the room's noise is
+    still the floor, and the speech is found where it is (it was all speech from the end of
+    the silence once that was a tenth of the track)."""
+    spans = [(0.5, 1.7), (3.03, 4.2), (6.0, 6.4)]
+    plain = detect(track(spans, 8.0), RATE)
+    padded = detect(np.concatenate([np.zeros(int(silence_s * RATE), np.float32),
+                                    track(spans, 8.0)]), RATE)
+    assert len(padded.spans) == len(spans)
+    for (s, e), (ps, pe) in zip(plain.spans, padded.spans):
+        assert ps == pytest.approx(s + silence_s, abs=0.011)
+        assert pe == pytest.approx(e + silence_s, abs=0.011)
+
+
+def test_clean_speech_between_digital_silences_keeps_its_quiet_sounds():
+    """No room under the speech (a synthesized or hard-muted voice): the silence stays the
+    floor, so the quiet start of a sound is not cut off."""
+    db = np.full(400, -120.0)
+    db[100:200] = np.linspace(-50.0, -15.0, 100)  # a sound swelling from -50 dB
+    db[250:300] = -20.0
+    found = speech_regions.detect_levels(db, 4.0)
+    assert found.spans[0][0] <= 1.05
+
+
 def test_silence_has_no_speech():
     assert detect(np.zeros(RATE * 2, dtype=np.float32), RATE).spans == ()
 
