@@ -5,14 +5,15 @@ PyAV (FFmpeg's own decoders and resampler, the ones the ffmpeg command uses) in-
 of one ffmpeg command per output: the stream is decoded once instead of twice, without two
 processes' start-up and threads, and the speech is whole sooner (on a one-minute talk 100 ms
 of CPU against 240-290 ms, the speech whole after 105 ms against 117-160 ms; see
-docs/benchmarks.md). The samples are the ffmpeg command's (``-ac/-ar``), to a least
-significant bit. Frames are gathered into blocks of about a second before they are resampled:
+docs/benchmarks.md). The samples are the ffmpeg command's (``-ac/-ar``, with
+``aresample=async=1:first_pts=0``: on the picture's timeline, see :class:`Timeline`), to a
+least significant bit. Frames are gathered into blocks of about a second before they are resampled:
 PyAV's resampler and a file write per 1024-sample frame cost three times the decode.
 
 A stream this cannot set up (a decoder the PyAV build lacks, a channel layout it cannot name)
 raises :class:`Unsupported` before anything is written; ingest then runs ffmpeg instead.
 A packet that does not decode is skipped, as the ffmpeg command does (``validation=full``
-refuses such a file)."""
+refuses such a file); what it held becomes silence if it leaves a gap of 0.1 s or more."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ BLOCK_SAMPLES = 48_000
 # command drops them, when there are no more than this many (more would be audio the
 # declared duration leaves out, which is kept).
 END_HOLD = 8192
+# Timestamps and samples apart by more than this (seconds) are brought together (silence
+# inserted, or samples dropped): ffmpeg's ``aresample`` threshold. Less is timestamp rounding
+# (milliseconds in Matroska) or a lost packet. At the stream's start any delay counts.
+TOLERANCE_S = 0.1
+START_TOLERANCE_S = 0.001
 # What a decoded sample format's integers are divided by to be -1..1 floats (as swresample).
 _SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
@@ -43,6 +49,18 @@ class Unsupported(Exception):
 
 class Damaged(VideodubError):
     """A packet of the stream did not decode (``strict``): ``decoding <name> failed: ...``."""
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """What an extraction met: packets skipped (they did not decode), and the timestamp
+    gaps filled with silence / overlaps dropped to keep the audio on the picture's timeline
+    (a late start is not counted: ingest knows it from the probe)."""
+
+    skipped: int = 0
+    gaps: int = 0
+    filled_s: float = 0.0
+    dropped_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -98,9 +116,9 @@ def _planar(frame) -> np.ndarray:
 
 
 def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
-                   check: Callable[[], None] = lambda: None, strict: bool = False) -> int:
-    """Decode ``source``'s first audio stream into each of ``outputs``; returns the packets
-    that did not decode (skipped). Raises :class:`Unsupported` before writing anything when
+                   check: Callable[[], None] = lambda: None, strict: bool = False) -> Decoded:
+    """Decode ``source``'s first audio stream into each of ``outputs`` (see :class:`Decoded`
+    for what it returns). Raises :class:`Unsupported` before writing anything when
     the stream cannot be set up here, VideodubError (one line) for a failure after; with
     ``strict``, a packet that does not decode is such a failure too (``Damaged``), as
     ``ffmpeg -xerror`` stops at it."""
@@ -111,6 +129,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
     except av.error.FFmpegError as exc:
         raise Unsupported(str(exc)) from exc
     writers: list[_Writer] = []
+    timeline = Timeline((container.start_time or 0) / 1_000_000)
     try:
         try:
             stream = container.streams.audio[0]
@@ -160,8 +179,9 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                     key, declared = k, None
                     for w in writers:
                         w.start(av)
-                block.append(_planar(frame))
-                held += frame.samples
+                for data in timeline.place(frame, _planar(frame)):
+                    block.append(data)
+                    held += data.shape[1]
                 decoded += frame.samples
                 if held >= BLOCK_SAMPLES + END_HOLD:
                     emit(keep=END_HOLD)
@@ -191,7 +211,43 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
             except OSError:
                 pass
         container.close()
-    return skipped
+    return Decoded(skipped, timeline.gaps, round(timeline.filled, 3), round(timeline.dropped, 3))
+
+
+class Timeline:
+    """Where the decoded samples go on the input's timeline, the one the muxer's copy of the
+    video is on (it starts at the container's start): a stream that starts later than the
+    container is preceded by that much silence, and later a gap in its timestamps (dropped
+    audio in a recording, a cut) is filled with silence and an overlap dropped, as ffmpeg's
+    ``aresample=async=1:first_pts=0`` does. Without this the dub of an input whose audio
+    starts 1.5 s into its picture would play 1.5 s early, and every line after a gap would
+    be early by the gap."""
+
+    def __init__(self, origin_s: float) -> None:
+        self.origin = origin_s
+        self.at = 0.0  # seconds of the timeline laid so far
+        self.gaps, self.filled, self.dropped = 0, 0.0, 0.0  # after the start
+
+    def place(self, frame, data: np.ndarray) -> list[np.ndarray]:
+        """The frame's samples (channels x samples), with silence before them or some of
+        them dropped to put them at their timestamp."""
+        rate = frame.sample_rate
+        if frame.pts is not None and frame.time_base is not None:
+            off = float(frame.pts * frame.time_base) - self.origin - self.at
+            if off > (START_TOLERANCE_S if self.at == 0.0 else TOLERANCE_S):
+                silence = np.zeros((data.shape[0], round(off * rate)), dtype=np.float32)
+                if self.at:
+                    self.gaps += 1
+                    self.filled += silence.shape[1] / rate
+                self.at += (silence.shape[1] + data.shape[1]) / rate
+                return [silence, data]
+            if off < -TOLERANCE_S:
+                cut = min(data.shape[1], round(-off * rate))
+                self.gaps += 1
+                self.dropped += cut / rate
+                data = data[:, cut:]
+        self.at += data.shape[1] / rate
+        return [data]
 
 
 def _declared_samples(container, stream) -> int | None:

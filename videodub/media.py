@@ -97,12 +97,16 @@ def probe(path: Path) -> dict[str, Any]:
                     entry["height"] = s.codec_context.height
                 entry["duration"] = (float(s.duration * s.time_base)
                                      if s.duration is not None and s.time_base else None)
+                entry["start"] = (float(s.start_time * s.time_base)
+                                  if s.start_time is not None and s.time_base else None)
                 streams.append(entry)
             duration = container.duration / 1_000_000 if container.duration else None
             if duration is None:
                 durations = [s["duration"] for s in streams if s["duration"]]
                 duration = max(durations) if durations else None
-            return {"format": container.format.name, "duration": duration, "streams": streams}
+            start = container.start_time / 1_000_000 if container.start_time is not None else 0.0
+            return {"format": container.format.name, "duration": duration, "start": start,
+                    "streams": streams}
     except av.error.FFmpegError as exc:
         raise VideodubError(f"{path}: not a readable media file ({exc.strerror or exc})") from exc
 

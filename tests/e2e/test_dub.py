@@ -247,6 +247,28 @@ def test_the_dub_is_in_sync_without_overlaps_or_the_original_voice(spanish_dub, 
 
 
 @pytest.mark.slow
+def test_audio_that_starts_after_the_picture_is_dubbed_in_sync_with_it(run_cli, short_talk,
+                                                                      tmp_path):
+    """A recording whose audio starts 1.5 s into its picture (screen and game captures,
+    broadcast recordings): the output video copies the picture from its start, so each dub
+    line must start where the speaker's does there, 1.5 s after the talk's own times."""
+    import imageio_ffmpeg
+
+    late = tmp_path / "late.mkv"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(short_talk.path),
+                    "-itsoffset", "1.5", "-i", str(short_talk.path), "-map", "0:v", "-map",
+                    "1:a", "-c", "copy", str(late)], check=True, capture_output=True, timeout=60)
+    run = run_cli(f"input={late}", "target_lang=en", "translate=none", "profile=speed").check()
+    rate = 16000
+    audio = np.abs(decode_audio(run.video, 0, rate))  # the dub track, from the video's start
+    for line in short_talk.script:
+        speaker = line.start + 1.5
+        window = audio[int((speaker - 0.5) * rate): int((speaker + 0.8) * rate)]
+        onset = speaker - 0.5 + np.flatnonzero(window > 0.1 * window.max())[0] / rate
+        assert abs(onset - speaker) <= 0.15, (line.text, onset, speaker)
+
+
+@pytest.mark.slow
 def test_revoiced_english_is_intelligible(english_revoice, talk):
     heard = transcribe_array(decode_audio(english_revoice.video, 0))
     script = " ".join(line.text for line in talk.script)

@@ -56,7 +56,7 @@ def by_ffmpeg(path: Path, folder: Path, rate: int, channels: int) -> np.ndarray:
 
 def decoded(path: Path, folder: Path) -> tuple[list[np.ndarray], int]:
     outs = [WavOut(folder / f"ours-{rate}-{ch}.wav", rate, ch) for rate, ch in OUTPUTS]
-    skipped = decode_to_wavs(path, outs, "extracting audio")
+    skipped = decode_to_wavs(path, outs, "extracting audio").skipped
     return [soundfile.read(str(o.path), dtype="int16")[0] for o in outs], skipped
 
 
@@ -123,11 +123,17 @@ def test_damaged_packets_are_skipped_and_counted(source, tmp_path):
     path.write_bytes(bytes(data))
     (speech, full), skipped = decoded(path, tmp_path)
     assert skipped > 0
-    want = by_ffmpeg(path, tmp_path, 16000, 1)
-    # The rest is there, as ffmpeg gives it (its last frame's padding kept: with packets
-    # missing, the decoded length no longer tells the padding from the audio).
-    assert abs(len(speech) - len(want)) <= 0.05 * 16000
-    assert len(speech) < 6.3 * 16000 - 0.05 * 16000  # what the damage took is not made up
+    whole, _ = decoded(encoded(source, tmp_path, "whole.mp4", "-c:a", "aac"), tmp_path)
+    # What the damage took is silence, and the audio after it stays in its place: the same
+    # length as the undamaged file (to a frame: its last frame's padding is not told from
+    # audio once packets are missing), the same samples at the end.
+    assert abs(len(speech) - len(whole[0])) <= 1024 * 16000 // 44100 + 1
+    n = int(6.2 * 16000)
+    lost = np.flatnonzero(np.abs(speech[:n].astype(int) - whole[0][:n].astype(int)) > 1)
+    assert 0 < (lost[-1] - lost[0]) / 16000 < 0.25  # only around the damaged packets
+    assert np.count_nonzero(speech[lost[0]:lost[-1] + 1] == 0) >= 0.1 * 16000  # silence
+    tail = slice(int(5.5 * 16000), n)
+    assert np.abs(speech[tail].astype(int) - whole[0][tail].astype(int)).max() <= 1
 
 
 def test_a_file_that_is_not_media_is_handed_back_before_anything_is_written(tmp_path):
@@ -155,10 +161,82 @@ def test_a_full_disk_is_one_line_naming_the_folder(source, tmp_path, monkeypatch
     assert "\n" not in message
 
 
-def test_ingest_falls_back_to_the_ffmpeg_command(source, tmp_path, monkeypatch):
+def starting_late(source: Path, folder: Path, delay: float = 1.5) -> Path:
+    """``source`` as the audio of a Matroska video, starting ``delay`` s into its picture."""
+    path = folder / "late.mkv"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=black:s=32x32:r=10:d=8", "-itsoffset", str(delay), "-i",
+                    str(source), "-map", "0:v", "-map", "1:a", "-c:v", "mpeg4", "-c:a", "flac",
+                    str(path)], check=True, capture_output=True, timeout=60)
+    return path
+
+
+def with_a_hole(source: Path, folder: Path) -> Path:
+    """``source`` in Matroska with the audio from about 2 s to 3 s left out and the
+    timestamps kept: a gap, as dropped audio leaves in a recording."""
+    path = folder / "hole.mkv"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(source), "-af",
+                    "aselect='not(between(t,2,3))'", "-c:a", "flac", str(path)],
+                   check=True, capture_output=True, timeout=60)
+    return path
+
+
+def first_loud(audio: np.ndarray, rate: int, after: float = 0.0) -> float:
+    """Seconds to the first sample louder than -20 dBFS at or after ``after``."""
+    mono = np.abs(audio.astype(np.float32).reshape(len(audio), -1)).max(axis=1) / 32768
+    start = int(after * rate)
+    return (start + int(np.flatnonzero(mono[start:] > 0.1)[0])) / rate
+
+
+def test_audio_that_starts_late_is_preceded_by_silence(source, tmp_path):
+    """A muxer copying the picture starts it at the container's start: the dub's audio must
+    start there too, or every line plays 1.5 s early."""
+    reference, _ = decoded(encoded(source, tmp_path, "ref.mkv", "-c:a", "flac"), tmp_path)
+    late, _ = decoded(starting_late(source, tmp_path), tmp_path)
+    edge = 16  # the resampler's filter reaches this far either side of the abrupt start
+    for got, want, (rate, _) in zip(late, reference, OUTPUTS):
+        pad = round(1.5 * rate)
+        assert len(got) == pad + len(want), rate
+        assert not got[:pad - edge].any()
+        assert np.abs(got[pad + edge:].astype(int) - want[edge:].astype(int)).max() <= 1, rate
+
+
+def test_a_gap_in_the_timestamps_is_filled_with_silence(source, tmp_path):
+    """Lines after dropped audio stay where the picture has them."""
+    reference, _ = decoded(encoded(source, tmp_path, "ref.mkv", "-c:a", "flac"), tmp_path)
+    holed, _ = decoded(with_a_hole(source, tmp_path), tmp_path)
+    for got, want, (rate, _) in zip(holed, reference, OUTPUTS):
+        assert abs(len(got) - len(want)) <= rate // 1000, rate
+        assert not got[int(2.1 * rate):int(2.9 * rate)].any()  # the hole, silent
+        # The tone comes back after the source's pause (at 4 s) where it does in the source,
+        # not a second early.
+        assert abs(first_loud(got, rate, after=3.6) - first_loud(want, rate, after=3.6)) <= 0.002
+
+
+def test_ingest_says_how_it_laid_the_audio(source, tmp_path):
+    """A late start (known from the probe, and part of the transcript's cache key) and the
+    gaps filled are in the run's notes."""
+    options = implementation_config("ingest", "local", LocalIngestOptions)()
+    late_ctx = JobContext(tmp_path / "late", "es", "en")
+    media = LocalIngester(options).ingest(starting_late(source, tmp_path), late_ctx)
+    assert media.extra["audio_delay_s"] == 1.5
+    assert any("starts 1.50 s after its picture" in n for n in late_ctx.notes)
+    hole_ctx = JobContext(tmp_path / "hole", "es", "en")
+    media = LocalIngester(options).ingest(with_a_hole(source, tmp_path), hole_ctx)
+    assert "audio_delay_s" not in media.extra
+    (note,) = [n for n in hole_ctx.notes if "gap(s)" in n]
+    filled = float(note.split(": ")[2].split(" s")[0])
+    assert note.startswith("ingest: 1 gap(s)") and 0.9 <= filled <= 1.1, note
+
+
+@pytest.mark.parametrize("make", ["aac.mp4", "late.mkv", "hole.mkv"])
+def test_ingest_falls_back_to_the_ffmpeg_command(source, tmp_path, monkeypatch, make):
     """A stream the in-process decode cannot set up is extracted by ffmpeg, to the same
-    files; the speech is handed on as it is written either way."""
-    path = encoded(source, tmp_path, "talk.mp4", "-c:a", "aac")
+    files (on the same timeline: a late start and a gap filled alike); the speech is handed
+    on as it is written either way."""
+    path = {"aac.mp4": lambda: encoded(source, tmp_path, "talk.mp4", "-c:a", "aac"),
+            "late.mkv": lambda: starting_late(source, tmp_path),
+            "hole.mkv": lambda: with_a_hole(source, tmp_path)}[make]()
     options = implementation_config("ingest", "local", LocalIngestOptions)()
     results = {}
     for way in ("in-process", "ffmpeg"):
@@ -186,3 +264,27 @@ def test_blocks_do_not_change_the_samples(source, tmp_path, monkeypatch):
     small, _ = decoded(path, tmp_path)
     for a, b in zip(large, small):
         assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_the_timeline_pads_late_starts_and_gaps_and_drops_overlaps():
+    """``Timeline`` alone, on frames of 1000 samples at 1 kHz (one second each)."""
+    from fractions import Fraction
+    from types import SimpleNamespace
+
+    from videodub.extract import Timeline
+
+    def frame(pts_ms: int | None):
+        return SimpleNamespace(pts=pts_ms, time_base=Fraction(1, 1000), sample_rate=1000)
+
+    def laid(timeline: Timeline, pts_ms: int | None) -> list[int]:
+        """The lengths of what one frame becomes: [silence, samples] or [samples]."""
+        return [p.shape[1] for p in timeline.place(frame(pts_ms), np.ones((2, 1000), np.float32))]
+
+    t = Timeline(origin_s=10.0)  # the picture starts at 10 s; the audio 10.002 s
+    assert laid(t, 10_002) == [2, 1000]  # any delay at the start
+    assert laid(t, 11_002 + 40) == [1000]  # 40 ms of timestamp jitter: left alone
+    assert laid(t, 12_002 + 500) == [500, 1000]  # a gap of 500 ms: silence
+    assert laid(t, 13_502 - 300) == [700]  # 300 ms of overlap: dropped
+    assert laid(t, None) == [1000]  # no timestamp: after the rest
+    assert t.at == pytest.approx(5.202)
+    assert laid(Timeline(0.0), -5) == [1000]  # a priming frame just before the start: kept

@@ -13,7 +13,7 @@ import numpy as np
 from videodub import hookimpl
 from videodub.config import Validation
 from videodub.errors import VideodubError
-from videodub.extract import Unsupported, WavOut, decode_to_wavs
+from videodub.extract import START_TOLERANCE_S, Decoded, Unsupported, WavOut, decode_to_wavs
 from videodub.audio import GrowingWav
 from videodub.media import Ffmpeg, decode_check, probe
 from videodub.model import JobContext, MediaInfo, WorkerHint
@@ -102,13 +102,17 @@ class LocalIngester:
         full = ctx.work_dir / "original.wav"
         rate = self.options.mix_sample_rate
 
+        # Seconds the audio starts after the picture: silence is laid before it (extract.py).
+        delay = round((audio[0]["start"] or 0.0) - info["start"], 3)
+        timeline = {"audio_delay_s": delay} if delay > START_TOLERANCE_S else {}
+
         def media(channels: int, **extra) -> MediaInfo:
             return MediaInfo(
                 path=input_path, duration=float(info["duration"]), has_video=bool(video),
                 audio_streams=len(audio), audio_codec=audio[0]["codec"],
                 video_codec=video[0]["codec"] if video else None, speech_audio=speech,
                 full_audio=full, sample_rate=rate, channels=channels,
-                extra={"format": info["format"], **extra})
+                extra={"format": info["format"], **timeline, **extra})
 
         what = f"extracting audio from {input_path.name}"
         # 16 kHz mono for recognition, which may start on it while it is written (``early``),
@@ -123,7 +127,7 @@ class LocalIngester:
                     ctx.speech_started(media(audio[0].get("channels") or 2,
                                              speech_growing=growing))
                 try:
-                    skipped = decode_to_wavs(input_path, outputs, what, ctx.check_cancelled,
+                    decoded = decode_to_wavs(input_path, outputs, what, ctx.check_cancelled,
                                              strict=strict)
                 except Unsupported:
                     extract_with_ffmpeg(input_path, outputs, growing, ctx, what)
@@ -131,9 +135,7 @@ class LocalIngester:
                         decode_check(input_path, ctx, ("0:a:0",))
                 else:
                     growing.finish(ok=True)
-                    if skipped:
-                        ctx.note(f"ingest: {skipped} damaged audio packet(s) of "
-                                 f"{input_path.name} skipped")
+                    noted(decoded, input_path.name, ctx)
             except BaseException:
                 growing.finish(ok=False)
                 raise
@@ -146,6 +148,9 @@ class LocalIngester:
                                      (speech, full), ctx, others)
         else:
             extract(early=True)
+        if delay > START_TOLERANCE_S:
+            ctx.note(f"ingest: the audio of {input_path.name} starts {delay:.2f} s after its "
+                     f"picture; the dub is laid on the picture's timeline")
         mono = audio[0].get("channels") == 1 or same_channels(full)
         if mono and audio[0].get("channels") != 1:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
@@ -153,12 +158,25 @@ class LocalIngester:
         return media(1 if mono else 2)
 
 
+def noted(decoded: Decoded, name: str, ctx: JobContext) -> None:
+    """The run's notes of what the extraction met in the audio."""
+    if decoded.skipped:
+        ctx.note(f"ingest: {decoded.skipped} damaged audio packet(s) of {name} skipped")
+    if decoded.gaps:
+        ctx.note(f"ingest: {decoded.gaps} gap(s) in the audio timestamps of {name}: "
+                 f"{decoded.filled_s:.2f} s of silence laid in, {decoded.dropped_s:.2f} s of "
+                 f"overlap dropped, to keep the dub on the picture's timeline")
+
+
 def extract_with_ffmpeg(source: Path, outputs: list[WavOut], growing: GrowingWav,
                         ctx: JobContext, what: str) -> None:
     """The ffmpeg command's extraction, one process per output, for a stream
     :func:`~videodub.extract.decode_to_wavs` cannot set up (the speech first: ``growing``
     is finished as soon as it is whole)."""
-    src = ["-v", "error", "-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    # On the input's timeline, as the in-process decode lays it (extract.Timeline): silence
+    # before a late start and in timestamp gaps, overlaps dropped.
+    src = ["-v", "error", "-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn",
+           "-af", "aresample=async=1:first_pts=0"]
     runs = [Ffmpeg([*src, "-ac", str(o.channels), "-ar", str(o.rate), *FFMPEG_WAV,
                     str(o.path)], ctx, what) for o in outputs]
     try:

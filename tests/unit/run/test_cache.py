@@ -213,6 +213,19 @@ def test_result_options_input_and_language_miss_but_transport_options_hit(tmp_pa
     assert inner.calls == 4
 
 
+def test_audio_that_starts_after_the_picture_is_timed_apart(tmp_path, talk_file):
+    """A transcript is timed on the picture's timeline; one kept before that (without the
+    audio's delay: key as for an input without one) is not reused for a delayed input."""
+    cache, inner = Cache(tmp_path / "cache"), CountingTranscriber()
+    transcribe(inner, cache, FakeOptions(), media_of(talk_file), tmp_path / "run")
+    late = media_of(talk_file)
+    late.extra["audio_delay_s"] = 1.5
+    transcribe(inner, cache, FakeOptions(), late, tmp_path / "run")
+    assert inner.calls == 2
+    transcribe(inner, cache, FakeOptions(), late, tmp_path / "run")
+    assert inner.calls == 2  # and reused as such
+
+
 def test_a_transcript_not_read_to_the_end_is_not_kept(tmp_path, talk_file):
     cache, inner = Cache(tmp_path / "cache"), CountingTranscriber()
     wrapper = CachedTranscriber(inner, cache, FakeOptions(), None)
