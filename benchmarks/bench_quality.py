@@ -6,7 +6,9 @@
 For each talk (a generated English talk with Spanish subtitles as espeak-ng's word list gives
 them, shorter than the English; the same with each Spanish line lengthened to 1.2-1.35x the
 English characters, as written Spanish runs; the same with Spanish lines ~1.6x longer; the shared JFK sample re-voiced in English when it is present) and
-each profile, it runs a whole dub offline and prints one table row: the run's own ``quality``
+each profile, it runs a whole dub offline (the first talk is also re-voiced in English, as it is
+and as recordings give it: its audio starting 1.5 s after its picture, and with three pauses'
+audio dropped, timestamps kept) and prints one table row: the run's own ``quality``
 figures from ``report.json``, the dub's onset error measured against the talk's *known*
 sentence starts (not the run's own detector), and wall time with the share the quality
 measurement took. Nothing is asserted: the figures are for a person to read.
@@ -55,6 +57,25 @@ def talk_lines(n: int, longer: bool, ratio: float = 0.0) -> list[tuple[str, str]
     return lines
 
 
+def off_the_picture(talk: Path, script, folder: Path) -> list[tuple[str, Path, list[float]]]:
+    """The talk as recordings give it: its audio starting 1.5 s into its picture
+    (``-itsoffset``, the sentences 1.5 s later on the picture's timeline), and with the audio
+    of three pauses dropped, the timestamps kept (the sentences where they were)."""
+    from videodub.media import run_ffmpeg
+
+    late = folder / "late.mkv"
+    run_ffmpeg(["-v", "error", "-i", str(talk), "-itsoffset", "1.5", "-i", str(talk), "-map",
+                "0:v", "-map", "1:a", "-c", "copy", str(late)])
+    pauses = [(a.end + 0.3, b.start - 0.3) for a, b in zip(script, script[1:])]
+    holes = [pauses[i] for i in (len(pauses) // 4, len(pauses) // 2, 3 * len(pauses) // 4)]
+    keep = "+".join(f"between(t,{a:.3f},{b:.3f})" for a, b in holes)
+    gaps = folder / "gaps.mkv"
+    run_ffmpeg(["-v", "error", "-i", str(talk), "-map", "0:v", "-map", "0:a", "-c:v", "copy",
+                "-af", f"aselect='not({keep})'", "-c:a", "aac", str(gaps)])
+    starts = [line.start for line in script]
+    return [("talk-en-late", late, [s + 1.5 for s in starts]), ("talk-en-gaps", gaps, starts)]
+
+
 def decode(path: Path, rate: int = 16000) -> np.ndarray:
     import av
 
@@ -77,12 +98,20 @@ def known_onset_errors(video: Path, segments: list[dict], starts: list[float]) -
             continue
         truth = min(starts, key=lambda s: abs(s - seg["start"]))
         # From 0.4 s before the sentence, but after the previous clip has ended.
-        a = int(max(0.0, truth - 0.4, prev_end + 0.02) * rate)
+        floor = max(0.0, prev_end + 0.02)
+        a = int(max(truth - 0.4, floor) * rate)
         prev_end = seg["extra"]["placed_end"]
         window = np.abs(audio[a: a + rate])
         if window.size == 0 or window.max() == 0:
             continue
-        loud = np.flatnonzero(window > 0.1 * window.max())
+        level = 0.1 * window.max()
+        loud = np.flatnonzero(window > level)
+        if loud[0] == 0:  # already speaking there: back to where it began, the last 150 ms
+            # of quiet (longer than a pause between words) within 2 s
+            step, quiet = rate // 100, int(0.15 * rate)
+            stop = int(max(truth - 2.0, floor) * rate)
+            while a - step >= stop and np.abs(audio[max(0, a - quiet):a]).max() > level:
+                a -= step
         errors.append(a / rate + loud[0] / rate - truth)
     return errors
 
@@ -146,8 +175,13 @@ def main() -> None:
             folder.mkdir()
             script = make_talk(folder / "talk.mp4", talk_lines(args.lines, longer, ratio))
             srt = write_translation_srt(script, folder / "talk.es.srt")
-            talks.append((name, folder / "talk.mp4", [l.start for l in script],
-                          ["target_lang=es", "translate=subtitles", f"translate.file={srt}"]))
+            subtitles = ["target_lang=es", "translate=subtitles", f"translate.file={srt}"]
+            talks.append((name, folder / "talk.mp4", [l.start for l in script], subtitles))
+            if name == "talk-es":  # re-voiced in English: the lines' times are recognition's
+                revoice = ["target_lang=en", "translate=none"]
+                talks.append(("talk-en", folder / "talk.mp4", [l.start for l in script], revoice))
+                talks += [(variant, path, starts, revoice) for variant, path, starts
+                          in off_the_picture(folder / "talk.mp4", script, folder)]
         if JFK.is_file():
             talks.append(("jfk-en", JFK, None, ["target_lang=en", "translate=none"]))
         else:
