@@ -39,6 +39,13 @@ END_HOLD = 8192
 # (milliseconds in Matroska) or a lost packet. At the stream's start any delay counts.
 TOLERANCE_S = 0.1
 START_TOLERANCE_S = 0.001
+# An overlap longer than this is a timestamp reset (files joined end to end), not audio given
+# twice: the audio goes on from where it was, as before, instead of being dropped to the end.
+RESET_S = 1.0
+# In formats whose timestamps may jump (MPEG-TS: AVFMT_TS_DISCONT), any jump back, or one
+# forward past this, is such a discontinuity, as ffmpeg treats them (its dts_delta_threshold).
+DISCONTINUITY_S = 10.0
+TS_DISCONT = 0x0200
 # What a decoded sample format's integers are divided by to be -1..1 floats (as swresample).
 _SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
 
@@ -61,6 +68,7 @@ class Decoded:
     gaps: int = 0
     filled_s: float = 0.0
     dropped_s: float = 0.0
+    resets: int = 0  # timestamp jumps the audio was kept continuous over
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,8 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
     except av.error.FFmpegError as exc:
         raise Unsupported(str(exc)) from exc
     writers: list[_Writer] = []
-    timeline = Timeline((container.start_time or 0) / 1_000_000)
+    timeline = Timeline((container.start_time or 0) / 1_000_000,
+                        discontinuous=bool(container.format.flags & TS_DISCONT))
     try:
         try:
             stream = container.streams.audio[0]
@@ -211,7 +220,8 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
             except OSError:
                 pass
         container.close()
-    return Decoded(skipped, timeline.gaps, round(timeline.filled, 3), round(timeline.dropped, 3))
+    return Decoded(skipped, timeline.gaps, round(timeline.filled, 3), round(timeline.dropped, 3),
+                   timeline.resets)
 
 
 class Timeline:
@@ -221,12 +231,14 @@ class Timeline:
     audio in a recording, a cut) is filled with silence and an overlap dropped, as ffmpeg's
     ``aresample=async=1:first_pts=0`` does. Without this the dub of an input whose audio
     starts 1.5 s into its picture would play 1.5 s early, and every line after a gap would
-    be early by the gap."""
+    be early by the gap. A jump that is a reset of the timestamps, not a gap (``RESET_S``,
+    ``DISCONTINUITY_S``), is stepped over: the audio goes on from where it was."""
 
-    def __init__(self, origin_s: float) -> None:
+    def __init__(self, origin_s: float, discontinuous: bool = False) -> None:
         self.origin = origin_s
+        self.discontinuous = discontinuous
         self.at = 0.0  # seconds of the timeline laid so far
-        self.gaps, self.filled, self.dropped = 0, 0.0, 0.0  # after the start
+        self.gaps, self.filled, self.dropped, self.resets = 0, 0.0, 0.0, 0  # after the start
 
     def place(self, frame, data: np.ndarray) -> list[np.ndarray]:
         """The frame's samples (channels x samples), with silence before them or some of
@@ -234,6 +246,11 @@ class Timeline:
         rate = frame.sample_rate
         if frame.pts is not None and frame.time_base is not None:
             off = float(frame.pts * frame.time_base) - self.origin - self.at
+            if self.at and (off < -RESET_S or self.discontinuous
+                            and (off < -TOLERANCE_S or off > DISCONTINUITY_S)):
+                self.origin += off  # a reset: timestamps from here are counted anew
+                self.resets += 1
+                off = 0.0
             if off > (START_TOLERANCE_S if self.at == 0.0 else TOLERANCE_S):
                 silence = np.zeros((data.shape[0], round(off * rate)), dtype=np.float32)
                 if self.at:

@@ -213,6 +213,25 @@ def test_a_gap_in_the_timestamps_is_filled_with_silence(source, tmp_path):
         assert abs(first_loud(got, rate, after=3.6) - first_loud(want, rate, after=3.6)) <= 0.002
 
 
+def test_files_joined_end_to_end_keep_all_their_audio(source, tmp_path):
+    """Two MPEG-TS recordings joined byte for byte: the second one's timestamps start anew.
+    That is a reset, not 6 s of audio given twice: both halves are kept, as ffmpeg keeps
+    them (before the reset was stepped over, the second half was dropped as overlap)."""
+    one = encoded(source, tmp_path, "one.ts", "-c:a", "aac")
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(one.read_bytes() * 2)
+    outs = [WavOut(tmp_path / "joined.wav", 16000, 1)]
+    result = decode_to_wavs(joined, outs, "extracting audio")
+    assert result.resets == 1 and result.gaps == 0
+    ours = soundfile.read(str(outs[0].path), dtype="int16")[0]
+    want = by_ffmpeg(joined, tmp_path, 16000, 1)
+    assert abs(len(ours) - len(want)) <= 16 and len(ours) > 2 * 6.2 * 16000
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    LocalIngester(implementation_config("ingest", "local", LocalIngestOptions)()).ingest(joined,
+                                                                                         ctx)
+    assert any("start anew 1 time(s)" in n for n in ctx.notes), ctx.notes
+
+
 def test_ingest_says_how_it_laid_the_audio(source, tmp_path):
     """A late start (known from the probe, and part of the transcript's cache key) and the
     gaps filled are in the run's notes."""
@@ -288,3 +307,13 @@ def test_the_timeline_pads_late_starts_and_gaps_and_drops_overlaps():
     assert laid(t, None) == [1000]  # no timestamp: after the rest
     assert t.at == pytest.approx(5.202)
     assert laid(Timeline(0.0), -5) == [1000]  # a priming frame just before the start: kept
+    # Resets: back by more than a second, or (MPEG-TS) back at all or 10 s forward.
+    t = Timeline(0.0)
+    assert laid(t, 0) == [1000]
+    assert laid(t, 1000 - 5000) == [1000] and laid(t, -3000) == [1000]  # counted from there
+    assert laid(t, -2000 + 19_000) == [19_000, 1000]  # a 19 s gap: filled
+    ts = Timeline(0.0, discontinuous=True)
+    assert laid(ts, 0) == [1000]
+    assert laid(ts, 1000 + 20_000) == [1000]  # a jump, not 20 s of silence
+    assert laid(ts, 22_000 - 300) == [1000]
+    assert (t.resets, ts.resets) == (1, 2)

@@ -166,6 +166,9 @@ def noted(decoded: Decoded, name: str, ctx: JobContext) -> None:
         ctx.note(f"ingest: {decoded.gaps} gap(s) in the audio timestamps of {name}: "
                  f"{decoded.filled_s:.2f} s of silence laid in, {decoded.dropped_s:.2f} s of "
                  f"overlap dropped, to keep the dub on the picture's timeline")
+    if decoded.resets:
+        ctx.note(f"ingest: the audio timestamps of {name} start anew {decoded.resets} "
+                 f"time(s) (files joined end to end?); the audio goes on across them")
 
 
 def extract_with_ffmpeg(source: Path, outputs: list[WavOut], growing: GrowingWav,
