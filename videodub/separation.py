@@ -6,7 +6,9 @@ MDX-Net models (the ones Ultimate Vocal Remover publishes as ONNX, e.g.
 input and output ``[batch, 4, dim_f, dim_t]`` (real and imaginary parts of both channels,
 ``dim_f`` lowest bins of an ``n_fft`` STFT with hop ``hop``, at 44.1 kHz). The STFT, the
 chunking with its overlap trimmed, and the inverse are numpy here; onnxruntime ships with
-faster-whisper already, so no PyTorch is needed.
+faster-whisper already, so no PyTorch is needed. The original streams through it a block at a
+time (:class:`BlockResampler`, :class:`VoiceStream`), with the samples the whole file at once
+would give, so memory does not grow with the input's length.
 
 The model is fetched on first use into the cache (``<cache_dir>/models``), checked against its
 SHA-256 when one is configured, and renamed into place only once whole. Offline, a model that
@@ -33,6 +35,8 @@ from videodub.wav import wav_format
 
 DEFAULT_MODEL_URL = ("https://github.com/TRvlvr/model_repo/releases/download/"
                      "all_public_uvr_models/UVR-MDX-NET-Voc_FT.onnx")
+# Samples of the original read at a time (5.5 s at 48 kHz).
+BLOCK = 1 << 18
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "videodub"
 
 
@@ -150,48 +154,123 @@ class Separator:
 
     def vocals(self, stereo: np.ndarray) -> np.ndarray:
         """The voice in ``stereo`` ([2, samples] at the model's rate), same shape."""
+        return VoiceStream(self).push(stereo, last=True)
+
+    def chunk(self, waves: np.ndarray) -> np.ndarray:
+        """The voice of the middle ``gen`` samples of one ``chunk`` of stereo (its ``trim``
+        samples either side are the model's context)."""
         s = self.shape
-        chunk = s.hop * (s.dim_t - 1)
-        trim = s.n_fft // 2
-        gen = chunk - 2 * trim
-        n = stereo.shape[1]
-        pad = gen - n % gen
-        padded = np.concatenate([np.zeros((2, trim)), stereo, np.zeros((2, pad + trim))], axis=1)
-        out = np.zeros((2, n + pad))
-        for i in range(0, n + pad, gen):
-            waves = padded[:, i: i + chunk]
-            specs = [stft(ch, s)[: s.dim_f] for ch in waves]
-            x = np.stack([specs[0].real, specs[0].imag, specs[1].real, specs[1].imag])
-            y = self.session.run(None, {self.input_name: x[None].astype(np.float32)})[0][0]
-            for c in range(2):
-                full = np.zeros((s.n_fft // 2 + 1, s.dim_t), dtype=complex)
-                full[: s.dim_f] = y[2 * c] + 1j * y[2 * c + 1]
-                out[c, i: i + gen] = istft(full, s, chunk)[trim: trim + gen]
-        return out[:, :n]
+        chunk, trim = s.hop * (s.dim_t - 1), s.n_fft // 2
+        specs = [stft(ch, s)[: s.dim_f] for ch in waves]
+        x = np.stack([specs[0].real, specs[0].imag, specs[1].real, specs[1].imag])
+        y = self.session.run(None, {self.input_name: x[None].astype(np.float32)})[0][0]
+        out = np.zeros((2, chunk - 2 * trim))
+        for c in range(2):
+            full = np.zeros((s.n_fft // 2 + 1, s.dim_t), dtype=complex)
+            full[: s.dim_f] = y[2 * c] + 1j * y[2 * c + 1]
+            out[c] = istft(full, s, chunk)[trim: chunk - trim]
+        return out
+
+
+class VoiceStream:
+    """:meth:`Separator.chunk` over stereo given in pieces: the chunks, and so the voice, of
+    the whole signal at once (silence of ``trim`` before it, and after it up to a whole
+    chunk), with a few seconds held at a time."""
+
+    def __init__(self, sep: Separator) -> None:
+        s = sep.shape
+        self.sep = sep
+        self.chunk, self.trim = s.hop * (s.dim_t - 1), s.n_fft // 2
+        self.gen = self.chunk - 2 * self.trim
+        self.buf = np.zeros((2, self.trim))  # the padded signal from the next chunk's start
+        self.n = self.given = 0  # samples taken in, voice samples given out
+
+    def push(self, stereo: np.ndarray, last: bool = False) -> np.ndarray:
+        """The voice of what is final now ([2, k], k a multiple of ``gen`` until ``last``)."""
+        self.buf = np.concatenate([self.buf, stereo], axis=1)
+        self.n += stereo.shape[1]
+        if last:
+            pad = self.gen - self.n % self.gen
+            self.buf = np.concatenate([self.buf, np.zeros((2, pad + self.trim))], axis=1)
+        out = []
+        while self.buf.shape[1] >= self.chunk:
+            out.append(self.sep.chunk(self.buf[:, : self.chunk]))
+            self.buf = self.buf[:, self.gen:]
+        voice = np.concatenate(out, axis=1) if out else np.zeros((2, 0))
+        if last:  # not what the padding added
+            voice = voice[:, : self.n - self.given]
+        self.given += voice.shape[1]
+        return voice
+
+
+class BlockResampler:
+    """``scipy.signal.resample_poly`` over a signal given in pieces, with the samples it gives
+    over the whole signal at once: each stretch starts on a multiple of ``down`` input samples
+    (so on the output grid) and is filtered with ``margin`` samples of its neighbours, more
+    than the filter reaches."""
+
+    def __init__(self, up: int, down: int, channels: int = 2) -> None:
+        self.up, self.down = up, down
+        reach = 10 * max(up, down) // up + 2  # input samples the default filter spans, each side
+        self.margin = down * -(-reach // down)
+        self.buf = np.zeros((channels, 0))
+        self.start = 0  # input index of buf[:, 0]
+        self.done = 0  # input samples already resampled (a multiple of down until the end)
+
+    def push(self, x: np.ndarray, last: bool = False) -> np.ndarray:
+        from scipy.signal import resample_poly
+
+        self.buf = np.concatenate([self.buf, x], axis=1)
+        total = self.start + self.buf.shape[1]
+        end = total if last else (total - self.margin) // self.down * self.down
+        if end <= self.done:
+            return np.zeros((self.buf.shape[0], 0))
+        lo = max(0, self.done - self.margin)
+        hi = total if last else end + self.margin
+        y = resample_poly(self.buf[:, lo - self.start: hi - self.start], self.up, self.down,
+                          axis=1)
+        first = (self.done - lo) * self.up // self.down
+        count = (-(-end * self.up // self.down)) - self.done * self.up // self.down
+        self.done = end
+        keep = max(0, end - self.margin)
+        self.buf, self.start = self.buf[:, keep - self.start:], keep
+        return y[:, first: first + count]
 
 
 def separate_background(original: Path, out: Path, model: Path, threads: int = 0) -> Path:
-    """``original`` minus its voice, written to ``out`` at the original's rate and channels."""
+    """``original`` minus its voice, written to ``out`` at the original's rate and channels.
+    Read, separated and written a block at a time: memory stays the same whatever the
+    length (the whole file in memory took about 210 MiB a minute of stereo)."""
     import math
 
     import soundfile
-    from scipy.signal import resample_poly
 
     sep = Separator(model, threads=threads)
-    audio, rate = soundfile.read(str(original), dtype="float64", always_2d=True)
-    stereo = audio.T if audio.shape[1] == 2 else np.repeat(audio[:, :1].T, 2, axis=0)
-    g = math.gcd(rate, sep.shape.rate)
-    at_model = resample_poly(stereo, sep.shape.rate // g, rate // g, axis=1)
-    voice = sep.vocals(at_model)
-    voice = resample_poly(voice, rate // g, sep.shape.rate // g, axis=1)[:, : stereo.shape[1]]
-    if voice.shape[1] < stereo.shape[1]:
-        voice = np.pad(voice, ((0, 0), (0, stereo.shape[1] - voice.shape[1])))
-    background = stereo - voice
-    if audio.shape[1] == 1:
-        background = background.mean(axis=0, keepdims=True)
-    with atomic_path(out) as tmp:
-        soundfile.write(str(tmp), background.T.astype(np.float32), rate, subtype="FLOAT",
-                        format=wav_format(*background.T.shape, 4))
+    with soundfile.SoundFile(str(original)) as src, atomic_path(out) as tmp:
+        rate, channels, frames = src.samplerate, src.channels, src.frames
+        g = math.gcd(rate, sep.shape.rate)
+        to_model = BlockResampler(sep.shape.rate // g, rate // g)
+        voices = VoiceStream(sep)
+        back = BlockResampler(rate // g, sep.shape.rate // g)
+        held = np.zeros((2, 0))  # the original, waiting for its voice
+        with soundfile.SoundFile(str(tmp), "w", samplerate=rate, channels=channels,
+                                 subtype="FLOAT", format=wav_format(frames, channels, 4)) as dst:
+
+            def write(voice: np.ndarray) -> None:
+                nonlocal held
+                n = min(voice.shape[1], held.shape[1])
+                background = held[:, :n] - voice[:, :n]
+                held = held[:, n:]
+                dst.write((background.mean(axis=0, keepdims=True) if channels == 1
+                           else background).T.astype(np.float32))
+
+            for block in src.blocks(blocksize=BLOCK, dtype="float64", always_2d=True):
+                stereo = block.T if channels == 2 else np.repeat(block[:, :1].T, 2, axis=0)
+                held = np.concatenate([held, stereo], axis=1)
+                write(back.push(voices.push(to_model.push(stereo))))
+            # Resampled there and back, the voice is at least as long as the original.
+            write(back.push(voices.push(to_model.push(np.zeros((2, 0)), last=True), last=True),
+                            last=True))
     return out
 
 
