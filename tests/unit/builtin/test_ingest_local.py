@@ -179,6 +179,29 @@ def test_one_signal_in_both_channels_is_mono_even_through_a_stereo_aac_encode(tm
     assert ingest_local.same_channels(wav)
 
 
+@pytest.mark.parametrize("apart_db, halves, mono", [
+    (-23.0, 1, True),  # one quiet half second of codec noise past -25 dB: still one signal
+    (-23.0, 8, False),  # in 4 % of them: the channels differ
+    (-12.0, 1, False),  # one half second clearly apart: stereo
+])
+def test_a_few_half_seconds_of_codec_noise_do_not_make_a_mono_talk_stereo(tmp_path, apart_db,
+                                                                          halves, mono):
+    """The same hum in both channels for 100 s, the right channel apart from the left by
+    ``apart_db`` (difference under sum) in ``halves`` half seconds."""
+    rate, part = 48000, 24000
+    t = np.arange(100 * rate) / rate
+    left = (0.02 * np.sin(2 * np.pi * 100 * t)).astype(np.float32)
+    right = left.copy()
+    rng = np.random.default_rng(5)
+    for k in range(halves):
+        at = slice((10 + 20 * k) * part, (11 + 20 * k) * part)
+        noise = rng.standard_normal(part)
+        # side = noise * g; mid ~ 2 * left: g sets side/mid to apart_db.
+        g = np.sqrt(np.mean((2 * left[at]) ** 2) / np.mean(noise ** 2)) * 10 ** (apart_db / 20)
+        right[at] = left[at] - (g * noise).astype(np.float32)
+    assert ingest_local.same_channels(stereo_file(tmp_path / "x.wav", left, right)) is mono
+
+
 def test_stereo_room_tone_between_sentences_keeps_the_dub_stereo(tmp_path):
     """The same voice in both channels, but a stereo room (independent noise per channel,
     -45 dBFS) that is heard between sentences: stereo."""
