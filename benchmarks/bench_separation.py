@@ -23,32 +23,13 @@ from pathlib import Path
 RATE = 48000
 
 
-def tiny_model(path: Path) -> Path:
-    """An MDX-Net-shaped model whose "voice" is half its input spectrogram."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    from videodub.separation import MdxShape
-
-    s = MdxShape()
-    spec = ["batch", 4, s.dim_f, s.dim_t]
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["input", "gain"], ["output"])], "tiny_mdx",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, spec)],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, spec)],
-        [helper.make_tensor("gain", TensorProto.FLOAT, [], [0.5])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
 def one(minutes: float, folder: Path) -> dict:
     """In this process: write the input, separate it, report."""
     import numpy as np
     import soundfile
 
     from videodub.separation import separate_background
+    from videodub.testing.separation import tiny_model
 
     src = folder / f"original-{minutes:g}.wav"
     rng = np.random.default_rng(0)
@@ -57,7 +38,7 @@ def one(minutes: float, folder: Path) -> dict:
             t = (np.arange(RATE) + i * RATE) / RATE
             x = 0.1 * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(RATE)
             f.write(np.stack([x, x[::-1]], axis=1))
-    model = tiny_model(folder / "tiny.onnx")
+    model = tiny_model(folder / "tiny.onnx", 0.5)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.perf_counter()
     out = separate_background(src, folder / "background.wav", model)

@@ -13,25 +13,9 @@ import soundfile
 
 from videodub.errors import VideodubError
 from videodub.separation import MdxShape, Separator, fetch_model, istft, separate_background, stft
+from videodub.testing.separation import tiny_model
 
 SHAPE = MdxShape()
-
-
-def tiny_model(path: Path, gain: float) -> Path:
-    """An MDX-Net-shaped model whose "voice" is ``gain`` times its input spectrogram."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    spec = ["batch", 4, SHAPE.dim_f, SHAPE.dim_t]
-    graph = helper.make_graph(
-        [helper.make_node("Mul", ["input", "gain"], ["output"])], "tiny_mdx",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, spec)],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, spec)],
-        [helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
 
 
 def test_the_stft_round_trip_is_exact():

@@ -155,7 +155,7 @@ class LocalIngester:
                                      (speech, full), ctx, others)
         else:
             extract(early=True)
-        if delay > START_TOLERANCE_S:
+        if timeline:
             ctx.note(f"ingest: the audio of {input_path.name} starts {delay:.2f} s after its "
                      f"picture; the dub is laid on the picture's timeline")
         mono = audio[0].get("channels") == 1 or same_channels(full)
