@@ -11,6 +11,11 @@ dub in sync without two voices at once.
   recorded (``truncated_s``), so one long line cannot drag every later line out of sync.
 - The last clip ends before the media does: it is moved earlier into the silence before it,
   and sped up by at most a quarter beyond the cap; only then is it cut.
+- A clip's nucleus (its first strong sound, ``speech_regions.nucleus``) is laid on the
+  speaker's (``nucleus_s``, found by align), within ``MAX_NUCLEUS_SHIFT_S``: a line whose
+  voice opens softly ("Th|ird") starts that much earlier, so it is not heard late; the shift
+  never changes the clip's speed, never starts it before the previous clip has ended, and
+  moves it later only into its own slot's spare time.
 
 Mixers share this module (it is not one mixer's business), and the quality figures read what
 it records on each segment (``placed_start``, ``pushed_s``, ``natural_s``).
@@ -26,6 +31,7 @@ import numpy as np
 
 from videodub.audio import time_stretch
 from videodub.model import JobContext, Segment
+from videodub.speech_regions import ABSOLUTE_DB, NUCLEUS_WINDOW_S, frame_db, nucleus, to_mono
 
 # Silence kept between two dubbed clips, seconds.
 GAP_S = 0.08
@@ -36,6 +42,8 @@ MAX_PUSH_S = 0.5
 # The last line may go this much over the speed cap to end with the media.
 END_STRETCH = 1.25
 FADE_S = 0.05
+# How far a clip is moved to lay its nucleus on the speaker's, at most.
+MAX_NUCLEUS_SHIFT_S = 0.15
 
 
 @dataclass
@@ -56,9 +64,9 @@ class ClipPlacer:
         self.gap = gap
         self.busy_until = 0.0
 
-    def plan(self, segment: Segment, duration: float) -> Placement:
-        """Where and how fast the clip of ``segment`` (``duration`` seconds as synthesized)
-        plays."""
+    def plan(self, segment: Segment, duration: float, lead: float | None = None) -> Placement:
+        """Where and how fast the clip of ``segment`` (``duration`` seconds as synthesized,
+        its nucleus ``lead`` seconds in: :func:`clip_nucleus`) plays."""
         slot_start = segment.slot_start if segment.slot_start is not None else segment.start
         slot_end = segment.slot_end if segment.slot_end is not None else segment.end
         rate = max(segment.tts_rate, 1e-3)
@@ -75,10 +83,19 @@ class ClipPlacer:
             stretch = 1.0
         length = duration / stretch
         start = earliest
+        after_previous = self.busy_until + self.gap if self.busy_until else 0.0
+        nucleus_at = segment.extra.get("nucleus_s")
+        if nucleus_at is not None and lead is not None:
+            want = nucleus_at - lead / stretch - start
+            shift = min(MAX_NUCLEUS_SHIFT_S, max(-MAX_NUCLEUS_SHIFT_S, want))
+            room_after = min(slot_end, self.media_end) - (start + length)
+            shift = max(shift, after_previous - start) if shift < 0 else min(
+                shift, max(0.0, room_after))
+            start += shift
+            segment.extra["nucleus_shift_s"] = round(float(shift), 3)
         if start + length > self.media_end:
             # The last line: earlier into the silence before it, then a little faster.
-            start = max(self.busy_until + self.gap if self.busy_until else 0.0,
-                        self.media_end - length)
+            start = max(after_previous, self.media_end - length)
             if start + length > self.media_end:
                 stretch = min(duration / max(self.media_end - start, 1e-3),
                               max_stretch * END_STRETCH)
@@ -95,14 +112,31 @@ class ClipPlacer:
         # Plain floats: these go into segments.json and the report.
         return Placement(start=round(float(start), 4), stretch=round(float(stretch), 4),
                          overflow=round(float(max(0.0, end - slot_end)), 3),
-                         pushed=round(float(max(0.0, start - slot_start)), 3),
+                         pushed=round(float(max(0.0, earliest - slot_start)), 3),
                          cut_at_end=round(float(max(0.0, end - self.media_end)), 3),
                          truncated=round(float(truncated), 3))
 
     def place(self, segment: Segment, audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
         """The clip as it will play and its start; the decision is recorded on ``segment``."""
-        p = self.plan(segment, audio.shape[-1] / rate)
+        p = self.plan(segment, audio.shape[-1] / rate, audio_nucleus(audio, rate))
         return render(segment, time_stretch(audio, rate, p.stretch), rate, p), p.start
+
+
+def audio_nucleus(audio: np.ndarray, rate: int) -> float | None:
+    """Seconds from the start of mono ``audio`` to its nucleus; None when it starts silent
+    for longer than the nucleus is looked for."""
+    db = frame_db(audio[: int(NUCLEUS_WINDOW_S * rate)], rate)
+    return nucleus(db, 0.0) if db.size and db.max() > ABSOLUTE_DB else None
+
+
+def clip_nucleus(path: Path) -> tuple[float, float | None]:
+    """A clip file's duration and :func:`audio_nucleus` (its head alone is read)."""
+    import soundfile
+
+    with soundfile.SoundFile(str(path)) as f:
+        rate, frames = f.samplerate, f.frames
+        head = f.read(int(NUCLEUS_WINDOW_S * rate), dtype="float32", always_2d=True)
+    return frames / rate, audio_nucleus(to_mono(head), rate)
 
 
 def render(segment: Segment, audio: np.ndarray, rate: int, p: Placement) -> np.ndarray:
@@ -145,8 +179,6 @@ def placed(segments: Iterable[Segment], rate: int, ctx: JobContext, placer: Clip
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    import soundfile
-
     from videodub.audio import read_clip
 
     end = object()
@@ -174,7 +206,8 @@ def placed(segments: Iterable[Segment], rate: int, ctx: JobContext, placer: Clip
                         if on_unvoiced is not None:
                             on_unvoiced(seg)
                         continue
-                    p = placer.plan(seg, soundfile.info(seg.audio_path).duration)
+                    duration, lead = clip_nucleus(Path(seg.audio_path))
+                    p = placer.plan(seg, duration, lead)
                     put((seg, pool.submit(prepare, seg, p), p.start))
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer
                 put((None, exc, 0.0))

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from videodub.languages import primary
 from videodub.model import JobContext, Segment, WorkerHint
-from videodub.speech_regions import Regions, regions_of_file, snap_end, snap_start
+from videodub.speech_regions import (Regions, nucleus, regions_of_file, snap_end, snap_start,
+                                     source_levels)
 
 # Characters per second of natural speech (spaces included), by language: the fallback until
 # the job's own voice has been measured (``JobContext.speaking_rate``). espeak-ng speaks
@@ -23,6 +24,8 @@ DEFAULT_CPS = 14.5
 # 1.5 s for a long line (never more than 60 % of it, so it is the line's own speech).
 LATE_MIN_S = 0.6
 LATE_MAX_S = 1.5
+# A line's nucleus (``speech_regions.nucleus``) is looked for this far after its onset at most.
+MAX_NUCLEUS_S = 0.2
 
 
 def text_chars(text: str | None) -> int:
@@ -66,6 +69,12 @@ def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
     end = snap_end(segment.end, regions, start)
     if end > start + 0.05:
         segment.start, segment.end = round(start, 3), round(end, 3)
+    # Where the speaker's line becomes loud: the clip's own nucleus is laid there
+    # (``placement``), so a line that opens softly ("Th|ird") is not heard late.
+    assert ctx.media is not None
+    lead = nucleus(source_levels(ctx.media.speech_audio).db, segment.start)
+    if lead is not None:
+        segment.extra["nucleus_s"] = round(segment.start + min(lead, MAX_NUCLEUS_S), 3)
     snapped_next = snap_start(next_start, regions, late=LATE_MAX_S)
     return snapped_next if snapped_next >= segment.start else next_start
 

@@ -122,6 +122,46 @@ def test_the_quality_of_a_hand_made_dub(tmp_path):
     assert "onset p95" in summary_line(q)
 
 
+@pytest.mark.parametrize("dub_soft_s, error_ms", [(0.09, 0), (0.0, -90), (0.15, 60)])
+def test_sync_is_measured_from_the_first_strong_sound_of_each_voice(tmp_path, dub_soft_s,
+                                                                     error_ms):
+    """The speaker's line opens with 90 ms of a soft fricative (30 dB under the vowel); the
+    dub's clip starts at the same onset, opening softly for ``dub_soft_s``: what a listener
+    hears start together is the two vowels, so the error is the difference of the soft parts
+    (a clip that opens on its vowel is heard 90 ms early), not of the onsets (0 for all)."""
+    import soundfile
+
+    from videodub.model import JobContext, MediaInfo
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    t = np.arange(6 * rate) / rate
+
+    def line(audio: np.ndarray, at: float, soft: float, freq: float) -> None:
+        fricative = (t >= at) & (t < at + soft)
+        audio[fricative] += 0.3 * 10 ** (-30 / 20) * rng.standard_normal(int(fricative.sum()))
+        vowel = (t >= at + soft) & (t < at + 1.5)
+        audio[vowel] += 0.3 * np.sin(2 * np.pi * freq * t[vowel])
+
+    source = 0.001 * rng.standard_normal(len(t))
+    dub_track = np.zeros_like(source)
+    line(source, 1.0, 0.09, 180)
+    line(dub_track, 1.0, dub_soft_s, 300)
+    for name, audio in (("speech16k.wav", source), ("speech_track.wav", dub_track)):
+        soundfile.write(str(tmp_path / name), audio.astype(np.float32), rate, subtype="FLOAT")
+    media = MediaInfo(path=tmp_path / "in.wav", duration=6.0, has_video=False, audio_streams=1,
+                      audio_codec=None, video_codec=None, speech_audio=tmp_path / "speech16k.wav",
+                      full_audio=tmp_path / "speech16k.wav", sample_rate=rate)
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    ctx.artifacts.update(speech_track=tmp_path / "speech_track.wav")
+    seg = Segment(0, 1.0, 2.5, target_text="x", slot_start=1.0, slot_end=2.5, audio_path="clip",
+                  synth_duration=1.5, tts_rate=1.0, stretch=1.0)
+    seg.extra.update(placed_start=1.0, placed_end=2.5)
+    q = measure([seg], media, ctx)
+    assert q["onset_error"]["max_ms"] == pytest.approx(abs(error_ms), abs=11)
+    assert q["onset_error"]["worst_lines_ms"]["0"] == pytest.approx(error_ms, abs=11)
+
+
 def test_the_figures_from_tracks_read_in_blocks_are_those_of_the_whole_tracks(tmp_path,
                                                                                monkeypatch):
     """The tracks are measured a block at a time; short blocks that do not divide the tracks

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from videodub.model import Segment
-from videodub.placement import GAP_S, MAX_PUSH_S, ClipPlacer
+from videodub.placement import GAP_S, MAX_NUCLEUS_SHIFT_S, MAX_PUSH_S, ClipPlacer
 
 RATE = 16000
 
@@ -95,3 +95,73 @@ def test_with_no_room_before_it_the_last_clip_is_sped_up_to_end_in_time():
     last = seg(1, 8.5, 9.5, slot_end=10.0, max_speed=1.0)
     audio, start = placer.place(last, tone(3.0), RATE)
     assert start + len(audio) / RATE <= 10.0 + 0.01
+
+
+# -- the nucleus: a clip's first strong sound on the speaker's --------------------------
+
+def soft_then_loud(soft_s: float, loud_s: float) -> np.ndarray:
+    """A clip that opens softly (a fricative 30 dB under its vowel) for ``soft_s``."""
+    soft = (0.3 * 10 ** (-30 / 20) * np.random.default_rng(1).standard_normal(
+        int(soft_s * RATE))).astype(np.float32)
+    return np.concatenate([soft, tone(loud_s)])
+
+
+def with_nucleus(s: Segment, at: float) -> Segment:
+    s.extra["nucleus_s"] = at
+    return s
+
+
+def test_a_clip_that_opens_softly_starts_early_by_its_soft_part():
+    s = with_nucleus(seg(0, 2.0, 3.7), 2.0)  # the speaker's vowel at the onset found
+    _, start = ClipPlacer(10.0).place(s, soft_then_loud(0.08, 1.5), RATE)
+    assert start == pytest.approx(2.0 - 0.08, abs=0.011)
+    assert s.extra["nucleus_shift_s"] == pytest.approx(-0.08, abs=0.011)
+    assert s.stretch == 1.0 and s.extra["placed_start"] == start
+
+
+def test_a_clip_lays_its_nucleus_on_a_speaker_who_opens_softly():
+    s = with_nucleus(seg(0, 2.0, 4.0), 2.09)  # the speaker's own soft start, 90 ms
+    _, start = ClipPlacer(10.0).place(s, tone(1.5), RATE)  # the clip opens on its vowel
+    assert start == pytest.approx(2.09, abs=0.011)
+
+
+def test_the_nucleus_shift_is_bounded():
+    s = with_nucleus(seg(0, 2.0, 4.0), 2.0)
+    _, start = ClipPlacer(10.0).place(s, soft_then_loud(0.4, 1.0), RATE)
+    assert start == pytest.approx(2.0 - MAX_NUCLEUS_SHIFT_S)
+
+
+def test_the_nucleus_never_starts_a_clip_before_the_previous_one_ends():
+    placer = ClipPlacer(10.0)
+    placer.place(seg(0, 0.5, 2.0), tone(1.5), RATE)  # ends at 2.0
+    s = with_nucleus(seg(1, 2.05, 4.0), 2.05)
+    _, start = placer.place(s, soft_then_loud(0.1, 1.0), RATE)
+    assert start == pytest.approx(2.0 + GAP_S)
+
+
+def test_the_nucleus_moves_a_clip_later_only_into_its_slot_s_spare_time():
+    fits = with_nucleus(seg(0, 2.0, 3.0), 2.1)
+    _, start = ClipPlacer(10.0).place(fits, tone(0.95), RATE)  # 50 ms to spare
+    assert start == pytest.approx(2.05, abs=0.001)
+    assert fits.stretch == 1.0 and fits.overflow == 0.0
+    full = with_nucleus(seg(1, 2.0, 3.0, max_speed=1.3), 2.1)
+    _, start = ClipPlacer(10.0).place(full, tone(1.2), RATE)  # sped up to fit: no room
+    assert start == pytest.approx(2.0) and full.stretch == pytest.approx(1.2)
+
+
+def test_a_sped_up_clip_counts_its_nucleus_at_its_speed():
+    s = with_nucleus(seg(0, 2.0, 3.0, max_speed=1.5), 2.0)
+    _, start = ClipPlacer(10.0).place(s, soft_then_loud(0.12, 1.08), RATE)  # 1.2 s in 1.0
+    assert s.stretch == pytest.approx(1.2, abs=0.01)
+    assert start == pytest.approx(2.0 - 0.12 / 1.2, abs=0.011)
+
+
+def test_without_the_speaker_s_nucleus_a_clip_starts_at_the_onset():
+    _, start = ClipPlacer(10.0).place(seg(0, 2.0, 4.0), soft_then_loud(0.08, 1.5), RATE)
+    assert start == 2.0
+
+
+def test_a_clip_moved_later_for_its_nucleus_is_not_counted_as_pushed():
+    s = with_nucleus(seg(0, 2.0, 3.0), 2.1)
+    ClipPlacer(10.0).place(s, tone(0.9), RATE)
+    assert s.extra["placed_start"] > 2.0 and "pushed_s" not in s.extra

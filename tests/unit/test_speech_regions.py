@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from videodub import speech_regions
-from videodub.speech_regions import (Regions, detect, frame_db, levels_of_file, regions_of_file,
-                                     snap_end, snap_start, to_mono)
+from videodub.speech_regions import (Regions, detect, frame_db, levels_of_file, nucleus,
+                                     regions_of_file, snap_end, snap_start, source_levels, to_mono)
 
 RATE = 16000
 
@@ -202,3 +202,44 @@ def test_levels_measured_in_pieces_are_those_of_the_16_bit_file(tmp_path):
     assert (measured.samples, measured.rate) == (read.samples, read.rate)
     assert measured.db.shape == read.db.shape
     assert np.abs(measured.db - read.db).max() < 0.01
+
+
+# -- a line's nucleus ---------------------------------------------------------------------
+
+def soft_start(soft_s: float, soft_db: float, at: float = 1.0, total: float = 3.0) -> np.ndarray:
+    """The tone of ``track`` from ``at`` + ``soft_s``, opened by noise ``soft_db`` under it."""
+    audio = track([(at + soft_s, at + 1.5)], total)
+    n = int(soft_s * RATE)
+    first = int(at * RATE)
+    audio[first:first + n] += (0.3 * 10 ** (soft_db / 20)
+                               * np.random.default_rng(2).standard_normal(n)).astype(np.float32)
+    return audio
+
+
+@pytest.mark.parametrize("soft_s", [0.0, 0.05, 0.09])
+def test_the_nucleus_is_the_first_strong_sound_after_a_soft_start(soft_s):
+    db = frame_db(soft_start(soft_s, -30.0), RATE)
+    assert nucleus(db, 1.0) == pytest.approx(soft_s, abs=0.011)
+
+
+def test_a_start_within_the_nucleus_range_is_its_nucleus():
+    # -15 dB under the vowel is strong already (a plosive's burst, a loud fricative)
+    assert nucleus(frame_db(soft_start(0.09, -15.0), RATE), 1.0) == pytest.approx(0, abs=0.011)
+
+
+def test_the_nucleus_is_looked_for_in_the_line_s_first_half_second():
+    db = frame_db(soft_start(0.09, -30.0), RATE)
+    assert nucleus(db, 0.3) is not None and nucleus(db, 0.3) <= speech_regions.NUCLEUS_WINDOW_S
+    assert nucleus(db, 2.99) == pytest.approx(0.0) and nucleus(db, 5.0) is None
+
+
+def test_the_source_s_levels_are_read_once_per_version(tmp_path):
+    import soundfile
+
+    path = tmp_path / "a.wav"
+    soundfile.write(str(path), track([(1.0, 2.0)], 3.0), RATE)
+    first = source_levels(path)
+    assert source_levels(path) is first
+    np.testing.assert_array_equal(first.db, levels_of_file(path).db)
+    soundfile.write(str(path), track([(0.5, 2.5)], 3.0), RATE)
+    assert source_levels(path) is not first

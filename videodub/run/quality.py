@@ -1,9 +1,11 @@
 """How good the dub is, measured on the audio in every run: the ``quality`` section of
 ``report.json`` and the quality line of the end-of-run summary.
 
-- **sync**: for each dubbed line, the onset of dub speech in the dub track against the speech
-  onset measured in the source audio near the recogniser's start (mean, p95, max of the
-  absolute error, ms); how far dub speech runs past the line's end;
+- **sync**: for each dubbed line, the nucleus of its dub speech (the first strong sound after
+  the onset, ``speech_regions.nucleus``) in the dub track against the nucleus of the speech
+  measured in the source audio near the recogniser's start (mean, p95, max of the absolute
+  error, ms): what a listener hears start together; how far dub speech runs past the line's
+  end;
 - **speed**: the speed factor's distribution (share <= 1.1 and <= 1.25, max, lines slowed),
   and lines sped up although their clip fitted its slot at natural speed;
 - **fit**: overflow (count, seconds), overlaps of two dubbed clips (count, longest), speech
@@ -34,9 +36,9 @@ import numpy as np
 
 from videodub.model import JobContext, MediaInfo, Segment
 from videodub.run.candidates import candidate_figures
-from videodub.speech_regions import (FRAME_S, Levels, detect_levels, levels_of_file,
-                                     regions_of_file)
-from videodub.timing import speech_onset
+from videodub.speech_regions import (FRAME_S, Levels, detect_levels, levels_of_file, nucleus,
+                                     regions_of_file, source_levels)
+from videodub.timing import MAX_NUCLEUS_S, speech_onset
 
 # The dub track is clean (exact zeros between clips): anything above this is dub speech.
 DUB_THRESHOLD_DB = -50.0
@@ -50,7 +52,11 @@ def _stats_ms(values: list[float]) -> dict[str, Any]:
             "p95_ms": round(float(np.percentile(a, 95)), 1), "max_ms": round(float(a.max()), 1)}
 
 
-def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any) -> dict[str, Any]:
+def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any, src_db: np.ndarray,
+                 dub_db: np.ndarray) -> dict[str, Any]:
+    """Each line's nucleus in the dub against the speaker's (``speech_regions.nucleus``: the
+    first strong sound, on the frame levels ``dub_db`` and ``src_db``), after the onset of
+    speech in each; and how far dub speech runs past the line's end."""
     errors: list[float] = []
     per_line: dict[int, int] = {}
     overrun: list[float] = []
@@ -62,7 +68,8 @@ def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any) -> dict[
             continue
         source_onset = speech_onset(seg.extra.get("asr_start", seg.start),
                                     seg.extra.get("asr_end", seg.end), src_spans)
-        err = onsets[0] - source_onset
+        err = (onsets[0] + (nucleus(dub_db, onsets[0]) or 0.0)
+               - source_onset - min(nucleus(src_db, source_onset) or 0.0, MAX_NUCLEUS_S))
         errors.append(err)
         per_line[seg.id] = int(round(err * 1000))
         overrun.append(max(0.0, seg.extra["placed_end"] - seg.end))
@@ -181,7 +188,8 @@ def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[
         # Clips are at least 80 ms apart: a shorter bridge keeps each clip its own region.
         dub_spans = detect_levels(dub.db, dub.duration, threshold_db=DUB_THRESHOLD_DB,
                                   merge_gap=0.05)
-        out.update(sync_figures(dubbed, src_spans, dub_spans))
+        out.update(sync_figures(dubbed, src_spans, dub_spans,
+                                source_levels(media.speech_audio).db, dub.db))
         background = track_levels(ctx, "background_levels", "background",
                                   gain_db=float(ctx.artifacts.get("background_gain_db", 0.0)))
         if background is not None:

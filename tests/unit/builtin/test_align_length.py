@@ -117,3 +117,29 @@ def test_predicted_duration_uses_the_language_rate_or_the_override(tmp_path):
     assert aligner().predicted_duration("x" * 80, ja) == pytest.approx(10.0)
     assert aligner().predicted_duration("x" * 80, pt) == pytest.approx(80 / 15.5)
     assert aligner(chars_per_second=20.0).predicted_duration("x" * 80, ja) == pytest.approx(4.0)
+
+
+def test_each_line_gets_the_speaker_s_nucleus_the_clip_is_laid_on(tmp_path):
+    """The source's line opens with 90 ms of a soft fricative (30 dB under its vowel): the
+    line is put on the speech onset, and its nucleus (where it becomes loud) is noted."""
+    import numpy as np
+    import soundfile
+
+    from videodub.model import MediaInfo
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    audio = 0.003 * rng.standard_normal(4 * rate)
+    t = np.arange(len(audio)) / rate
+    audio[(t >= 1.0) & (t < 1.09)] += 0.3 * 10 ** (-30 / 20) * rng.standard_normal(1440)
+    vowel = (t >= 1.09) & (t < 2.5)
+    audio[vowel] += 0.3 * np.sin(2 * np.pi * 200 * t[vowel])
+    speech = tmp_path / "speech16k.wav"
+    soundfile.write(str(speech), audio.astype(np.float32), rate)
+    ctx = JobContext(tmp_path, target_lang="es", source_lang="en")
+    ctx.media = MediaInfo(path=speech, duration=4.0, has_video=False, audio_streams=1,
+                          audio_codec="pcm", video_codec=None, speech_audio=speech,
+                          full_audio=speech)
+    seg = aligner().align(line(0.8, 2.4), 3.5, ctx)
+    assert 0.99 <= seg.start <= 1.1
+    assert seg.extra["nucleus_s"] == pytest.approx(1.09, abs=0.011)
