@@ -162,6 +162,39 @@ def test_sync_is_measured_from_the_first_strong_sound_of_each_voice(tmp_path, du
     assert q["onset_error"]["worst_lines_ms"]["0"] == pytest.approx(error_ms, abs=11)
 
 
+def test_a_clip_that_follows_the_one_before_closely_is_measured_from_its_own_start(tmp_path):
+    """Two dub clips 80 ms apart (the placement's gap), each on its speaker's line: the second
+    line's error is its own (0), not the start of the clip before it (-200 ms, before)."""
+    import soundfile
+
+    from videodub.model import JobContext, MediaInfo
+
+    rate = 16000
+    t = np.arange(6 * rate) / rate
+    source = 0.001 * np.random.default_rng(0).standard_normal(len(t))
+    dub_track = np.zeros_like(source)
+    for audio, freq in ((source, 180), (dub_track, 300)):
+        for s, e in ((1.0, 2.92), (3.0, 4.5)):
+            inside = (t >= s) & (t < e)
+            audio[inside] += 0.3 * np.sin(2 * np.pi * freq * t[inside])
+    for name, audio in (("speech16k.wav", source), ("speech_track.wav", dub_track)):
+        soundfile.write(str(tmp_path / name), audio.astype(np.float32), rate, subtype="FLOAT")
+    media = MediaInfo(path=tmp_path / "in.wav", duration=6.0, has_video=False, audio_streams=1,
+                      audio_codec=None, video_codec=None, speech_audio=tmp_path / "speech16k.wav",
+                      full_audio=tmp_path / "speech16k.wav", sample_rate=rate)
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    ctx.artifacts.update(speech_track=tmp_path / "speech_track.wav")
+    segs = []
+    for i, (s, e) in enumerate(((1.0, 2.92), (3.0, 4.5))):
+        seg = Segment(i, s, e, target_text="x", slot_start=s, slot_end=e, audio_path="clip",
+                      synth_duration=e - s, tts_rate=1.0, stretch=1.0)
+        seg.extra.update(placed_start=s, placed_end=e)
+        segs.append(seg)
+    q = measure(segs, media, ctx)
+    assert q["onset_error"]["n"] == 2
+    assert q["onset_error"]["max_ms"] <= 11, q["onset_error"]
+
+
 def test_the_figures_from_tracks_read_in_blocks_are_those_of_the_whole_tracks(tmp_path,
                                                                                monkeypatch):
     """The tracks are measured a block at a time; short blocks that do not divide the tracks

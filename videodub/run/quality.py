@@ -62,8 +62,10 @@ def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any, src_db: 
     overrun: list[float] = []
     for seg in dubbed:
         placed = seg.extra["placed_start"]
+        # This clip's speech: a span that runs past its start (the clip before ends at least
+        # ``placement.GAP_S`` earlier, and is not this line's onset).
         onsets = [max(s, placed - 0.2) for s, e in dub_spans.spans
-                  if e > placed - 0.2 and s < seg.extra["placed_end"]]
+                  if e > placed + FRAME_S and s < seg.extra["placed_end"]]
         if not onsets:
             continue
         source_onset = speech_onset(seg.extra.get("asr_start", seg.start),
