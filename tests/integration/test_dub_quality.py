@@ -122,6 +122,34 @@ def test_the_quality_of_a_hand_made_dub(tmp_path):
     assert "onset p95" in summary_line(q)
 
 
+SYNC_RATE = 16000
+
+
+def sync_of(tmp_path, source: np.ndarray, dub_track: np.ndarray,
+            lines: list[tuple[float, float]]) -> dict:
+    """The ``onset_error`` figures of a source and a dub track (16 kHz, 6 s) with one dubbed
+    clip placed on each ``(start, end)`` line."""
+    import soundfile
+
+    from videodub.model import JobContext, MediaInfo
+
+    for name, audio in (("speech16k.wav", source), ("speech_track.wav", dub_track)):
+        soundfile.write(str(tmp_path / name), audio.astype(np.float32), SYNC_RATE,
+                        subtype="FLOAT")
+    media = MediaInfo(path=tmp_path / "in.wav", duration=6.0, has_video=False, audio_streams=1,
+                      audio_codec=None, video_codec=None, speech_audio=tmp_path / "speech16k.wav",
+                      full_audio=tmp_path / "speech16k.wav", sample_rate=SYNC_RATE)
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    ctx.artifacts.update(speech_track=tmp_path / "speech_track.wav")
+    segs = []
+    for i, (s, e) in enumerate(lines):
+        seg = Segment(i, s, e, target_text="x", slot_start=s, slot_end=e, audio_path="clip",
+                      synth_duration=e - s, tts_rate=1.0, stretch=1.0)
+        seg.extra.update(placed_start=s, placed_end=e)
+        segs.append(seg)
+    return measure(segs, media, ctx)["onset_error"]
+
+
 @pytest.mark.parametrize("dub_soft_s, error_ms", [(0.09, 0), (0.0, -90), (0.15, 60)])
 def test_sync_is_measured_from_the_first_strong_sound_of_each_voice(tmp_path, dub_soft_s,
                                                                      error_ms):
@@ -129,13 +157,8 @@ def test_sync_is_measured_from_the_first_strong_sound_of_each_voice(tmp_path, du
     dub's clip starts at the same onset, opening softly for ``dub_soft_s``: what a listener
     hears start together is the two vowels, so the error is the difference of the soft parts
     (a clip that opens on its vowel is heard 90 ms early), not of the onsets (0 for all)."""
-    import soundfile
-
-    from videodub.model import JobContext, MediaInfo
-
-    rate = 16000
     rng = np.random.default_rng(0)
-    t = np.arange(6 * rate) / rate
+    t = np.arange(6 * SYNC_RATE) / SYNC_RATE
 
     def line(audio: np.ndarray, at: float, soft: float, freq: float) -> None:
         fricative = (t >= at) & (t < at + soft)
@@ -147,52 +170,25 @@ def test_sync_is_measured_from_the_first_strong_sound_of_each_voice(tmp_path, du
     dub_track = np.zeros_like(source)
     line(source, 1.0, 0.09, 180)
     line(dub_track, 1.0, dub_soft_s, 300)
-    for name, audio in (("speech16k.wav", source), ("speech_track.wav", dub_track)):
-        soundfile.write(str(tmp_path / name), audio.astype(np.float32), rate, subtype="FLOAT")
-    media = MediaInfo(path=tmp_path / "in.wav", duration=6.0, has_video=False, audio_streams=1,
-                      audio_codec=None, video_codec=None, speech_audio=tmp_path / "speech16k.wav",
-                      full_audio=tmp_path / "speech16k.wav", sample_rate=rate)
-    ctx = JobContext(tmp_path / "run", "es", "en")
-    ctx.artifacts.update(speech_track=tmp_path / "speech_track.wav")
-    seg = Segment(0, 1.0, 2.5, target_text="x", slot_start=1.0, slot_end=2.5, audio_path="clip",
-                  synth_duration=1.5, tts_rate=1.0, stretch=1.0)
-    seg.extra.update(placed_start=1.0, placed_end=2.5)
-    q = measure([seg], media, ctx)
-    assert q["onset_error"]["max_ms"] == pytest.approx(abs(error_ms), abs=11)
-    assert q["onset_error"]["worst_lines_ms"]["0"] == pytest.approx(error_ms, abs=11)
+    onset = sync_of(tmp_path, source, dub_track, [(1.0, 2.5)])
+    assert onset["max_ms"] == pytest.approx(abs(error_ms), abs=11)
+    assert onset["worst_lines_ms"]["0"] == pytest.approx(error_ms, abs=11)
 
 
 def test_a_clip_that_follows_the_one_before_closely_is_measured_from_its_own_start(tmp_path):
     """Two dub clips 80 ms apart (the placement's gap), each on its speaker's line: the second
     line's error is its own (0), not the start of the clip before it (-200 ms, before)."""
-    import soundfile
-
-    from videodub.model import JobContext, MediaInfo
-
-    rate = 16000
-    t = np.arange(6 * rate) / rate
+    t = np.arange(6 * SYNC_RATE) / SYNC_RATE
     source = 0.001 * np.random.default_rng(0).standard_normal(len(t))
     dub_track = np.zeros_like(source)
+    lines = [(1.0, 2.92), (3.0, 4.5)]
     for audio, freq in ((source, 180), (dub_track, 300)):
-        for s, e in ((1.0, 2.92), (3.0, 4.5)):
+        for s, e in lines:
             inside = (t >= s) & (t < e)
             audio[inside] += 0.3 * np.sin(2 * np.pi * freq * t[inside])
-    for name, audio in (("speech16k.wav", source), ("speech_track.wav", dub_track)):
-        soundfile.write(str(tmp_path / name), audio.astype(np.float32), rate, subtype="FLOAT")
-    media = MediaInfo(path=tmp_path / "in.wav", duration=6.0, has_video=False, audio_streams=1,
-                      audio_codec=None, video_codec=None, speech_audio=tmp_path / "speech16k.wav",
-                      full_audio=tmp_path / "speech16k.wav", sample_rate=rate)
-    ctx = JobContext(tmp_path / "run", "es", "en")
-    ctx.artifacts.update(speech_track=tmp_path / "speech_track.wav")
-    segs = []
-    for i, (s, e) in enumerate(((1.0, 2.92), (3.0, 4.5))):
-        seg = Segment(i, s, e, target_text="x", slot_start=s, slot_end=e, audio_path="clip",
-                      synth_duration=e - s, tts_rate=1.0, stretch=1.0)
-        seg.extra.update(placed_start=s, placed_end=e)
-        segs.append(seg)
-    q = measure(segs, media, ctx)
-    assert q["onset_error"]["n"] == 2
-    assert q["onset_error"]["max_ms"] <= 11, q["onset_error"]
+    onset = sync_of(tmp_path, source, dub_track, lines)
+    assert onset["n"] == 2
+    assert onset["max_ms"] <= 11, onset
 
 
 def test_the_figures_from_tracks_read_in_blocks_are_those_of_the_whole_tracks(tmp_path,
