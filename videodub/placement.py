@@ -72,7 +72,8 @@ class ClipPlacer:
         rate = max(segment.tts_rate, 1e-3)
         max_stretch = max(1.0, segment.max_speed / rate)
         min_speed = float(segment.extra.get("min_speed", 1.0))
-        earliest = max(slot_start, self.busy_until + self.gap if self.busy_until else 0.0)
+        after_previous = self.busy_until + self.gap if self.busy_until else 0.0
+        earliest = max(slot_start, after_previous)
         room = max(slot_end - earliest, 1e-3)
         line = max(segment.end - segment.start, 1e-3)
         if duration > room:
@@ -83,7 +84,6 @@ class ClipPlacer:
             stretch = 1.0
         length = duration / stretch
         start = earliest
-        after_previous = self.busy_until + self.gap if self.busy_until else 0.0
         nucleus_at = segment.extra.get("nucleus_s")
         if nucleus_at is not None and lead is not None:
             want = nucleus_at - lead / stretch - start

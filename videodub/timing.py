@@ -57,6 +57,13 @@ def speech_onset(start: float, end: float, regions: Regions) -> float:
     return snap_start(start, regions, late=late)
 
 
+def speaker_nucleus(db, onset: float) -> float | None:
+    """Where the source's line that starts at ``onset`` becomes loud (frame levels ``db``):
+    its nucleus, at most ``MAX_NUCLEUS_S`` after the onset; None past the levels' end."""
+    lead = nucleus(db, onset)
+    return None if lead is None else onset + min(lead, MAX_NUCLEUS_S)
+
+
 def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
     """Move ``segment`` onto the speech measured in the source (keeping the recogniser's times
     in ``extra``) and return the next line's start, snapped the same way."""
@@ -72,9 +79,9 @@ def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
     # Where the speaker's line becomes loud: the clip's own nucleus is laid there
     # (``placement``), so a line that opens softly ("Th|ird") is not heard late.
     assert ctx.media is not None
-    lead = nucleus(source_levels(ctx.media.speech_audio).db, segment.start)
-    if lead is not None:
-        segment.extra["nucleus_s"] = round(segment.start + min(lead, MAX_NUCLEUS_S), 3)
+    loud = speaker_nucleus(source_levels(ctx.media.speech_audio).db, segment.start)
+    if loud is not None:
+        segment.extra["nucleus_s"] = round(loud, 3)
     snapped_next = snap_start(next_start, regions, late=LATE_MAX_S)
     return snapped_next if snapped_next >= segment.start else next_start
 

@@ -38,7 +38,7 @@ from videodub.model import JobContext, MediaInfo, Segment
 from videodub.run.candidates import candidate_figures
 from videodub.speech_regions import (FRAME_S, Levels, detect_levels, levels_of_file, nucleus,
                                      regions_of_file, source_levels)
-from videodub.timing import MAX_NUCLEUS_S, speech_onset
+from videodub.timing import speaker_nucleus, speech_onset
 
 # The dub track is clean (exact zeros between clips): anything above this is dub speech.
 DUB_THRESHOLD_DB = -50.0
@@ -70,8 +70,9 @@ def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any, src_db: 
             continue
         source_onset = speech_onset(seg.extra.get("asr_start", seg.start),
                                     seg.extra.get("asr_end", seg.end), src_spans)
+        loud = speaker_nucleus(src_db, source_onset)
         err = (onsets[0] + (nucleus(dub_db, onsets[0]) or 0.0)
-               - source_onset - min(nucleus(src_db, source_onset) or 0.0, MAX_NUCLEUS_S))
+               - (source_onset if loud is None else loud))
         errors.append(err)
         per_line[seg.id] = int(round(err * 1000))
         overrun.append(max(0.0, seg.extra["placed_end"] - seg.end))
