@@ -48,6 +48,9 @@ DISCONTINUITY_S = 10.0
 TS_DISCONT = 0x0200
 # What a decoded sample format's integers are divided by to be -1..1 floats (as swresample).
 _SCALE = {np.dtype(np.int16): 32768.0, np.dtype(np.int32): 2147483648.0}
+# Packed sample formats FFmpeg decodes to, and their numpy types (planar ones end in "p").
+_DTYPES = {"u8": np.dtype(np.uint8), "s16": np.dtype(np.int16), "s32": np.dtype(np.int32),
+           "flt": np.dtype(np.float32), "dbl": np.dtype(np.float64)}
 
 
 class Unsupported(Exception):
@@ -111,11 +114,24 @@ class _Writer:
 
 
 def _planar(frame) -> np.ndarray:
-    """A decoded frame as float32, channels x samples."""
-    data = frame.to_ndarray()
-    channels = len(frame.layout.channels)
-    if not frame.format.is_planar:
-        data = data.reshape(-1, channels).T
+    """A decoded frame as float32, channels x samples. Read from its planes directly:
+    ``to_ndarray`` stacks them with numpy's ``vstack``, which is most of the time a frame
+    takes here."""
+    fmt, samples = frame.format, frame.samples
+    planar = fmt.is_planar
+    dtype = _DTYPES.get(fmt.name[:-1] if planar else fmt.name)
+    if dtype is None:  # a format not in the table: PyAV's own conversion
+        data = frame.to_ndarray()
+        if not planar:
+            data = data.reshape(-1, frame.layout.nb_channels).T
+    elif planar:
+        planes = frame.planes
+        data = np.empty((len(planes), samples), dtype)
+        for i, plane in enumerate(planes):
+            data[i] = np.frombuffer(plane, dtype, samples)
+    else:
+        channels = frame.layout.nb_channels
+        data = np.frombuffer(frame.planes[0], dtype, samples * channels).reshape(-1, channels).T
     if data.dtype in _SCALE:
         data = data / _SCALE[data.dtype]
     elif data.dtype == np.uint8:
@@ -244,8 +260,10 @@ class Timeline:
         """The frame's samples (channels x samples), with silence before them or some of
         them dropped to put them at their timestamp."""
         rate = frame.sample_rate
-        if frame.pts is not None and frame.time_base is not None:
-            off = float(frame.pts * frame.time_base) - self.origin - self.at
+        pts, base = frame.pts, frame.time_base
+        if pts is not None and base is not None:
+            # Not pts * base: Fraction arithmetic per frame costs more than the rest of this.
+            off = pts * base.numerator / base.denominator - self.origin - self.at
             if self.at and (off < -RESET_S or self.discontinuous
                             and (off < -TOLERANCE_S or off > DISCONTINUITY_S)):
                 self.origin += off  # a reset: timestamps from here are counted anew

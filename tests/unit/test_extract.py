@@ -68,6 +68,8 @@ def decoded(path: Path, folder: Path) -> tuple[list[np.ndarray], int]:
     ("flac.mkv", ["-c:a", "flac"]),
     ("u8.wav", ["-c:a", "pcm_u8"]),  # packed integer samples
     ("f64.wav", ["-c:a", "pcm_f64le"]),
+    ("s32.wav", ["-c:a", "pcm_s32le"]),  # packed 32-bit integers
+    ("alac.m4a", ["-c:a", "alac"]),  # planar integers (s16p): one plane a channel
     ("mono8k.wav", ["-ac", "1", "-ar", "8000"]),
 ])
 def test_the_samples_are_the_ffmpeg_commands(source, tmp_path, name, args):
