@@ -49,12 +49,14 @@ def source_regions(ctx: JobContext) -> Regions | None:
     return regions_of_file(ctx.media.speech_audio)
 
 
-def speech_onset(start: float, end: float, regions: Regions) -> float:
-    """The speech onset of a line the recogniser put at ``start``..``end``. A line that
-    starts in silence has its speech later, before its end: without word timing, Whisper's
-    lines often start where the previous sentence stopped, a second early."""
+def speech_onset(start: float, end: float, regions: Regions,
+                 previous_end: float | None = None) -> float:
+    """The speech onset of a line the recogniser put at ``start``..``end`` (the previous
+    line's speech ending at ``previous_end``, when known). A line that starts in silence has
+    its speech later, before its end: without word timing, Whisper's lines often start where
+    the previous sentence stopped, a second early."""
     late = min(LATE_MAX_S, max(LATE_MIN_S, 0.6 * (end - start)))
-    return snap_start(start, regions, late=late)
+    return snap_start(start, regions, late=late, previous_end=previous_end)
 
 
 def speaker_nucleus(db, onset: float) -> float | None:
@@ -64,15 +66,17 @@ def speaker_nucleus(db, onset: float) -> float | None:
     return None if lead is None else onset + min(lead, MAX_NUCLEUS_S)
 
 
-def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
+def snap(segment: Segment, next_start: float, ctx: JobContext,
+         previous_end: float | None = None) -> float:
     """Move ``segment`` onto the speech measured in the source (keeping the recogniser's times
-    in ``extra``) and return the next line's start, snapped the same way."""
+    in ``extra``; ``previous_end``: where the line before it ended, snapped) and return the
+    next line's start, snapped the same way."""
     regions = source_regions(ctx)
     if regions is None or not regions.spans:
         return next_start
     segment.extra.setdefault("asr_start", segment.start)
     segment.extra.setdefault("asr_end", segment.end)
-    start = speech_onset(segment.start, segment.end, regions)
+    start = speech_onset(segment.start, segment.end, regions, previous_end)
     end = snap_end(segment.end, regions, start)
     if end > start + 0.05:
         segment.start, segment.end = round(start, 3), round(end, 3)
@@ -82,7 +86,7 @@ def snap(segment: Segment, next_start: float, ctx: JobContext) -> float:
     loud = speaker_nucleus(source_levels(ctx.media.speech_audio).db, segment.start)
     if loud is not None:
         segment.extra["nucleus_s"] = round(loud, 3)
-    snapped_next = snap_start(next_start, regions, late=LATE_MAX_S)
+    snapped_next = snap_start(next_start, regions, late=LATE_MAX_S, previous_end=segment.end)
     return snapped_next if snapped_next >= segment.start else next_start
 
 
@@ -138,6 +142,8 @@ class PredictingAligner:
 
     def __init__(self, options) -> None:
         self.options = options
+        # The job and the end of the line aligned last in it (lines come in order).
+        self._previous: tuple[JobContext, float] | None = None
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=1, max_concurrency=1,
@@ -153,7 +159,9 @@ class PredictingAligner:
     def align(self, segment: Segment, next_start: float, ctx: JobContext) -> Segment:
         opts = self.options
         if opts.snap_to_speech:
-            next_start = snap(segment, next_start, ctx)
+            previous = self._previous[1] if self._previous and self._previous[0] is ctx else None
+            next_start = snap(segment, next_start, ctx, previous)
+            self._previous = (ctx, segment.end)
         slot = set_slot(segment, next_start, opts.borrow_silence, opts.gap)
         predicted = self.predicted_duration(segment.target_text or "", ctx)
         needed = predicted / slot if slot > 0 else opts.max_speed

@@ -176,6 +176,31 @@ def test_a_start_snaps_to_the_onset_near_it(asr, expected):
     assert snap_start(asr, REGIONS) == expected
 
 
+# The sentence before speaks until 4.0; this line's speech starts at 5.3 after a pause.
+SENTENCES = Regions(((1.0, 4.0), (5.3, 8.0), (8.3, 9.0)), 10.0, -30.0)
+
+
+@pytest.mark.parametrize("asr, previous_end, late, expected", [
+    # Whisper without word timing: the line "starts" where the sentence before stops, 1.6 s
+    # before its speech (under a music bed): the onset after the pause, from the tail.
+    (3.7, 4.0, 1.5, 5.3),
+    (3.7, None, 1.5, 5.3),
+    (3.7, 4.0, 0.6, 3.7),   # the pause is longer than the search: unchanged
+    (3.3, 4.0, 1.5, 3.3),   # not the sentence's tail: unchanged
+    (3.7, 3.5, 1.5, 3.7),   # the line before ended earlier: this speech is this line's
+    # Late inside its own first region (word timing under music, 0.46 s): that region's
+    # onset, when the line before had ended ahead of it.
+    (5.76, 4.0, 0.6, 5.3),
+    (5.76, None, 0.6, 5.76),  # not known where the line before ended: unchanged
+    (5.76, 5.5, 0.6, 5.76),   # the line before spoke into this region: unchanged
+    (6.5, 4.0, 0.6, 6.5),     # more than LATE_INSIDE_S in: unchanged
+    (8.8, 8.1, 0.6, 8.8),     # after a 0.3 s pause, not a sentence's: unchanged
+])
+def test_a_start_at_the_previous_sentence_s_tail_or_late_inside_its_own(asr, previous_end,
+                                                                        late, expected):
+    assert snap_start(asr, SENTENCES, late=late, previous_end=previous_end) == expected
+
+
 def test_an_end_snaps_to_the_nearest_offset_after_the_start():
     assert snap_end(3.3, REGIONS, after=1.0) == 3.0
     assert snap_end(5.7, REGIONS, after=4.2) == 6.0

@@ -143,3 +143,62 @@ def test_each_line_gets_the_speaker_s_nucleus_the_clip_is_laid_on(tmp_path):
     seg = aligner().align(line(0.8, 2.4), 3.5, ctx)
     assert 0.99 <= seg.start <= 1.1
     assert seg.extra["nucleus_s"] == pytest.approx(1.09, abs=0.011)
+
+
+def speech_file(tmp_path, spans: list[tuple[float, float]], total: float) -> JobContext:
+    """A job whose source speaks (a 200 Hz tone) in ``spans`` over faint noise."""
+    import numpy as np
+    import soundfile
+
+    from videodub.model import MediaInfo
+
+    rate = 16000
+    rng = np.random.default_rng(0)
+    audio = 0.003 * rng.standard_normal(int(total * rate))
+    t = np.arange(len(audio)) / rate
+    for a, b in spans:
+        inside = (t >= a) & (t < b)
+        audio[inside] += 0.3 * np.sin(2 * np.pi * 200 * t[inside])
+    speech = tmp_path / "speech16k.wav"
+    soundfile.write(str(speech), audio.astype(np.float32), rate)
+    ctx = JobContext(tmp_path, target_lang="es", source_lang="en")
+    ctx.media = MediaInfo(path=speech, duration=total, has_video=False, audio_streams=1,
+                          audio_codec="pcm", video_codec=None, speech_audio=speech,
+                          full_audio=speech)
+    return ctx
+
+
+def test_a_line_recognised_from_the_previous_sentence_s_end_starts_on_its_speech(tmp_path):
+    """Whisper without word timing ends one line and starts the next at 3.7 s, in the last
+    words of the first sentence; the second sentence speaks from 5.3 s, after a 1.3 s pause
+    (a music bed makes such pauses look like speech to the recogniser). The first line's
+    slot ends before 5.3, and the second line starts there."""
+    ctx = speech_file(tmp_path, [(1.0, 4.0), (5.3, 8.0)], 9.0)
+    align = aligner()
+    first = align.align(line(0.6, 3.7), 3.7, ctx)
+    second = align.align(line(3.7, 8.1), 9.0, ctx)
+    assert first.slot_end == pytest.approx(5.3 - 0.1, abs=0.011)
+    assert second.start == pytest.approx(5.3, abs=0.011)
+    assert second.extra["asr_start"] == 3.7
+
+
+def test_a_line_recognised_late_inside_its_speech_starts_on_it(tmp_path):
+    """Word timing under music put the second line 0.46 s into its speech; the first line
+    had ended at 4.0 s, before the pause: the first line's slot ends, and the second line
+    starts, at its speech (5.3 s)."""
+    ctx = speech_file(tmp_path, [(1.0, 4.0), (5.3, 8.0)], 9.0)
+    align = aligner()
+    first = align.align(line(1.05, 3.95), 5.76, ctx)
+    assert first.slot_end == pytest.approx(5.3 - 0.1, abs=0.011)
+    assert align.align(line(5.76, 7.9), 9.0, ctx).start == pytest.approx(5.3, abs=0.011)
+
+
+def test_the_line_before_is_the_same_job_s(tmp_path):
+    """An aligner used for two jobs never takes one job's line for the other's line before."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = speech_file(tmp_path / "a", [(1.0, 4.0), (5.3, 8.0)], 9.0)
+    other = speech_file(tmp_path / "b", [(1.0, 4.0), (5.3, 8.0)], 9.0)
+    align = aligner()
+    align.align(line(1.05, 3.95), 5.76, one)
+    assert align.align(line(5.76, 7.9), 9.0, other).start == 5.76
