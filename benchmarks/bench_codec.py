@@ -56,48 +56,62 @@ def resample(x: np.ndarray, rate: int, to: int) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def encode(x: np.ndarray, coder: str, kbits: int, rate: int = RATE) -> tuple[list, bytes, float]:
-    """Packets of ``x`` (mono float32 at ``rate``), the codec's extradata, and the CPU-s."""
+def encode(x: np.ndarray, coder: str, kbits: int, rate: int = RATE,
+           options: dict[str, str] | None = None) -> tuple[list, bytes, float]:
+    """Packets of ``x`` (float32 at ``rate``: samples, or samples x 2 for stereo), the codec's
+    extradata, and the CPU-s."""
     import av
 
+    planar = x[None, :] if x.ndim == 1 else np.ascontiguousarray(x.T)
+    layout = "mono" if len(planar) == 1 else "stereo"
     t0 = time.process_time()
     ctx = av.CodecContext.create("aac", "w")
-    ctx.sample_rate, ctx.layout, ctx.format = rate, "mono", "fltp"
+    ctx.sample_rate, ctx.layout, ctx.format = rate, layout, "fltp"
     ctx.bit_rate, ctx.time_base = kbits * 1000, Fraction(1, rate)
-    ctx.options = {"aac_coder": coder}
+    ctx.options = {"aac_coder": coder, **(options or {})}
     ctx.open()
     packets = []
     block = 48 * FRAME
-    for i in range(0, len(x), block):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[None, i:i + block]),
-                                           format="fltp", layout="mono")
+    for i in range(0, planar.shape[1], block):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, i:i + block]),
+                                           format="fltp", layout=layout)
         frame.sample_rate, frame.pts = rate, i
         packets += ctx.encode(frame)
     packets += ctx.encode(None)
     return packets, bytes(ctx.extradata or b""), time.process_time() - t0
 
 
-def decode(packets: list, extradata: bytes, n: int, rate: int = RATE) -> np.ndarray:
+def decode(packets: list, extradata: bytes, n: int, rate: int = RATE,
+           channels: int = 1) -> np.ndarray:
     import av
 
     ctx = av.CodecContext.create("aac", "r")
-    ctx.extradata, ctx.sample_rate, ctx.layout = extradata, rate, "mono"
-    out = [f.to_ndarray()[0] for p in packets for f in ctx.decode(p)]
-    out += [f.to_ndarray()[0] for f in ctx.decode(None)]
-    return np.concatenate(out)[FRAME:FRAME + n].astype(np.float32)
+    ctx.extradata, ctx.sample_rate = extradata, rate
+    ctx.layout = "mono" if channels == 1 else "stereo"
+    out = [f.to_ndarray() for p in packets for f in ctx.decode(p)]
+    out += [f.to_ndarray() for f in ctx.decode(None)]
+    data = np.concatenate(out, axis=1)[:, FRAME:FRAME + n].astype(np.float32)
+    return data[0] if channels == 1 else data.T
 
 
-def coded(x: np.ndarray, coder: str, kbits: int, rate: int) -> tuple[np.ndarray, float, float]:
+def coded(x: np.ndarray, coder: str, kbits: int, rate: int,
+          options: dict[str, str] | None = None) -> tuple[np.ndarray, float, float]:
     """``x`` (48 kHz) through the setting and back at 48 kHz; KiB and encode CPU-s."""
+    if x.ndim == 2:  # stereo: no resampling (the stereo materials are scored at 48 kHz)
+        packets, extradata, cpu = encode(x, coder, kbits, rate, options)
+        back = decode(packets, extradata, len(x), rate, channels=2)
+        back = np.concatenate([back, np.zeros((max(0, len(x) - len(back)), 2), np.float32)])
+        return back[:len(x)], sum(p.size for p in packets) / 1024, cpu
     at_rate = resample(x, RATE, rate)
-    packets, extradata, cpu = encode(at_rate, coder, kbits, rate)
+    packets, extradata, cpu = encode(at_rate, coder, kbits, rate, options)
     back = resample(decode(packets, extradata, len(at_rate), rate), rate, RATE)
     back = np.concatenate([back, np.zeros(max(0, len(x) - len(back)), np.float32)])[:len(x)]
     return back, sum(p.size for p in packets) / 1024, cpu
 
 
-def talk_track(folder: Path, seconds: float) -> np.ndarray:
-    """The quality profile's lossless dub of the pipeline benchmark's talk."""
+def talk_track(folder: Path, seconds: float, stereo: bool = False) -> np.ndarray:
+    """The quality profile's lossless dub of the pipeline benchmark's talk (its channels
+    averaged, or with ``stereo`` both as they are)."""
     import soundfile
 
     import bench_pipeline as bp
@@ -108,16 +122,23 @@ def talk_track(folder: Path, seconds: float) -> np.ndarray:
     dub(bp.overrides(video, srt, "quality") + ["mix.streaming=false"], run)
     audio, _ = soundfile.read(str(run / "work" / "dub_mix.wav"), dtype="float32",
                               always_2d=True)
+    if stereo:
+        return audio if audio.shape[1] == 2 else np.repeat(audio, 2, axis=1)
     return audio.mean(axis=1)
 
 
 def read_mono(path: Path) -> np.ndarray:
     """A file's channels averaged, at 48 kHz."""
+    return read_audio(path).mean(axis=1)
+
+
+def read_audio(path: Path) -> np.ndarray:
+    """A file's samples x channels, at 48 kHz."""
     import soundfile
     from scipy.signal import resample_poly
 
     audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    return resample_poly(audio.mean(axis=1), RATE, rate).astype(np.float32)
+    return resample_poly(audio, RATE, rate, axis=0).astype(np.float32)
 
 
 def rms(x: np.ndarray) -> float:
@@ -129,35 +150,41 @@ def jfk_alone() -> np.ndarray:
     return (0.5 * speech / np.abs(speech).max()).astype(np.float32)
 
 
-def jfk_over_pink() -> np.ndarray:
+def jfk_over_pink(stereo: bool = False) -> np.ndarray:
+    """The recording over pink noise at -26 dBFS; with ``stereo``, the speech in the centre
+    (the same in both channels, as a dub's voice is) and the noise different in each."""
     from scipy.signal import lfilter
 
     speech = read_mono(JFK)
-    white = np.random.default_rng(1).standard_normal(len(speech))
+    white = np.random.default_rng(1).standard_normal((len(speech), 2 if stereo else 1))
     # Paul Kellet's pink-noise filter (-3 dB an octave).
     pink = lfilter([0.049922035, -0.095993537, 0.050612699, -0.004408786],
-                   [1, -2.494956002, 2.017265875, -0.522189400], white)
+                   [1, -2.494956002, 2.017265875, -0.522189400], white, axis=0)
     pink *= 0.05 / np.sqrt(np.mean(pink ** 2))  # -26 dBFS RMS
-    return (0.5 * speech / np.abs(speech).max() + pink).astype(np.float32)
+    mix = 0.5 * speech[:, None] / np.abs(speech).max() + pink
+    return (mix if stereo else mix[:, 0]).astype(np.float32)
 
 
-def music_excerpt(music: Path, samples: int) -> np.ndarray:
-    x = read_mono(music)
+def music_excerpt(music: Path, samples: int, stereo: bool = False) -> np.ndarray:
+    x = read_audio(music)
+    x = x if stereo else x.mean(axis=1, keepdims=True)
     x = x[min(30 * RATE, max(0, len(x) - samples)):][:samples]
-    return np.pad(x, (0, samples - len(x)))
+    x = np.pad(x, ((0, samples - len(x)), (0, 0)))
+    return x if stereo else x[:, 0]
 
 
-def jfk_over_music(music: Path) -> np.ndarray:
-    """The recording over the music, the music's RMS 14 dB under the speech's."""
+def jfk_over_music(music: Path, stereo: bool = False) -> np.ndarray:
+    """The recording over the music, the music's RMS 14 dB under the speech's (the speech in
+    the centre of the stereo music with ``stereo``)."""
     speech = jfk_alone()
-    bed = music_excerpt(music, len(speech))
+    bed = music_excerpt(music, len(speech), stereo)
     bed *= rms(speech) * 10 ** (-14 / 20) / max(rms(bed), 1e-9)
-    mix = speech + bed
+    mix = (speech[:, None] if stereo else speech) + bed
     return (mix * min(1.0, 0.9 / np.abs(mix).max())).astype(np.float32)
 
 
-def music_alone(music: Path, seconds: float) -> np.ndarray:
-    bed = music_excerpt(music, int(seconds * RATE))
+def music_alone(music: Path, seconds: float, stereo: bool = False) -> np.ndarray:
+    bed = music_excerpt(music, int(seconds * RATE), stereo)
     return (bed * min(1.0, 0.9 / max(np.abs(bed).max(), 1e-9))).astype(np.float32)
 
 
@@ -166,22 +193,38 @@ def mos(reference: np.ndarray, degraded: np.ndarray, api) -> float:
                                          degraded.astype(np.float64), RATE).moslqo)
 
 
+def stereo_scores(reference: np.ndarray, degraded: np.ndarray, api) -> str:
+    """ViSQOL (mono) of each channel (their mean) and of the side signal (L-R)/2, where the
+    reference has one: a coder's stereo tools change the side most, and noise that differs
+    between the channels shows there."""
+    per_channel = [mos(reference[:, c], degraded[:, c], api) for c in (0, 1)]
+    side_ref = (reference[:, 0] - reference[:, 1]) / 2
+    side = (f"{mos(side_ref, (degraded[:, 0] - degraded[:, 1]) / 2, api):8.3f}"
+            if rms(side_ref) > 10 ** (-50 / 20) else f"{'-':>8s}")
+    return f"{np.mean(per_channel):8.3f} {side}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default="fast:64,fast:96,fast:128,twoloop:96,twoloop:128",
-                    help="coder:kbit/s[@sample rate], comma-separated")
+                    help="coder:kbit/s[@sample rate][+option=value...], comma-separated")
     ap.add_argument("--seconds", type=float, default=60.0, help="the talk's length")
     ap.add_argument("--visqol-seconds", type=float, default=20.0,
                     help="seconds of each material ViSQOL scores (0: no scores)")
     ap.add_argument("--music", type=Path, help="a music file for the speech-over-music and "
                     "music materials")
     ap.add_argument("--no-talk", action="store_true", help="leave out the generated talk")
+    ap.add_argument("--stereo", action="store_true",
+                    help="stereo materials (the speech in the centre), scored per channel "
+                         "and on the side signal; kbit/s are the two channels' together")
     args = ap.parse_args(argv)
     variants = []
     for v in args.variants.split(","):
+        v, *opts = v.split("+")
         coder, _, rest = v.partition(":")
         kbits, _, rate = rest.partition("@")
-        variants.append((coder, int(kbits), int(rate or RATE)))
+        options = dict(o.split("=", 1) for o in opts)
+        variants.append((coder, int(kbits), int(rate or RATE), options))
     api = None
     if args.visqol_seconds > 0:
         try:
@@ -191,27 +234,36 @@ def main(argv: list[str] | None = None) -> int:
         else:
             api = VisqolApi()
             api.create(mode="audio")
+    stereo = args.stereo
     with tempfile.TemporaryDirectory() as tmp:
-        materials = {} if args.no_talk else {"talk (dub)": talk_track(Path(tmp), args.seconds)}
+        materials = ({} if args.no_talk
+                     else {"talk (dub)": talk_track(Path(tmp), args.seconds, stereo)})
     if JFK.is_file():
-        materials["jfk"] = jfk_alone()
-        materials["jfk + pink noise"] = jfk_over_pink()
+        if not stereo:  # in the centre alone it is the mono material
+            materials["jfk"] = jfk_alone()
+        materials["jfk + pink noise"] = jfk_over_pink(stereo)
         if args.music:
-            materials["jfk + music"] = jfk_over_music(args.music)
+            materials["jfk + music"] = jfk_over_music(args.music, stereo)
     else:
         print(f"the JFK materials are skipped: {JFK} is absent")
     if args.music:
-        materials["music"] = music_alone(args.music, 11.0)
-    print(f"{'material':18s} {'setting':12s} {'CPU-s/min':>9s} {'KiB/min':>8s} {'MOS-LQO':>8s}")
+        materials["music"] = music_alone(args.music, 11.0, stereo)
+    score_head = f"{'MOS L/R':>8s} {'MOS side':>8s}" if stereo else f"{'MOS-LQO':>8s}"
+    print(f"{'material':18s} {'setting':22s} {'CPU-s/min':>9s} {'KiB/min':>8s} {score_head}")
     for name, x in materials.items():
         minutes = len(x) / RATE / 60
         scored = x[:int(args.visqol_seconds * RATE)]
-        for coder, kbits, rate in variants:
-            back, size, cpu = coded(x, coder, kbits, rate)
-            score = (f"{mos(scored, back[:len(scored)], api):8.3f}" if api is not None
-                     else f"{'-':>8s}")
-            setting = f"{coder} {kbits}k" + (f"@{rate // 1000}k" if rate != RATE else "")
-            print(f"{name:18s} {setting:12s} {cpu / minutes:9.3f} "
+        for coder, kbits, rate, options in variants:
+            back, size, cpu = coded(x, coder, kbits, rate, options)
+            if api is None:
+                score = f"{'-':>8s}"
+            elif stereo:
+                score = stereo_scores(scored, back[:len(scored)], api)
+            else:
+                score = f"{mos(scored, back[:len(scored)], api):8.3f}"
+            setting = (f"{coder} {kbits}k" + (f"@{rate // 1000}k" if rate != RATE else "")
+                       + "".join(f" {k}={v}" for k, v in options.items()))
+            print(f"{name:18s} {setting:22s} {cpu / minutes:9.3f} "
                   f"{size / minutes:8.0f} {score}", flush=True)
     return 0
 
