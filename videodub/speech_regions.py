@@ -269,10 +269,11 @@ def regions_of_file(path: str | Path, **kwargs) -> Regions:
 # start, after a pause at least this long (not the last word of the sentence before).
 LEAD_GAP_S = 0.25
 LEAD_PAUSE_S = 0.5
-# A recognised start in the last TAIL_S of a region that began long before, with a pause
-# after it, is the end of the sentence before: Whisper without word timing starts a line
-# where the previous one's segment ended, up to the whole pause early (1.6 s under a music
-# bed 12 dB down, where the pause is no longer silence to the recogniser).
+# A recognised start in the last TAIL_S of a region that began long before, or of a last
+# word that follows the rest of its sentence without a pause, with a pause after it, is the
+# end of the sentence before: Whisper without word timing starts a line where the previous
+# one's segment ended, up to the whole pause early (1.2-1.6 s under a music bed 12 dB down,
+# where the pause is no longer silence to the recogniser).
 TAIL_S = 0.5
 # A recogniser late inside the region that opens a line (word timing under that music bed:
 # 0.46 s): the region is the line's if it began at most this long before, after a pause,
@@ -286,26 +287,31 @@ def snap_start(start: float, regions: Regions, *, early: float = 0.4, late: floa
     often 150-300 ms early (Whisper puts a first word at 0.0 s), sometimes late. The onset of
     the region ``start`` falls in (if it began at most ``early`` before, or at most
     ``LATE_INSIDE_S`` before, after a pause, with the previous line ended by
-    ``previous_end`` before it); else, when the recogniser was late past a short first word
-    ("First, ..."), that word's onset: a region that began at most ``early`` before, ended at
-    most ``LEAD_GAP_S`` before and follows a pause of ``LEAD_PAUSE_S``; else, when ``start``
-    is the previous sentence's tail (``TAIL_S``) and a pause follows, the onset after that
-    pause within ``late`` of it; else the first onset within ``late`` after ``start``; else
-    ``start`` unchanged."""
+    ``previous_end`` before it), unless ``start`` is the previous sentence's tail (the last
+    ``TAIL_S`` of a region that began long before or follows the one before it without a
+    pause, with a pause after it) and the line before had not ended before ``start``: then
+    the onset after that pause within ``late`` of it; else, when the recogniser was late past
+    a short first word ("First, ..."), that word's onset: a region that began at most
+    ``early`` before, ended at most ``LEAD_GAP_S`` before and follows a pause of
+    ``LEAD_PAUSE_S``; else the first onset within ``late`` after ``start``; else ``start``
+    unchanged."""
     spans = regions.spans
     previous_region_end = -math.inf
     for i, (s, e) in enumerate(spans):
         paused = s - previous_region_end >= LEAD_PAUSE_S
         if s <= start < e:
+            following = spans[i + 1][0] if i + 1 < len(spans) else math.inf
+            # The tail of a sentence: a region begun long before, or one that goes on from
+            # the speech before it without a pause (its last word).
+            if ((s < start - early or not paused) and e - start <= TAIL_S
+                    and following - e >= LEAD_PAUSE_S and following <= e + late
+                    and (previous_end is None or previous_end >= start)):
+                return following
             if s >= start - early:
                 return s
             if (paused and s >= start - LATE_INSIDE_S and previous_end is not None
                     and previous_end <= s + 0.01):
                 return s
-            following = spans[i + 1][0] if i + 1 < len(spans) else math.inf
-            if (e - start <= TAIL_S and following - e >= LEAD_PAUSE_S
-                    and following <= e + late and (previous_end is None or previous_end >= start)):
-                return following
         if (e <= start and s >= start - early and start - e <= LEAD_GAP_S and paused):
             return s
         if start <= s <= start + late:

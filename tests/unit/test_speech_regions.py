@@ -201,6 +201,31 @@ def test_a_start_at_the_previous_sentence_s_tail_or_late_inside_its_own(asr, pre
     assert snap_start(asr, SENTENCES, late=late, previous_end=previous_end) == expected
 
 
+# The end of a talk's sentence as measured under music: "... see you next | time" (its
+# last word 0.29 s after the rest), a 1.2 s pause, the next sentence; then "First," alone
+# after a pause, and the rest of its sentence 0.32 s later; then "So," alone between two
+# pauses.
+LAST_WORD = Regions(((21.9, 23.94), (24.23, 24.62), (25.82, 29.36), (30.6, 30.93),
+                     (31.25, 33.0), (35.0, 35.3), (36.0, 38.0)), 40.0, -30.0)
+
+
+@pytest.mark.parametrize("asr, previous_end, expected", [
+    # Whisper without word timing started the line in that last word, 1.3 s before its
+    # speech, and the line before (snapped) ends with the word: the onset after the pause.
+    (24.51, 24.62, 25.82),
+    (24.51, None, 25.82),
+    (24.51, 23.94, 24.23),    # the line before ended ahead of the word: the word is this line's
+    (24.05, 24.62, 24.23),    # not in the word's last TAIL_S: unchanged rules
+    # A first word after a pause is the line's, even when the line before was snapped to
+    # end with it.
+    (30.8, 30.93, 30.6),
+    (30.8, None, 30.6),
+    (35.1, 35.3, 35.0),
+])
+def test_a_start_in_the_last_word_of_the_sentence_before(asr, previous_end, expected):
+    assert snap_start(asr, LAST_WORD, late=1.5, previous_end=previous_end) == expected
+
+
 def test_an_end_snaps_to_the_nearest_offset_after_the_start():
     assert snap_end(3.3, REGIONS, after=1.0) == 3.0
     assert snap_end(5.7, REGIONS, after=4.2) == 6.0
