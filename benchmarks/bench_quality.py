@@ -20,7 +20,8 @@ With ``--music FILE`` (any file soundfile reads, e.g. the Ogg tracks of Debian's
 speaker, ``--music-db`` under the speech (stereo, as creators' videos have it). The dub track
 then carries the music too, so the known-onset columns are not measured there; every row
 also gives where placement laid each clip's nucleus (its placed start, plus the clip's own
-nucleus at its speed) against the speaker's known nucleus, which music does not disturb.
+nucleus at its speed) against the speaker's known nucleus, which music does not disturb:
+its p95 and its worst line.
 """
 
 from __future__ import annotations
@@ -233,6 +234,7 @@ def row(name: str, profile: str, result, wall: float, known: list[float] | None,
         "known_onset_max_ms": round(float(k.max()), 1) if k is not None else None,
         "known_nucleus_p95_ms": p95_ms(nuclei),
         "placed_nucleus_p95_ms": p95_ms(placed),
+        "placed_nucleus_max_ms": round(float(np.abs(placed).max()) * 1000, 1) if placed else None,
         "share_le_1_25": q["speed"]["share_le_1_25"], "max_speed": q["speed"]["max"],
         "slowed": q["speed"]["slowed"], "sped_up_though_fit": q["speed"]["sped_up_though_fit"],
         "overflow": q["overflow"]["lines"], "overflow_s": q["overflow"]["seconds"],
@@ -305,7 +307,7 @@ def main() -> None:
                 rows.append(row(name, profile, result, wall, known, heard, extra, placed))
                 print(json.dumps(rows[-1]), flush=True)
     cols = ["talk", "profile", "onset_p95_ms", "known_onset_p95_ms", "known_nucleus_p95_ms",
-            "placed_nucleus_p95_ms", "share_le_1_25",
+            "placed_nucleus_p95_ms", "placed_nucleus_max_ms", "share_le_1_25",
             "max_speed", "slowed", "sped_up_though_fit", "overflow", "overflow_s", "overlaps",
             "cut_at_end_s", "original_db", "uncovered_s", "wall_s", "measure_share", "extra"]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
