@@ -19,6 +19,7 @@ from videodub.api import dub
 from videodub.errors import VideodubError
 from videodub.perf.cli import main as perf_main
 from videodub.perf.history import ENV_VAR, History
+from videodub.perf.record import QUALITY_DIRECTION, overflow_lines
 from videodub.plugins import collect, make_plugin_manager, get_plugin_manager
 from videodub.testing import registry_with
 
@@ -69,6 +70,12 @@ def test_observer_hooks_see_the_job_and_the_history_records_it(short_talk, tmp_p
     assert {s.stage for s in rec.stages} >= {"transcribe", "tts", "mix"}
     assert rec.machine["usable_cpus"] >= 1 and rec.machine_class
     assert rec.peak_rss_mb > 50 and rec.timeline
+    # Every figure of the run's own quality section has a declared direction: a name the
+    # baselines would only guess at (and might read the wrong way round) fails here.
+    undeclared = [k for k in rec.quality
+                  if not any(k == d or k.startswith(d + ".") for d in QUALITY_DIRECTION)]
+    assert rec.quality and not undeclared, undeclared
+    assert overflow_lines(rec.quality) == report["quality"]["overflow"]["lines"]
 
 
 def test_a_failed_run_is_recorded_too(short_talk, tmp_path, monkeypatch):

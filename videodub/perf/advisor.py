@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from videodub.perf.record import RunRecord
+from videodub.perf.record import RunRecord, overflow_lines
 
 log = logging.getLogger(__name__)
 IMPACT = {"high": 3, "medium": 2, "low": 1}
@@ -102,9 +102,9 @@ def health(facts: Facts) -> dict[str, Any]:
         memory = 100.0 if used <= 0.5 else max(0.0, 100.0 * (1 - used) / 0.5)
     sync = 100.0
     if latest and latest.quality:
-        overflow = [v for k, v in latest.quality.items() if "overflow" in k and "count" in k]
-        if overflow and latest.segments:
-            sync = max(0.0, 100.0 * (1 - overflow[0] / latest.segments))
+        overflow = overflow_lines(latest.quality)
+        if overflow is not None and latest.segments:
+            sync = max(0.0, 100.0 * (1 - overflow / latest.segments))
     parts = {"success": round(success, 1), "regressions": round(regress, 1),
              "memory": round(memory, 1), "sync": round(sync, 1)}
     score = sum(parts[k] * w for k, w in WEIGHTS.items())

@@ -27,13 +27,18 @@ from typing import Any
 
 from videodub.config import PerfConfig
 from videodub.perf.history import History
-from videodub.perf.record import RunRecord, worse_when_higher
+from videodub.perf.record import RunRecord, direction
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 # A baseline whose spread is over this share of its median is flagged as noisy.
 NOISY = 0.25
 # The smallest change that counts, per kind of figure, in its own unit.
-FLOORS = {"wall_per_min": 0.5, "rss_mb": 64.0, "p95_ms": 50.0, "error_rate": 0.02}
+FLOORS = {"wall_per_min": 0.5, "rss_mb": 64.0, "p95_ms": 50.0, "error_rate": 0.02,
+          # The seconds the run's quality figures took (``quality.measure_s``): a time of a
+          # few milliseconds, like a stage's, not a figure of the dub.
+          "measure_s": 0.5}
+# Levels (the original voice left in the dub, dB): a change under this is not heard.
+DB_FLOOR = 3.0
 
 
 @dataclass
@@ -108,15 +113,16 @@ def load_baselines(history: History) -> list[Baseline]:
 def classify(metric: str, value: float, base: Baseline, opts: PerfConfig,
              media_min: float | None = None) -> Regression | None:
     """The regression ``value`` is against ``base``, or None when it is within noise."""
-    if base.n < opts.min_samples or base.p50 == 0 and not worse_when_higher(metric):
+    way = direction(metric)
+    if base.n < opts.min_samples or way == 0 or base.p50 == 0 and way < 0:
         return None
-    higher_bad = worse_when_higher(metric)
+    higher_bad = way > 0
     margin = t_quantile(opts.confidence, base.n - 1) * base.spread * math.sqrt(1 + 1 / base.n)
     delta = value - base.p50 if higher_bad else base.p50 - value
     if delta <= margin:
         return None
     kind = metric.rsplit(".", 1)[-1]
-    floor = FLOORS.get(kind, 0.0)
+    floor = FLOORS.get(kind, DB_FLOOR if kind.endswith("_db") else 0.0)
     absolute = delta * media_min if kind == "wall_per_min" and media_min else delta
     if absolute < floor:
         return None

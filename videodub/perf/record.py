@@ -10,10 +10,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Quality figures whose growth is bad (counts of problems, errors, offsets); every other
-# numeric quality figure is taken as a score where a drop is bad.
+# Which way each of the run's own quality figures (videodub/run/quality.py) gets worse, by
+# its name under ``quality.`` or the start of it: +1 when it grows, -1 when it drops, 0 not a
+# figure of the dub (how many lines there were, a line's id). The longest match wins.
+# ``measure_s`` is the time measuring took: worse when longer, with a floor as a time.
+QUALITY_DIRECTION = {
+    "lines": 0, "dubbed": 0, "onset_error.n": 0, "onset_error.worst_lines_ms": 0,
+    "onset_error": +1, "overrun_past_line_end": +1,
+    "original_voice": +1, "original_voice.source_speech_s": 0,
+    "original_voice.ducked_upper_bound": 0,
+    "speed.share_le_1_1": -1, "speed.share_le_1_25": -1, "speed.max": +1,
+    "speed.sped_up_though_fit": +1, "speed.slowed": 0,
+    "overflow": +1, "overlaps": +1, "truncated": +1, "truncated.by_line": 0,
+    "pushed_lines": 0, "cut_at_end_s": +1, "suspect": 0, "candidates": 0, "measure_s": +1,
+}
+# Other quality figures (a plugin's): worse when higher if the name holds one of these words
+# (counts of problems, errors, offsets), else a score where a drop is bad.
 WORSE_WHEN_HIGHER = ("overflow", "error", "drift", "offset", "lag", "wer", "clip", "miss",
-                     "late", "early", "violation")
+                     "late", "early", "violation", "overlap")
+# The quality figure that counts the lines that overflow their slot.
+OVERFLOW_LINES = "overflow.lines"
 
 
 @dataclass
@@ -165,11 +181,26 @@ def quality_figures(report: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def worse_when_higher(metric: str) -> bool:
+def direction(metric: str) -> int:
+    """+1 when a growth of ``metric`` is bad (every time, memory, latency and error figure),
+    -1 when a drop is, 0 when it is not compared (a quality figure that only describes the
+    input, such as how many lines it had)."""
     if not metric.startswith("quality."):
-        return True
-    name = metric.lower()
-    return any(word in name for word in WORSE_WHEN_HIGHER)
+        return +1
+    name = metric.removeprefix("quality.")
+    starts = [k for k in QUALITY_DIRECTION if name == k or name.startswith(k + ".")]
+    if starts:
+        return QUALITY_DIRECTION[max(starts, key=len)]
+    return +1 if any(word in name.lower() for word in WORSE_WHEN_HIGHER) else -1
+
+
+def overflow_lines(quality: dict[str, float]) -> float | None:
+    """How many lines overflowed their slot, from a run's flattened quality figures (or, from
+    a layout of another version, the first figure named with both overflow and count)."""
+    if OVERFLOW_LINES in quality:
+        return quality[OVERFLOW_LINES]
+    counts = [v for k, v in quality.items() if "overflow" in k and "count" in k]
+    return counts[0] if counts else None
 
 
 def from_report(report: dict[str, Any], run_id: str, run_dir: str = "") -> RunRecord:

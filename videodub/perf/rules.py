@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from videodub.perf.advisor import Facts, Recommendation
+from videodub.perf.record import overflow_lines
 
 POOLED = ("translate", "tts")
 
@@ -68,10 +69,10 @@ def overflowing_lines(f: Facts) -> list[Recommendation]:
     """Many lines did not fit their slot: let align speed them up more."""
     if not f.latest or not f.latest.segments:
         return []
-    counts = [v for k, v in f.latest.quality.items() if "overflow" in k and "count" in k]
-    if counts and counts[0] / f.latest.segments > 0.1:
+    count = overflow_lines(f.latest.quality)
+    if count is not None and count / f.latest.segments > 0.1:
         return [Recommendation(
-            f"{counts[0]:.0f} of {f.latest.segments} lines overflow their slot", "medium", "low",
+            f"{count:.0f} of {f.latest.segments} lines overflow their slot", "medium", "low",
             "quality", "align.max_speed=1.5",
             "or an aligner that shortens the text, if one is installed")]
     return []

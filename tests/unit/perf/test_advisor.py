@@ -85,11 +85,22 @@ def test_health_parts_and_score():
     assert h["score"] == pytest.approx(0.4 * 75 + 0.3 * 75 + 0.15 * 100 + 0.15 * 100)
 
 
-def test_health_memory_and_sync_parts():
-    rec = make_record(1, rss=3072, quality={"sync.overflow_count": 3})  # 75 % of 4096 MiB
+@pytest.mark.parametrize("quality", [
+    {"overflow.lines": 3, "overflow.seconds": 2.5, "overlaps.count": 0},  # the run's own layout
+    {"sync.overflow_count": 3}])  # another layout, read by its name
+def test_health_memory_and_sync_parts(quality):
+    rec = make_record(1, rss=3072, quality=quality)  # 75 % of 4096 MiB
     h = health(Facts(rec, [rec]))
     assert h["parts"]["memory"] == pytest.approx(50.0)
     assert h["parts"]["sync"] == pytest.approx(50.0)  # 3 of 6 lines overflow
+
+
+def test_many_overflowing_lines_advise_more_speed():
+    rec = make_record(1, quality={"overflow.lines": 2, "overflow.seconds": 3.0})
+    [advice] = [r for r in advise(Facts(rec, [rec]), RULES) if r.category == "quality"]
+    assert advice.change == "align.max_speed=1.5" and advice.title.startswith("2 of 6 lines")
+    fine = make_record(1, quality={"overflow.lines": 0, "overflow.seconds": 0.0})
+    assert [r for r in advise(Facts(fine, [fine]), RULES) if r.category == "quality"] == []
 
 
 def test_empty_history_is_healthy_and_quiet():
