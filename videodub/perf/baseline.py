@@ -33,10 +33,10 @@ SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 # A baseline whose spread is over this share of its median is flagged as noisy.
 NOISY = 0.25
 # The smallest change that counts, per kind of figure, in its own unit.
-FLOORS = {"wall_per_min": 0.5, "rss_mb": 64.0, "p95_ms": 50.0, "error_rate": 0.02,
-          # The seconds the run's quality figures took (``quality.measure_s``): a time of a
-          # few milliseconds, like a stage's, not a figure of the dub.
-          "measure_s": 0.5}
+FLOORS = {"wall_per_min": 0.5, "rss_mb": 64.0, "p95_ms": 50.0, "error_rate": 0.02}
+# Other seconds per minute of media (the time the quality figures took, seconds of lines
+# that overflow...): counted over the run, like a stage's time.
+PER_MIN_FLOOR = 0.5
 # Levels (the original voice left in the dub, dB): a change under this is not heard.
 DB_FLOOR = 3.0
 
@@ -122,8 +122,10 @@ def classify(metric: str, value: float, base: Baseline, opts: PerfConfig,
     if delta <= margin:
         return None
     kind = metric.rsplit(".", 1)[-1]
-    floor = FLOORS.get(kind, DB_FLOOR if kind.endswith("_db") else 0.0)
-    absolute = delta * media_min if kind == "wall_per_min" and media_min else delta
+    per_min = kind.endswith("_per_min")
+    floor = FLOORS.get(kind, PER_MIN_FLOOR if per_min else DB_FLOOR if kind.endswith("_db")
+                       else 0.0)
+    absolute = delta * media_min if per_min and media_min else delta
     if absolute < floor:
         return None
     change = delta / abs(base.p50) if base.p50 else math.inf

@@ -24,6 +24,12 @@ QUALITY_DIRECTION = {
     "overflow": +1, "overlaps": +1, "truncated": +1, "truncated.by_line": 0,
     "pushed_lines": 0, "cut_at_end_s": +1, "suspect": 0, "candidates": 0, "measure_s": +1,
 }
+# The run's quality figures that grow with the input, kept per line or per minute of media
+# (``quality.overflow.lines_per_line``) so that runs of other inputs compare with them.
+QUALITY_PER_LINE = ("overflow.lines", "overlaps.count", "truncated.lines",
+                    "overrun_past_line_end.lines", "speed.sped_up_though_fit")
+QUALITY_PER_MIN = ("overflow.seconds", "truncated.seconds", "overrun_past_line_end.total_s",
+                   "original_voice.uncovered_source_speech_s", "measure_s")
 # Other quality figures (a plugin's): worse when higher if the name holds one of these words
 # (counts of problems, errors, offsets), else a score where a drop is bad.
 WORSE_WHEN_HIGHER = ("overflow", "error", "drift", "offset", "lag", "wer", "clip", "miss",
@@ -127,8 +133,16 @@ class RunRecord:
             if p.calls:
                 out[f"provider.{p.stage}.error_rate"] = (
                     (p.rate_limited + p.timeouts + p.errors) / p.calls)
+        lines = self.quality.get("lines")
         for name, value in self.quality.items():
-            out[f"quality.{name}"] = value
+            if name in QUALITY_PER_LINE:
+                if lines:
+                    out[f"quality.{name}_per_line"] = value / lines
+            elif name in QUALITY_PER_MIN:
+                if per_min:
+                    out[f"quality.{name}_per_min"] = value / per_min
+            else:
+                out[f"quality.{name}"] = value
         return out
 
     def impl_of(self, metric: str) -> str:
@@ -188,6 +202,9 @@ def direction(metric: str) -> int:
     if not metric.startswith("quality."):
         return +1
     name = metric.removeprefix("quality.")
+    for per, names in (("_per_line", QUALITY_PER_LINE), ("_per_min", QUALITY_PER_MIN)):
+        if name.endswith(per) and name.removesuffix(per) in names:
+            name = name.removesuffix(per)
     starts = [k for k in QUALITY_DIRECTION if name == k or name.startswith(k + ".")]
     if starts:
         return QUALITY_DIRECTION[max(starts, key=len)]
