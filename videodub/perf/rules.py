@@ -66,16 +66,28 @@ def memory_headroom(f: Facts) -> list[Recommendation]:
 
 
 def overflowing_lines(f: Facts) -> list[Recommendation]:
-    """Many lines did not fit their slot: let align speed them up more."""
+    """Many lines did not fit their slot: have them measured and shortened, not sped up past
+    1.25x (where a listener starts to hear it)."""
     if not f.latest or not f.latest.segments:
         return []
     count = overflow_lines(f.latest.quality)
-    if count is not None and count / f.latest.segments > 0.1:
-        return [Recommendation(
-            f"{count:.0f} of {f.latest.segments} lines overflow their slot", "medium", "low",
-            "quality", "align.max_speed=1.5",
-            "or an aligner that shortens the text, if one is installed")]
-    return []
+    if count is None or count / f.latest.segments <= 0.1:
+        return []
+    impls = f.latest.implementations
+    title = f"{count:.0f} of {f.latest.segments} lines overflow their slot"
+    if impls.get("align") == "length":
+        change, why = "align=hybrid", ("hybrid measures every clip and asks the translator for "
+                                       "a shorter line where one does not fit")
+    elif impls.get("translate") != "openai":
+        change, why = "translate=openai", (f"translate={impls.get('translate')} cannot shorten "
+                                           "a line that does not fit; one that can, or a "
+                                           "tighter translation, will")
+    elif f.latest.profile == "quality":  # its cap is 1.2x
+        change, why = "align.max_speed=1.25", ("the lines were already shortened; a little "
+                                               "more speed-up is still not heard")
+    else:
+        return []
+    return [Recommendation(title, "medium", "low", "quality", change, why)]
 
 
 def regressed_after_upgrade(f: Facts) -> list[Recommendation]:

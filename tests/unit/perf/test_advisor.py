@@ -95,11 +95,21 @@ def test_health_memory_and_sync_parts(quality):
     assert h["parts"]["sync"] == pytest.approx(50.0)  # 3 of 6 lines overflow
 
 
-def test_many_overflowing_lines_advise_more_speed():
-    rec = make_record(1, quality={"overflow.lines": 2, "overflow.seconds": 3.0})
-    [advice] = [r for r in advise(Facts(rec, [rec]), RULES) if r.category == "quality"]
-    assert advice.change == "align.max_speed=1.5" and advice.title.startswith("2 of 6 lines")
-    fine = make_record(1, quality={"overflow.lines": 0, "overflow.seconds": 0.0})
+@pytest.mark.parametrize("align, translate, profile, change", [
+    ("length", "subtitles", "speed", "align=hybrid"),
+    ("hybrid", "subtitles", "balanced", "translate=openai"),
+    ("semantic", "openai", "quality", "align.max_speed=1.25"),
+    ("hybrid", "openai", "balanced", None),  # shortened already, 1.3x allowed: nothing more
+])
+def test_overflowing_lines_are_shortened_before_they_are_sped_up(align, translate, profile,
+                                                                  change):
+    rec = make_record(1, quality={"overflow.lines": 2, "overflow.seconds": 3.0},
+                      profile=profile)
+    rec.implementations = {**rec.implementations, "align": align, "translate": translate}
+    found = [r for r in advise(Facts(rec, [rec]), RULES) if r.category == "quality"]
+    assert [r.change for r in found] == ([change] if change else [])
+    assert all(r.title.startswith("2 of 6 lines") for r in found)
+    fine = dataclasses.replace(rec, quality={"overflow.lines": 0, "overflow.seconds": 0.0})
     assert [r for r in advise(Facts(fine, [fine]), RULES) if r.category == "quality"] == []
 
 
