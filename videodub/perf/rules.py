@@ -65,6 +65,15 @@ def memory_headroom(f: Facts) -> list[Recommendation]:
     return out
 
 
+def shortening_translators() -> list[str]:
+    """The installed translators that can shorten a line (they implement ``shorten``)."""
+    from videodub.plugins import installed_registry
+
+    translators = installed_registry().by_stage["translate"]
+    return sorted(name for name, impl in translators.items()
+                  if callable(getattr(impl.factory, "shorten", None)))
+
+
 def overflowing_lines(f: Facts) -> list[Recommendation]:
     """Many lines did not fit their slot: have them measured and shortened, not sped up past
     1.25x (where a listener starts to hear it)."""
@@ -78,10 +87,10 @@ def overflowing_lines(f: Facts) -> list[Recommendation]:
     if impls.get("align") == "length":
         change, why = "align=hybrid", ("hybrid measures every clip and asks the translator for "
                                        "a shorter line where one does not fit")
-    elif impls.get("translate") != "openai":
-        change, why = "translate=openai", (f"translate={impls.get('translate')} cannot shorten "
-                                           "a line that does not fit; one that can, or a "
-                                           "tighter translation, will")
+    elif impls.get("translate") not in (can := shortening_translators()) and can:
+        change, why = f"translate={can[0]}", (f"translate={impls.get('translate')} cannot "
+                                              "shorten a line that does not fit; "
+                                              f"{', '.join(can)} can")
     elif f.latest.profile == "quality":  # its cap is 1.2x
         change, why = "align.max_speed=1.25", ("the lines were already shortened; a little "
                                                "more speed-up is still not heard")
