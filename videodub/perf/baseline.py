@@ -3,7 +3,9 @@ shows against them.
 
 A baseline is the median (p50), p95 and robust spread (1.4826 × the median absolute
 deviation, which one slow outlier does not inflate) of the last ``perf.window`` successful
-runs of the same kind. A run's figure is a regression only when all of these hold:
+runs of the same kind (for a figure per minute of media, of the runs whose media is within
+``LENGTH_FACTOR`` of this run's length). A run's figure is a regression only when all of
+these hold:
 
 - the baseline has at least ``perf.min_samples`` runs;
 - the figure is past the one-sided prediction bound ``p50 + t(confidence, n-1) ×
@@ -39,6 +41,10 @@ FLOORS = {"wall_per_min": 0.5, "rss_mb": 64.0, "p95_ms": 50.0, "error_rate": 0.0
 PER_MIN_FLOOR = 0.5
 # Levels (the original voice left in the dub, dB): a change under this is not heard.
 DB_FLOOR = 3.0
+# A figure per minute of media compares only with runs at most this many times longer or
+# shorter: a job's fixed costs (loading the model, starting ffmpeg) weigh on a 10 s clip's
+# seconds per minute six times as much as on a minute's.
+LENGTH_FACTOR = 3.0
 
 
 @dataclass
@@ -152,11 +158,24 @@ class Comparison:
                 "compared": self.compared, "notes": list(self.notes)}
 
 
+def of_similar_length(base: Baseline, media_s: float, history: History,
+                      window: int) -> Baseline:
+    """``base`` made again from the runs whose media is within ``LENGTH_FACTOR`` of
+    ``media_s`` long."""
+    values = history.metric_values(base.metric, base.impl, base.profile, base.machine_class,
+                                   window, (media_s / LENGTH_FACTOR, media_s * LENGTH_FACTOR))
+    if not values:
+        return Baseline(base.metric, base.impl, base.profile, base.machine_class, 0, 0, 0, 0)
+    return Baseline(base.metric, base.impl, base.profile, base.machine_class, len(values),
+                    *summarize(values))
+
+
 def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
     """Every figure of ``rec`` against the stored baseline of its kind."""
     stored = {(b.metric, b.impl, b.profile, b.machine_class): b for b in load_baselines(history)}
     regressions, compared, notes = [], 0, []
     other_class = False
+    other_length = 0
     for metric, value in rec.metrics().items():
         impl = rec.impl_of(metric)
         base = stored.get((metric, impl, rec.profile, rec.machine_class))
@@ -166,6 +185,11 @@ def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
             continue
         if base.n < opts.min_samples:
             continue
+        if metric.endswith("_per_min") and rec.media_s:
+            base = of_similar_length(base, rec.media_s, history, opts.window)
+            if base.n < opts.min_samples:
+                other_length += 1
+                continue
         compared += 1
         if base.p50 and base.spread / abs(base.p50) > NOISY:
             notes.append(f"{metric}: noisy baseline (spread {base.spread / abs(base.p50):.0%} "
@@ -181,6 +205,10 @@ def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
                 found = None
         if found:
             regressions.append(found)
+    if other_length:
+        notes.append(f"{other_length} figures per minute not compared: fewer than "
+                     f"{opts.min_samples} runs of media {rec.media_s / LENGTH_FACTOR:.0f}-"
+                     f"{rec.media_s * LENGTH_FACTOR:.0f} s long (fixed costs weigh otherwise)")
     if other_class and not compared:
         notes.append(f"baselines exist only for other machine classes than "
                      f"{rec.machine_class}: nothing compared (they would not be fair)")

@@ -78,6 +78,9 @@ RECENT_VALUES = (
     "SELECT m.value FROM metrics m JOIN runs r ON r.id = m.run WHERE m.metric = ?"
     " AND m.impl = ? AND r.profile = ? AND r.machine_class = ? AND r.status = 'ok'"
     " ORDER BY m.run DESC LIMIT ?")
+# The same, from runs whose media length is within the given range.
+RECENT_VALUES_OF_LENGTH = RECENT_VALUES.replace(
+    " ORDER BY", " AND r.media_s BETWEEN ? AND ? ORDER BY")
 # One run's stages and providers, in the order they were written.
 RUN_STAGES = "SELECT * FROM stage_runs WHERE run = ?"
 RUN_PROVIDERS = "SELECT * FROM provider_runs WHERE run = ?"
@@ -269,9 +272,12 @@ class History:
         return rec
 
     def metric_values(self, metric: str, impl: str, profile: str, machine_class: str,
-                      window: int) -> list[float]:
-        """The metric's values in the last ``window`` successful runs of the same kind."""
-        rows = self.db.execute(RECENT_VALUES, (metric, impl, profile, machine_class, window))
+                      window: int, media_s: tuple[float, float] | None = None) -> list[float]:
+        """The metric's values in the last ``window`` successful runs of the same kind (of
+        media from ``media_s[0]`` to ``media_s[1]`` seconds long, when given)."""
+        key = (metric, impl, profile, machine_class)
+        rows = (self.db.execute(RECENT_VALUES, (*key, window)) if media_s is None
+                else self.db.execute(RECENT_VALUES_OF_LENGTH, (*key, *media_s, window)))
         return [row[0] for row in rows if row[0] is not None]
 
     def keys(self) -> list[tuple[str, str, str, str]]:

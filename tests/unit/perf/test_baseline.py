@@ -198,6 +198,30 @@ def test_a_better_dub_or_another_input_is_not(tmp_path, figure, value):
     assert found.regressions == []
 
 
+def test_times_per_minute_compare_with_runs_of_similar_length(tmp_path):
+    # Ten one-minute runs; a 10 s clip's fixed costs make its seconds per minute six times
+    # theirs: not a regression, and not compared until there are short runs to compare with.
+    with noisy_history(tmp_path / "h.sqlite") as hist:
+        short = make_record(50, {"transcribe": 4.0 / 6 * 3, "tts": 2.0 / 6 * 3, "mix": 0.5},
+                            media_s=10.0)
+        found = compare(short, hist, PerfConfig())
+        assert found.regressions == []
+        assert any("runs of media 3-30 s long" in n for n in found.notes), found.notes
+        for i in range(6):
+            hist.append(make_record(60 + i, {"transcribe": 2.0, "tts": 1.0, "mix": 0.5},
+                                    media_s=10.0 + i))
+        update_baselines(hist, window=20)
+        assert compare(short, hist, PerfConfig()).regressions == []
+        slow = make_record(70, {"transcribe": 2.0, "tts": 4.0, "mix": 0.5}, media_s=12.0)
+        regs = compare(slow, hist, PerfConfig()).regressions
+        # Against the one-minute runs alone, 4 s of tts in 12 s would be 20 s a minute, ten
+        # times theirs; against the short runs it is four times.
+        assert [r.metric for r in regs if r.metric.startswith("stage.")] == [
+            "stage.tts.wall_per_min"]
+        assert next(r for r in regs if r.metric == "stage.tts.wall_per_min").baseline == (
+            pytest.approx(1.0 / 12.5 * 60, rel=0.1))
+
+
 def test_baselines_are_stored_per_kind(tmp_path):
     with noisy_history(tmp_path / "h.sqlite") as hist:
         noisy_history(tmp_path / "h.sqlite", n=5, profile="speed").close()
