@@ -4,8 +4,8 @@ shows against them.
 A baseline is the median (p50), p95 and robust spread (1.4826 × the median absolute
 deviation, which one slow outlier does not inflate) of the last ``perf.window`` successful
 runs of the same kind (for a figure per minute of media, of the runs whose media is within
-``LENGTH_FACTOR`` of this run's length). A run's figure is a regression only when all of
-these hold:
+``LENGTH_FACTOR`` of this run's length; for a figure of the dub's quality, of the runs of
+the same input). A run's figure is a regression only when all of these hold:
 
 - the baseline has at least ``perf.min_samples`` runs;
 - the figure is past the one-sided prediction bound ``p50 + t(confidence, n-1) ×
@@ -29,7 +29,7 @@ from typing import Any
 
 from videodub.config import PerfConfig
 from videodub.perf.history import History
-from videodub.perf.record import RunRecord, direction
+from videodub.perf.record import RunRecord, depends_on_input, direction
 
 SEVERITIES = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 # A baseline whose spread is over this share of its median is flagged as noisy.
@@ -170,12 +170,22 @@ def of_similar_length(base: Baseline, media_s: float, history: History,
                     *summarize(values))
 
 
+def of_same_input(base: Baseline, input_hash: str, history: History, window: int) -> Baseline:
+    """``base`` made again from the runs of the input with ``input_hash``."""
+    values = history.metric_values(base.metric, base.impl, base.profile, base.machine_class,
+                                   window, input_hash=input_hash)
+    if not values:
+        return Baseline(base.metric, base.impl, base.profile, base.machine_class, 0, 0, 0, 0)
+    return Baseline(base.metric, base.impl, base.profile, base.machine_class, len(values),
+                    *summarize(values))
+
+
 def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
     """Every figure of ``rec`` against the stored baseline of its kind."""
     stored = {(b.metric, b.impl, b.profile, b.machine_class): b for b in load_baselines(history)}
     regressions, compared, notes = [], 0, []
     other_class = False
-    other_length = 0
+    other_length = other_input = 0
     for metric, value in rec.metrics().items():
         impl = rec.impl_of(metric)
         base = stored.get((metric, impl, rec.profile, rec.machine_class))
@@ -185,7 +195,12 @@ def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
             continue
         if base.n < opts.min_samples:
             continue
-        if metric.endswith("_per_min") and rec.media_s:
+        if depends_on_input(metric):
+            base = of_same_input(base, rec.input_hash, history, opts.window)
+            if base.n < opts.min_samples:
+                other_input += 1
+                continue
+        elif metric.endswith("_per_min") and rec.media_s:
             base = of_similar_length(base, rec.media_s, history, opts.window)
             if base.n < opts.min_samples:
                 other_length += 1
@@ -209,6 +224,10 @@ def compare(rec: RunRecord, history: History, opts: PerfConfig) -> Comparison:
         notes.append(f"{other_length} figures per minute not compared: fewer than "
                      f"{opts.min_samples} runs of media {rec.media_s / LENGTH_FACTOR:.0f}-"
                      f"{rec.media_s * LENGTH_FACTOR:.0f} s long (fixed costs weigh otherwise)")
+    if other_input:
+        notes.append(f"{other_input} quality figures not compared: fewer than "
+                     f"{opts.min_samples} runs of this input (a dub's quality depends on "
+                     f"its input as much as on videodub)")
     if other_class and not compared:
         notes.append(f"baselines exist only for other machine classes than "
                      f"{rec.machine_class}: nothing compared (they would not be fair)")

@@ -81,6 +81,8 @@ RECENT_VALUES = (
 # The same, from runs whose media length is within the given range.
 RECENT_VALUES_OF_LENGTH = RECENT_VALUES.replace(
     " ORDER BY", " AND r.media_s BETWEEN ? AND ? ORDER BY")
+# The same, from runs of one input (its hash).
+RECENT_VALUES_OF_INPUT = RECENT_VALUES.replace(" ORDER BY", " AND r.input_hash = ? ORDER BY")
 # One run's stages and providers, in the order they were written.
 RUN_STAGES = "SELECT * FROM stage_runs WHERE run = ?"
 RUN_PROVIDERS = "SELECT * FROM provider_runs WHERE run = ?"
@@ -272,12 +274,18 @@ class History:
         return rec
 
     def metric_values(self, metric: str, impl: str, profile: str, machine_class: str,
-                      window: int, media_s: tuple[float, float] | None = None) -> list[float]:
+                      window: int, media_s: tuple[float, float] | None = None,
+                      input_hash: str | None = None) -> list[float]:
         """The metric's values in the last ``window`` successful runs of the same kind (of
-        media from ``media_s[0]`` to ``media_s[1]`` seconds long, when given)."""
+        media from ``media_s[0]`` to ``media_s[1]`` seconds long, or of the input with
+        ``input_hash``, when given)."""
         key = (metric, impl, profile, machine_class)
-        rows = (self.db.execute(RECENT_VALUES, (*key, window)) if media_s is None
-                else self.db.execute(RECENT_VALUES_OF_LENGTH, (*key, *media_s, window)))
+        if input_hash is not None:
+            rows = self.db.execute(RECENT_VALUES_OF_INPUT, (*key, input_hash, window))
+        elif media_s is not None:
+            rows = self.db.execute(RECENT_VALUES_OF_LENGTH, (*key, *media_s, window))
+        else:
+            rows = self.db.execute(RECENT_VALUES, (*key, window))
         return [row[0] for row in rows if row[0] is not None]
 
     def keys(self) -> list[tuple[str, str, str, str]]:

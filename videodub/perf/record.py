@@ -25,7 +25,8 @@ QUALITY_DIRECTION = {
     "pushed_lines": 0, "cut_at_end_s": +1, "suspect": 0, "candidates": 0, "measure_s": +1,
 }
 # The run's quality figures that grow with the input, kept per line or per minute of media
-# (``quality.overflow.lines_per_line``) so that runs of other inputs compare with them.
+# (``quality.overflow.lines_per_line``). They compare with dubs of the same input only
+# (depends_on_input); the time measuring took compares with runs of other inputs.
 QUALITY_PER_LINE = ("overflow.lines", "overlaps.count", "truncated.lines",
                     "overrun_past_line_end.lines", "speed.sped_up_though_fit")
 QUALITY_PER_MIN = ("overflow.seconds", "truncated.seconds", "overrun_past_line_end.total_s",
@@ -162,14 +163,15 @@ def machine_class(machine: dict[str, Any]) -> str:
 
 
 def input_hash(path: str) -> str:
-    """Size and the first MiB's digest: cheap, and stable for the same file."""
+    """Size and the first MiB's digest: cheap, and stable for the same file. An input that
+    is not a readable file (a URL) is known by its name."""
     try:
         p = Path(path)
         with p.open("rb") as f:
             head = f.read(1 << 20)
         return hashlib.sha256(str(p.stat().st_size).encode() + head).hexdigest()[:16]
     except OSError:
-        return ""
+        return hashlib.sha256(path.encode()).hexdigest()[:16] if path else ""
 
 
 def config_hash(options: dict[str, Any], profile: str) -> str:
@@ -209,6 +211,14 @@ def direction(metric: str) -> int:
     if starts:
         return QUALITY_DIRECTION[max(starts, key=len)]
     return +1 if any(word in name.lower() for word in WORSE_WHEN_HIGHER) else -1
+
+
+def depends_on_input(metric: str) -> bool:
+    """A figure of the dub itself: how much of a talk is left uncovered, how many lines
+    overflow, how far onsets land depend on the talk's pauses and on how long its
+    translation runs as much as on videodub, so it compares only with dubs of the same
+    input. The time measuring took is a time, compared like a stage's."""
+    return metric.startswith("quality.") and not metric.startswith("quality.measure_s")
 
 
 def overflow_lines(quality: dict[str, float]) -> float | None:

@@ -172,18 +172,39 @@ def test_a_worse_dub_is_a_quality_regression(tmp_path, figure, value):
         f"quality.{figure}")
 
 
-def test_a_longer_input_is_compared_per_line_and_per_minute(tmp_path):
-    # Ten times the lines and the minutes, the same dub quality: nothing regresses; the same
-    # counts over a tenth of the input do.
-    longer = {**DUB, "lines": 300.0, "dubbed": 300.0, "overflow.lines": 10.0,
-              "original_voice.uncovered_source_speech_s": 50.0, "measure_s": 0.12}
+def test_a_dubs_quality_compares_only_with_dubs_of_the_same_input(tmp_path):
+    # Another talk with more, shorter pauses and a wordier translation: more of it uncovered,
+    # more lines overflowing, onsets further off. That is the input, not a regression; the
+    # same figures on the input of the history are.
+    other = {**DUB, "overflow.lines": 10.0, "original_voice.uncovered_source_speech_s": 50.0,
+             "onset_error.p95_ms": 150.0}
+    expected = {"quality.overflow.lines_per_line", "quality.onset_error.p95_ms",
+                "quality.original_voice.uncovered_source_speech_s_per_min"}
     with dub_history(tmp_path / "h.sqlite") as hist:
-        assert compare(make_record(99, quality=longer, media_s=600.0), hist,
+        found = compare(make_record(99, quality=other, input_hash="other"), hist, PerfConfig())
+        assert found.regressions == []
+        assert any("quality figures not compared: fewer than 5 runs of this input" in n
+                   for n in found.notes), found.notes
+        same = compare(make_record(99, quality=other), hist, PerfConfig()).regressions
+        assert {r.metric for r in same} == expected
+        # Five dubs of the other input make its own baseline, and a worse dub of it regresses.
+        for i in range(5):
+            hist.append(make_record(20 + i, quality=other, input_hash="other"))
+        update_baselines(hist, window=20)
+        assert compare(make_record(99, quality=other, input_hash="other"), hist,
                        PerfConfig()).regressions == []
-        worse = compare(make_record(99, quality={**longer, "lines": 30.0}, media_s=60.0), hist,
-                        PerfConfig()).regressions
-    assert {r.metric for r in worse} == {
-        "quality.overflow.lines_per_line", "quality.original_voice.uncovered_source_speech_s_per_min"}
+        worse = {**other, "overflow.lines": 20.0}
+        regs = compare(make_record(99, quality=worse, input_hash="other"), hist,
+                       PerfConfig()).regressions
+    assert [r.metric for r in regs] == ["quality.overflow.lines_per_line"]
+
+
+def test_the_time_measuring_took_compares_across_inputs(tmp_path):
+    # A time, like a stage's: another input of a similar length is a fair comparison.
+    with dub_history(tmp_path / "h.sqlite") as hist:
+        regs = compare(make_record(99, quality={**DUB, "measure_s": 3.0}, input_hash="other"),
+                       hist, PerfConfig()).regressions
+    assert [r.metric for r in regs] == ["quality.measure_s_per_min"]
 
 
 @pytest.mark.parametrize("figure, value", [
