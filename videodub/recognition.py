@@ -85,7 +85,9 @@ QUIET_FRAME_S = 0.5
 
 
 def audio_windows(source: Path | GrowingWav, window_s: float,
-                  check: Callable[[], None] = lambda: None) -> Iterator[tuple[float, Any]]:
+                  check: Callable[[], None] = lambda: None,
+                  feed: Callable[[GrowingWav, int, int], None] | None = None,
+                  ) -> Iterator[tuple[float, Any]]:
     """16 kHz speech in windows of about ``window_s`` seconds, each cut at the quietest half
     second near its end, as ``(offset seconds, samples)``; a file no longer than one window
     (or ``window_s=0``) comes whole. Only one window is in memory at a time (faster-whisper
@@ -95,7 +97,8 @@ def audio_windows(source: Path | GrowingWav, window_s: float,
 
     A file still being extracted (:class:`~videodub.audio.GrowingWav`) gives each window as
     soon as it is written, with the same cuts as the whole file; ``check`` is called while
-    waiting."""
+    waiting, and ``feed(file, window start, frames written)`` too, to work on what is there
+    (:class:`StreamingVad`)."""
     import numpy as np
 
     speech = source if isinstance(source, GrowingWav) else GrowingWav.whole(source)
@@ -103,13 +106,19 @@ def audio_windows(source: Path | GrowingWav, window_s: float,
     want = int(window_s * rate)
     frame = int(QUIET_FRAME_S * rate)
     start = 0
+
+    def waiting() -> None:
+        check()
+        if feed is not None:  # no further than this window may reach
+            feed(speech, start, min(speech.available(), need))
+
     while True:
         # Enough to decide as the whole file would: whether it fits one window, and whether
         # this window ends within the last 0.1 % (then it is not cut).
-        need = int((start + want) / 0.999) + 1
-        if start == 0:
+        need = int((start + want) / 0.999) + 1 if want > 0 else sys.maxsize
+        if start == 0 and want > 0:
             need = max(need, int(want * 1.1) + 1)
-        have = speech.wait(need if want > 0 else sys.maxsize, check)
+        have = speech.wait(need, waiting)
         if start == 0 and (want <= 0 or have <= want * 1.1):
             yield 0.0, speech.read(0, have)
             return
@@ -126,6 +135,129 @@ def audio_windows(source: Path | GrowingWav, window_s: float,
             audio = audio[:cut]
         yield start / rate, audio
         start += len(audio)
+
+
+# Whisper's and its VAD's sample rate: ingest writes the speech at it.
+SPEECH_RATE = 16000
+# faster-whisper's Silero VAD reads frames of 512 samples (32 ms at 16 kHz), each with the 64
+# samples before it, and carries its LSTM state from frame to frame.
+VAD_FRAME = 512
+VAD_CONTEXT = 64
+# Frames per model call while the file grows (about 1 s): as fast as one call over a minute.
+VAD_BATCH = 32
+_precomputed = threading.local()
+_vad_lock = threading.Lock()
+
+
+class StreamingVad:
+    """faster-whisper's voice-activity detection over each window, run on the window's samples
+    as ingest writes them. It takes 0.13-0.16 s a minute of speech on one CPU, and faster-whisper
+    runs it before anything else once the window is whole; here, when extraction ends, what is
+    left of it is the last batch. The probabilities are the model's own, frame for frame (the
+    same state and context as its call over the whole window), and the speech is found from
+    them by faster-whisper's ``get_speech_timestamps``: what is recognised does not change.
+
+    One per transcription; windows come in order (``at`` is where one starts in the file)."""
+
+    def __init__(self, min_silence_ms: int, session: Any) -> None:
+        from faster_whisper.vad import VadOptions
+
+        self.options = VadOptions(min_silence_duration_ms=min_silence_ms)
+        self.session = session
+        self._begin(0)
+
+    @classmethod
+    def create(cls, min_silence_ms: int) -> StreamingVad | None:
+        """One, or None where the installed faster-whisper's VAD model is not the one this
+        reads (its own ``vad_filter`` then runs as before)."""
+        try:
+            import faster_whisper.vad as fv
+
+            session = _answer_precomputed(fv).session
+            names = [i.name for i in session.get_inputs()]
+        except (ImportError, AttributeError, RuntimeError):
+            return None
+        return cls(min_silence_ms, session) if names == ["input", "h", "c"] else None
+
+    def _begin(self, at: int) -> None:
+        import numpy as np
+
+        self.at = at
+        state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32),
+                 np.zeros((1, VAD_CONTEXT), np.float32))
+        self._probs: list[Any] = []  # per batch of VAD_BATCH frames
+        self._states = [state]  # the model's state before each batch
+
+    def _run(self, frames: Any, state: tuple) -> tuple[Any, tuple]:
+        import numpy as np
+
+        h, c, context = state
+        contexts = np.concatenate([context, frames[:-1, -VAD_CONTEXT:]])
+        out, h, c = self.session.run(None, {"input": np.concatenate([contexts, frames], 1),
+                                            "h": h, "c": c})
+        return out, (h, c, frames[-1:, -VAD_CONTEXT:].copy())
+
+    def feed(self, speech: GrowingWav, at: int, have: int) -> None:
+        """Run the model over the whole batches written so far of the window from ``at``."""
+        if at != self.at:
+            self._begin(at)
+        while True:
+            first = at + len(self._probs) * VAD_BATCH * VAD_FRAME
+            if first + VAD_BATCH * VAD_FRAME > have:
+                return
+            frames = speech.read(first, VAD_BATCH * VAD_FRAME).reshape(-1, VAD_FRAME)
+            out, state = self._run(frames, self._states[-1])
+            self._probs.append(out)
+            self._states.append(state)
+
+    def speech(self, audio: Any, at: int) -> list[dict]:
+        """The speech chunks of the window ``audio`` (the file's samples from ``at``), as
+        ``faster_whisper.vad.get_speech_timestamps(audio)`` finds them."""
+        import numpy as np
+        from faster_whisper.vad import get_speech_timestamps
+
+        if at != self.at:
+            self._begin(at)
+        # The model's input: the window padded to whole frames (always by at least one
+        # sample), its last frame partly zeros. Batches fed past it (the window was cut
+        # before them) are run again from the state before them.
+        frames = np.pad(audio, (0, VAD_FRAME - len(audio) % VAD_FRAME)).reshape(-1, VAD_FRAME)
+        keep = min(len(self._probs), (len(frames) - 1) // VAD_BATCH)
+        rest, _ = self._run(frames[keep * VAD_BATCH:], self._states[keep])
+        _precomputed.probs = np.concatenate([*self._probs[:keep], rest])
+        try:
+            chunks = get_speech_timestamps(audio, self.options)
+        finally:
+            _precomputed.probs = None
+        self._begin(at + len(audio))
+        return chunks
+
+
+class _Precomputed:
+    """faster-whisper's VAD model, answering from the probabilities :class:`StreamingVad`
+    computed for the calling thread's window, and as itself for anything else."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.session = model.session
+
+    def __call__(self, audio: Any, *args: Any, **kwargs: Any) -> Any:
+        probs = getattr(_precomputed, "probs", None)
+        if probs is not None and len(probs) * VAD_FRAME == len(audio):
+            return probs
+        return self.model(audio, *args, **kwargs)
+
+
+def _answer_precomputed(fv: Any) -> _Precomputed:
+    """``get_speech_timestamps`` finds its model by ``get_vad_model()``: that gives the
+    model wrapped in :class:`_Precomputed` (once; every other caller gets the model's own
+    answers through it)."""
+    with _vad_lock:
+        model = fv.get_vad_model()
+        if not isinstance(model, _Precomputed):
+            model = _Precomputed(model)
+            fv.get_vad_model = lambda: model
+        return model
 
 
 _models: dict[tuple, object] = {}

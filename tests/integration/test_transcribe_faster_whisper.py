@@ -102,3 +102,44 @@ def test_long_media_transcribed_in_windows_says_what_it_says_whole(tmp_path):
     for line in script:
         over = [s for s in windowed if s.start < line.end + 0.5 and s.end > line.start - 0.5]
         assert over, f"nothing recognised over {line.start:.1f}-{line.end:.1f} s ({line.text!r})"
+
+
+@pytest.mark.parametrize("profile, window", [("speed", 0), ("balanced", 30)])
+def test_voice_activity_found_while_ingest_writes_changes_nothing_recognised(
+        tmp_path, talk_factory, profile, window):
+    """The stage finds the speech as ingest writes it (videodub.recognition.StreamingVad);
+    what it recognises is what faster-whisper's own vad_filter gives over each finished
+    window, to the word and the millisecond (word times in balanced)."""
+    from faster_whisper.audio import decode_audio
+
+    from videodub.recognition import audio_windows
+    from videodub.testing.samples import ENGLISH_TALK
+
+    talk = talk_factory(tmp_path / "media", "two.m4a", ENGLISH_TALK * 2, pause=1.0, video=False)
+    job = compose_job([f"input={talk.path}", "target_lang=en", "transcribe.model=bundled",
+                       f"profile={profile}", f"transcribe.window_s={window}"])
+    registry = collect()
+    opts = job.stages["transcribe"]
+    ctx = JobContext(tmp_path / "run", "en", None)
+    media = registry.get("ingest", "local").create(job.stages["ingest"]).ingest(talk.path, ctx)
+    stage = registry.get("transcribe", opts.impl).create(opts)
+    got = [(s.start, s.end, s.source_text, s.extra.get("words")) for s in
+           stage.transcribe(media, ctx)]
+
+    _, model = stage._choose_model(ctx)  # the very model the stage used
+    words_on = profile != "speed"
+    expected = []
+    for offset, audio in audio_windows(media.speech_audio, float(window)):
+        if window:
+            assert len(audio) < len(decode_audio(str(media.speech_audio)))  # really cut
+        segments, _ = model.transcribe(
+            audio, language="en", beam_size=1 if profile == "speed" else 2,
+            word_timestamps=words_on, vad_filter=True, condition_on_previous_text=False,
+            vad_parameters={"min_silence_duration_ms": opts.vad_min_silence_ms})
+        for s in segments:
+            start, end = (s.words[0].start, s.words[-1].end) if words_on else (s.start, s.end)
+            ws = ([[round(offset + w.start, 3), round(offset + w.end, 3), w.word.strip()]
+                   for w in s.words] if words_on else None)
+            expected.append((round(offset + start, 3), round(offset + end, 3), s.text.strip(),
+                             ws))
+    assert len(got) >= 6 and got == expected

@@ -134,10 +134,12 @@ def test_windows_of_speech_still_being_written_come_before_it_ends(tmp_path):
     writer.stdin.flush()
     growing = GrowingWav(path, rate)
     got: list[tuple[float, np.ndarray]] = []
+    fed: list[tuple[int, int]] = []
     first_two = threading.Event()
 
     def read() -> None:
-        for window in audio_windows(growing, 30.0):
+        feed = lambda wav, start, have: fed.append((start, have))  # noqa: E731
+        for window in audio_windows(growing, 30.0, feed=feed):
             got.append(window)
             if len(got) == 2:
                 first_two.set()
@@ -149,6 +151,9 @@ def test_windows_of_speech_still_being_written_come_before_it_ends(tmp_path):
         assert first_two.wait(20), "no window came while the file was being written"
         assert writer.poll() is None and not growing.done.is_set()
         assert len(got) == 2
+        # While it waited, what was written of each window was offered, never past where
+        # the window could reach (30 s, or 33 s for the first, which may be the whole file).
+        assert fed and all(have - start <= 33 * rate + 1 for start, have in fed), fed
     finally:
         writer.stdin.write(pcm[half:].tobytes())
         writer.stdin.close()
@@ -189,3 +194,38 @@ def test_a_reader_waiting_for_speech_stops_when_the_job_is_cancelled(tmp_path):
     with pytest.raises(Cancelled):
         list(audio_windows(GrowingWav(tmp_path / "never.wav", 16000), 30.0, check))
     assert len(calls) == 3
+
+
+def test_voice_activity_run_as_the_file_grows_finds_what_faster_whisper_finds(tmp_path, talk):
+    """StreamingVad fed part of a window (more than the window turns out to hold, then less,
+    then nothing) finds the speech faster-whisper's own get_speech_timestamps finds in it."""
+    import numpy as np
+    import soundfile
+    from faster_whisper.audio import decode_audio
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from videodub.audio import GrowingWav
+    from videodub.recognition import VAD_BATCH, VAD_FRAME, StreamingVad
+
+    rate = 16000
+    speech = np.tile(decode_audio(str(talk.path)), 3)[:75 * rate]
+    path = tmp_path / "speech16k.wav"
+    soundfile.write(str(path), speech, rate, subtype="PCM_16")
+    wav = GrowingWav.whole(path)
+    audio = wav.read(0, wav.frames)
+
+    def expected(window):
+        return get_speech_timestamps(window, VadOptions(min_silence_duration_ms=500))
+
+    vad = StreamingVad.create(500)
+    assert vad is not None, "the installed faster-whisper's VAD model is not the one it reads"
+    vad.feed(wav, 0, 20 * rate)  # 20 s written; the window is then cut at 13.7 s
+    assert len(vad._probs) == 20 * rate // (VAD_BATCH * VAD_FRAME)
+    cut = int(13.7 * rate)
+    first = vad.speech(audio[:cut], 0)
+    assert first == expected(audio[:cut]) and len(first) >= 2
+    end = cut + 30 * rate + 100  # fed to 100 samples short of its end
+    vad.feed(wav, cut, cut + 30 * rate)
+    assert vad.speech(audio[cut:end], cut) == expected(audio[cut:end])
+    assert vad.speech(audio[end:], end) == expected(audio[end:])  # nothing fed
+    assert vad.speech(audio[:10], 0) == expected(audio[:10]) == []

@@ -21,8 +21,8 @@ from videodub.errors import VideodubError
 from videodub.languages import primary
 from videodub.model import JobContext, MediaInfo, Segment, WorkerHint
 from videodub.recognition import (
-    BUNDLED, DEVICES, audio_windows, english_only, load_model, resolve_compute_type, resolve_device,
-    suspect_flags)
+    BUNDLED, DEVICES, SPEECH_RATE, StreamingVad, audio_windows, english_only, load_model, resolve_compute_type,
+    resolve_device, suspect_flags)
 from videodub.machine import Machine
 from videodub.whisper_models import model_path, packaged_installed
 
@@ -151,12 +151,26 @@ class FasterWhisperTranscriber:
                     else (None if multilingual else "en"))
         n = 0
         speech = media.extra.get("speech_growing") or media.speech_audio
-        for offset, audio in audio_windows(speech, opts.window_s, ctx.check_cancelled):
+        # Voice activity found while the speech is still being extracted; faster-whisper's
+        # own vad_filter where the installed version's model is not the one it reads.
+        vad = StreamingVad.create(opts.vad_min_silence_ms) if opts.vad else None
+        at = 0
+        for offset, audio in audio_windows(speech, opts.window_s, ctx.check_cancelled,
+                                           feed=vad.feed if vad else None):
+            chunks = None
+            if vad is not None:
+                chunks = vad.speech(audio, at)
+                at += len(audio)
+                audio = speech_only(audio, chunks)
             segments, info = model.transcribe(
                 audio, language=language, beam_size=beam, word_timestamps=words,
-                vad_filter=opts.vad,
+                vad_filter=opts.vad and vad is None,
                 vad_parameters={"min_silence_duration_ms": opts.vad_min_silence_ms},
                 condition_on_previous_text=opts.effort == Effort.high)
+            if chunks:  # back to the window's times, as faster-whisper's vad_filter does
+                from faster_whisper.transcribe import restore_speech_timestamps
+
+                segments = restore_speech_timestamps(segments, chunks, SPEECH_RATE)
             if offset == 0.0:
                 if ctx.source_lang is None:
                     ctx.source_lang = info.language
@@ -183,6 +197,14 @@ class FasterWhisperTranscriber:
                 yield Segment(id=n - 1, start=round(offset + start, 3),
                               end=round(offset + end, 3), source_text=text, flags=flags,
                               extra=extra)
+
+
+def speech_only(audio, chunks: list[dict]):
+    """The window's speech, its chunks put end to end (faster-whisper's ``collect_chunks``)."""
+    import numpy as np
+    from faster_whisper.vad import collect_chunks
+
+    return np.concatenate(collect_chunks(audio, chunks)[0], axis=0)
 
 
 def other_than_english(lang: str | None) -> bool:
