@@ -38,18 +38,16 @@ def read_clip(path: Path, rate: int, stretch: float = 1.0, fine: bool = True) ->
     The clip is stretched at its own rate and resampled after: Rubber Band's cost grows
     faster than the sample rate (its finer engine takes 3.3x as long on a clip at 48 kHz as
     on the same clip at 24 kHz), and a synthesized clip has nothing above its own Nyquist
-    frequency to lose. Polyphase resampling (scipy) is ~20x faster than a windowed-sinc
-    stream resampler at the same quality for short clips."""
-    import math
-
+    frequency to lose. libsoxr (its high-quality setting) resamples a 3.5 s clip in 0.8 ms,
+    scipy's polyphase resampler in 2.4 ms, and importing scipy.signal took a second of every
+    job's CPU."""
     import soundfile
-    from scipy.signal import resample_poly
+    import soxr
 
     audio, clip_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     audio = time_stretch(audio.mean(axis=1), clip_rate, stretch, fine)
     if clip_rate != rate:
-        g = math.gcd(clip_rate, rate)
-        audio = resample_poly(audio, rate // g, clip_rate // g).astype(np.float32)
+        audio = soxr.resample(audio, clip_rate, rate, quality="HQ").astype(np.float32)
     return audio
 
 

@@ -51,6 +51,27 @@ def test_the_meter_agrees_with_pyloudnorm_on_gated_speechlike_audio():
     assert meter.integrated() == pytest.approx(expected, abs=0.1)
 
 
+@pytest.mark.parametrize("rate", [48000, 44100, 16000])
+def test_the_k_weighting_is_pyloudnorms_and_filters_as_sosfilt_in_any_pieces(rate):
+    import math
+
+    from pyloudnorm.iirfilter import IIRfilter
+    from scipy.signal import sosfilt
+
+    from videodub.streammix import KWeighted, k_weighting
+
+    shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf")
+    highpass = IIRfilter(0.0, 0.5, 38.0, rate, "high_pass")
+    sos = np.array([np.r_[shelf.b, shelf.a], np.r_[highpass.b, highpass.a]])
+    assert np.allclose(np.array(k_weighting(rate)), sos, rtol=1e-12, atol=0)
+    audio = np.random.default_rng(8).standard_normal((3 * rate, 2)) * 0.1
+    audio[rate:rate + 100] = 0.0
+    weighted = KWeighted(rate, 2)
+    got = np.concatenate([weighted(p) for p in np.array_split(audio, [1, 4801, 4802, 77777])])
+    assert got.shape == audio.shape
+    assert np.abs(got - sosfilt(sos, audio, axis=0)).max() < 1e-9
+
+
 def test_silence_is_at_the_absolute_gate():
     meter = LoudnessMeter(RATE, 2)
     meter.add(np.zeros((RATE, 2)))
