@@ -16,7 +16,8 @@ import soundfile
 from videodub.errors import Cancelled
 from videodub.builtin.mix_duck import measure_loudness
 from videodub.model import JobContext, MediaInfo, Segment
-from videodub.streammix import DuckEnvelope, LoudnessMeter, StreamingMix, StreamOptions
+from videodub.loudness import LoudnessMeter
+from videodub.streammix import DuckEnvelope, StreamingMix, StreamOptions
 
 RATE = 48000
 
@@ -58,7 +59,7 @@ def test_the_k_weighting_is_pyloudnorms_and_filters_as_sosfilt_in_any_pieces(rat
     from pyloudnorm.iirfilter import IIRfilter
     from scipy.signal import sosfilt
 
-    from videodub.streammix import KWeighted, k_weighting
+    from videodub.loudness import KWeighted, k_weighting
 
     shelf = IIRfilter(4.0, 1 / math.sqrt(2), 1500.0, rate, "high_shelf")
     highpass = IIRfilter(0.0, 0.5, 38.0, rate, "high_pass")
