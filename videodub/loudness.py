@@ -64,13 +64,15 @@ class KWeighted:
         frame.sample_rate, frame.pts = self.rate, self.pts
         self.pts += len(audio)
         self.graph.push(frame)
-        out = []
-        while True:
-            try:
-                out.append(self.graph.pull().to_ndarray().T)
-            except (av.BlockingIOError, av.EOFError):
-                break
-        return np.concatenate(out) if out else np.zeros((0, self.channels))
+        # The biquads give a frame for a frame: pulled once, not until the graph says it is
+        # empty. Every call into the graph gives up the GIL and waits to take it back, which
+        # costs most when other threads of the job are busy in Python.
+        out = [self.graph.pull().to_ndarray().T]
+        got = len(out[0])
+        while got < len(audio):
+            out.append(self.graph.pull().to_ndarray().T)
+            got += len(out[-1])
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
 
 class LoudnessMeter:
