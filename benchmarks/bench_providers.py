@@ -164,6 +164,14 @@ class ServerProcess:
         self._conn.send("reset")
         self._conn.recv()
 
+    def cpu_s(self) -> float:
+        """CPU seconds the server's process has used so far (it shares this machine's CPUs
+        with the job, which a remote API would not)."""
+        import psutil
+
+        t = psutil.Process(self._process.pid).cpu_times()
+        return t.user + t.system
+
     def records(self) -> list[tuple[str, float, float, int]]:
         """(route, started, finished, status) per request; times are time.monotonic()."""
         self._conn.send("records")
@@ -218,8 +226,10 @@ def run_once(design: Design, source: Path, n: int, server: ServerProcess, run_di
     overrides = job_overrides(design, source, server.base_url)
     job = compose_job(overrides)
     server.reset()
+    server_cpu = server.cpu_s()
     report = dub(overrides, run_dir, display="quiet").report
     ended = time.monotonic()
+    server_cpu = server.cpu_s() - server_cpu
     # The runner's wall ends as the report is written, just before dub() returns.
     started = ended - report["wall_s"]
     records = server.records()
@@ -251,6 +261,7 @@ def run_once(design: Design, source: Path, n: int, server: ServerProcess, run_di
         "before_api_s": api_start - started,
         "api_span_s": api_end - api_start,
         "after_api_s": ended - api_end,
+        "server_cpu_s": server_cpu,
         "batch_size": translate_opts.batch_size,
         **bound,
     }
@@ -316,6 +327,11 @@ def print_size(n: int, duration: float, results: dict[str, dict[str, Any]],
     rows = [[name, *(f"{r['stage_wall_s'][s]:.2f} ({r['stage_cpu_s'][s]:.1f})" for s in STAGES)]
             for name, r in results.items()]
     print(table(["design", *STAGES], rows))
+    cpus = Machine.detect().cpus
+    print("the loopback API's own process, on the same CPUs as the job (a remote API would not "
+          "be): " + ", ".join(f"{name} {r['server_cpu_s']:.1f} cpu s "
+                              f"({r['server_cpu_s'] / (r['wall_s'] * cpus):.0%} of the machine "
+                              f"over the job's wall)" for name, r in results.items()))
 
 
 def print_scale(sizes: list[int], by_size: dict[int, dict[str, dict[str, Any]]],
