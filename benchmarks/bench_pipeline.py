@@ -364,6 +364,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "transcribe_alone_cpu_s": median([r["transcribe_alone"]["cpu_s"] for r in runs]),
         "transcribe_alone_segments": runs[0]["transcribe_alone"]["segments"],
         "job_over_transcribe": wall / alone,
+        # Each run's job against the transcription alone measured right after it: how much
+        # the ratio moves from run to run on this machine.
+        "job_over_transcribe_runs": [r["report"]["wall_s"] / r["transcribe_alone"]["wall_s"]
+                                     for r in runs],
         # Everything after the transcribe stage ended is what the later stages add beyond
         # transcription (ingest and transcribe overlap: recognition starts on the speech
         # while the rest is extracted).
@@ -415,6 +419,12 @@ class CompetingLoad:
         return max(0.0, others) / max((now - self.start[2]) * self.cpus, 1e-9)
 
 
+def spread(values: list[float]) -> str:
+    """``min–max`` of a few ratios (one value when there is one)."""
+    low, high = min(values), max(values)
+    return f"{low:.3f}" if len(values) == 1 else f"{low:.3f}–{high:.3f}"
+
+
 def print_summary(results: dict[str, dict[str, Any]]) -> None:
     print("\nwhole job")
     rows = [[p, s["media_duration_s"], s["wall_s"], s["realtime_factor"], s["cpu_s"],
@@ -426,13 +436,15 @@ def print_summary(results: dict[str, dict[str, Any]]) -> None:
     print("\ntranscription: the stage alone vs the whole job")
     rows = [[p, s["stages"]["transcribe"]["wall_s"], s["transcribe_alone_s"],
              s["transcribe_alone_cpu_s"], s["wall_s"], s["job_over_transcribe"],
-             s["after_transcription_s"]] for p, s in results.items()]
+             spread(s["job_over_transcribe_runs"]), s["after_transcription_s"]]
+            for p, s in results.items()]
     print(table(["profile", "in job s", "alone s", "alone cpu s", "job wall s", "job/alone",
-                 "after transcription s"], rows))
+                 "job/alone per run", "after transcription s"], rows))
     print("alone: the profile's transcriber over the job's 16 kHz audio by itself, model "
           "already loaded.\njob/alone: the later stages stream behind transcription, so this "
           "should stay near 1;\nwhat exceeds it is serial work after the last line is "
-          "recognised (see the next table).")
+          "recognised (see the next table).\njob/alone per run: the lowest and highest of "
+          "each run's own ratio (its job against the transcription alone run right after it).")
 
     print("\nafter transcription: mix and mux alone on the run's own files")
     rows = []
