@@ -46,6 +46,7 @@ from videodub.api import compose_job, dub
 from videodub.builtin.mux_ffmpeg import dub_bitrate
 from videodub.model import STAGES, JobContext, MediaInfo
 from videodub.machine import Machine
+from videodub.plugins import get_plugin_manager
 
 # Sixteen lines of a short talk and their Spanish translations: varied lengths and wording so
 # the recogniser, the subtitle matching and the time fitting all have real work to do.
@@ -336,6 +337,42 @@ def after_transcription(report: dict[str, Any]) -> float:
     return report["wall_s"] - st["ingest"]["wall_s"] - st["transcribe"]["wall_s"]
 
 
+class TailCpu:
+    """The CPU the job takes between the end of the transcribe stage and the end of the mix
+    (its threads and every child process: the limiter's ffmpeg, espeak-ng), from the
+    ``stage_finished`` hook: how many CPUs the work after recognition keeps busy."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, tuple[float, float]] = {}
+
+    @staticmethod
+    def _cpu() -> float:
+        import resource
+
+        import psutil
+
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
+        for child in psutil.Process().children(recursive=True):  # still running
+            try:
+                t = child.cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                pass
+        return total
+
+    @videodub.hookimpl
+    def stage_finished(self, job: Any, stage: str, stats: Any) -> None:
+        if stage in ("transcribe", "mix"):
+            self.marks[stage] = (time.monotonic(), self._cpu())
+
+    def take(self) -> dict[str, float]:
+        """Wall and CPU seconds from transcribe's end to mix's end in the last job."""
+        (t0, c0), (t1, c1) = self.marks.pop("transcribe"), self.marks.pop("mix")
+        return {"wall_s": t1 - t0, "cpu_s": c1 - c0}
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians over repeated runs of one profile."""
     first = runs[0]["report"]
@@ -372,6 +409,11 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         # transcription (ingest and transcribe overlap: recognition starts on the speech
         # while the rest is extracted).
         "after_transcription_s": median([after_transcription(r["report"]) for r in runs]),
+        # CPUs busy from transcribe's end to mix's end: near the machine's count, the tail is
+        # bound by the CPU its work needs, not by waiting.
+        "tail_cpus": median([r["tail"]["cpu_s"] / max(r["tail"]["wall_s"], 1e-9)
+                             for r in runs]),
+        "tail_cpu_s": median([r["tail"]["cpu_s"] for r in runs]),
         "later_alone": later,
         "notes": first["notes"],
     }
@@ -436,15 +478,19 @@ def print_summary(results: dict[str, dict[str, Any]]) -> None:
     print("\ntranscription: the stage alone vs the whole job")
     rows = [[p, s["stages"]["transcribe"]["wall_s"], s["transcribe_alone_s"],
              s["transcribe_alone_cpu_s"], s["wall_s"], s["job_over_transcribe"],
-             spread(s["job_over_transcribe_runs"]), s["after_transcription_s"]]
-            for p, s in results.items()]
+             spread(s["job_over_transcribe_runs"]), s["after_transcription_s"],
+             s["tail_cpu_s"], s["tail_cpus"]] for p, s in results.items()]
     print(table(["profile", "in job s", "alone s", "alone cpu s", "job wall s", "job/alone",
-                 "job/alone per run", "after transcription s"], rows))
+                 "job/alone per run", "after transcription s", "cpu s to mix end",
+                 "CPUs busy"], rows))
     print("alone: the profile's transcriber over the job's 16 kHz audio by itself, model "
           "already loaded.\njob/alone: the later stages stream behind transcription, so this "
           "should stay near 1;\nwhat exceeds it is serial work after the last line is "
           "recognised (see the next table).\njob/alone per run: the lowest and highest of "
-          "each run's own ratio (its job against the transcription alone run right after it).")
+          "each run's own ratio (its job against the transcription alone run right after it).\n"
+          "cpu s to mix end, CPUs busy: the CPU the job (threads and child processes) took from "
+          "transcribe's end to mix's end,\nand that over the same wall: near the machine's "
+          "count, the tail is CPU-bound, not waiting.")
 
     print("\nafter transcription: mix and mux alone on the run's own files")
     rows = []
@@ -560,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # Warm-up, not timed: the first job of a process also pays for loading the Whisper
         # model, espeak-ng and the lazily imported audio libraries.
+        tail_cpu = TailCpu()
+        get_plugin_manager().register(tail_cpu, name="bench-tail-cpu")
         load_s = sum(preload_model(p, video, srt) for p in chosen)
         warm_video, warm_srt, _ = build_talk(root / "warmup", WARMUP_DURATION)
         warm = dub(overrides(warm_video, warm_srt, chosen[0]), root / "warmup" / "run")
@@ -575,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.repeat):
                 run_dir = root / "runs" / f"{profile}-{i}"
                 result = dub(overrides(video, srt, profile), run_dir)
+                tail = tail_cpu.take()
                 work = run_dir / "work"
                 run_media = dataclasses.replace(media, speech_audio=work / "speech16k.wav",
                                                 full_audio=work / "original.wav")
@@ -583,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append({
                     "report": json.loads((run_dir / "report.json").read_text(encoding="utf-8")),
                     "transcribe_alone": transcribe_alone(profile, video, srt, run_media, scratch),
+                    "tail": tail,
                     "later_alone": later_stages_alone(profile, video, srt, run_media, result,
                                                       run_dir, scratch),
                 })
