@@ -115,6 +115,7 @@ def test_windows_of_speech_still_being_written_come_before_it_ends(tmp_path):
     first windows come while it runs, and every window equals the finished file's."""
     import subprocess
     import threading
+    import time
 
     import numpy as np
 
@@ -151,8 +152,15 @@ def test_windows_of_speech_still_being_written_come_before_it_ends(tmp_path):
         assert first_two.wait(20), "no window came while the file was being written"
         assert writer.poll() is None and not growing.done.is_set()
         assert len(got) == 2
-        # While it waited, what was written of each window was offered, never past where
-        # the window could reach (30 s, or 33 s for the first, which may be the whole file).
+        # The third window needs more than the 80 s written: the reader waits for it, and
+        # offers what is there while it waits (the first two may have come without a wait,
+        # if ffmpeg wrote 80 s before the reader looked).
+        deadline = time.monotonic() + 20
+        while not fed and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(got) == 2
+        # What was written of each window was offered, never past where the window could
+        # reach (30 s, or 33 s for the first, which may be the whole file).
         assert fed and all(have - start <= 33 * rate + 1 for start, have in fed), fed
     finally:
         writer.stdin.write(pcm[half:].tobytes())
