@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from videodub.errors import VideodubError
+from videodub.overrides import quote_values, unquote
 from videodub.providers.secrets import redact
 from videodub.run.batch import register_resolver
 
@@ -53,32 +54,12 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def quote_non_ascii(argv: list[str]) -> list[str]:
-    """``key=value`` with letters beyond ASCII in the value, quoted for Hydra's grammar, which
-    reads them only inside quotes (``input=/tmp/ñ.mp4`` becomes ``input='/tmp/ñ.mp4'``). A value
-    with quotes or commas (a sweep?) is left as typed."""
-    out = []
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        if (eq and not arg.startswith("-") and not value.isascii() and value
-                and not any(c in value for c in "'\",") and not value.endswith("\\")):
-            arg = f"{key}='{value}'"
-        out.append(arg)
-    return out
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
 def run_folder(argv: list[str]) -> tuple[Path, str] | None:
     """The run folder the command line names and the key that names it; None when it is
     Hydra's default (under ``outputs/``) or made from interpolations."""
     key = "hydra.sweep.dir" if MULTIRUN_FLAGS.intersection(argv) else "hydra.run.dir"
     given = [a.split("=", 1)[1] for a in argv if a.startswith(f"{key}=")]
-    value = _unquote(given[-1]) if given else ""
+    value = unquote(given[-1]) if given else ""
     return None if "${" in value or not value else (Path(value), key)
 
 
@@ -122,11 +103,9 @@ def job_overrides(argv: list[str]) -> list[list[str]]:
     try:
         parsed = OverridesParser.create().parse_overrides(_overrides(argv))
     except HydraException as exc:
-        if "LexerNoViableAlt" in str(exc):
-            raise VideodubError(
-                f"{one_line(exc)}; quote a value with characters Hydra's grammar does not read "
-                f"unquoted, inside the shell's quotes: \"key='value'\"") from exc
-        raise VideodubError(one_line(exc)) from exc
+        raise VideodubError(
+            f"{one_line(exc)}; quote a value with characters Hydra's grammar does not read "
+            f"unquoted, inside the shell's quotes: \"key='value'\"") from exc
     parsed = [o for o in parsed if not o.key_or_group.startswith("hydra") and not o.is_delete()]
     sweeps = [o for o in parsed if o.is_sweep_override()]
     if sweeps and not MULTIRUN_FLAGS.intersection(argv):
@@ -349,7 +328,7 @@ def main(argv: list[str] | None = None) -> None:
         except VideodubError as exc:
             fail(str(exc))
         return
-    argv = quote_non_ascii(argv)
+    argv = quote_values(argv)
     try:
         # Many inputs (a folder, a glob, a list) become a sweep; a URL picks ingest=url.
         argv = with_ingest_for(batch_argv(argv))

@@ -324,7 +324,8 @@ def validate(cfg: DictConfig) -> JobConfig:
         except OmegaConfBaseException as exc:
             raise VideodubError(one_line(exc)) from exc
     return JobConfig(
-        input=str(cfg.input), target_lang=target, source_lang=source,
+        # ``~`` reaches here when the shell did not expand it (quoted, or after ``key=``).
+        input=os.path.expanduser(str(cfg.input)), target_lang=target, source_lang=source,
         profile_name=str(cfg.profile_name), verbose=bool(cfg.verbose), cache=bool(cfg.cache),
         cache_dir=str(cfg.cache_dir), keep_work=bool(cfg.keep_work), runner=runner, stages=stages,
         dry_run=bool(cfg.get("dry_run", False)), prices=prices, perf=perf,

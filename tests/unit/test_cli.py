@@ -6,18 +6,55 @@ from pathlib import Path
 
 import pytest
 
-from videodub.cli import check_run_folder, job_overrides, quote_non_ascii, run_folder
+from videodub.cli import check_run_folder, job_overrides, run_folder
 from videodub.errors import VideodubError
+from videodub.overrides import hydra_quote, quote_values, unquote
 
 
 def test_non_ascii_values_are_quoted_for_hydra_and_read_back_as_typed():
     argv = ["-m", "input=/tmp/ñ日本 x.mp4", "target_lang=es", "tts.voice=en", "a=ü,b"]
-    quoted = quote_non_ascii(argv)
+    quoted = quote_values(argv)
     assert quoted == ["-m", "input='/tmp/ñ日本 x.mp4'", "target_lang=es", "tts.voice=en", "a=ü,b"]
     with pytest.raises(VideodubError, match="quote a value"):
         job_overrides(["input=/tmp/ñ日本 x.mp4"])  # unquoted: Hydra's lexer refuses it
-    assert job_overrides(quote_non_ascii(["input=/tmp/ñ日本 x.mp4"])) == [
+    assert job_overrides(quote_values(["input=/tmp/ñ日本 x.mp4"])) == [
         ["input='/tmp/ñ日本 x.mp4'"]]
+
+
+def _read(override: str):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_override(override).value()
+
+
+@pytest.mark.parametrize("value", [
+    "https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42s",  # '=' and '&': Hydra's parser refuses
+    "talks/intro (1).mp4", "talks/[draft] intro.mp4", "a=b.mp4", "#1 talk.mp4", "~/talks/a.mp4",
+    "a;b.mp4", "it's.mp4"])
+def test_paths_and_links_hydra_refuses_unquoted_are_quoted_and_read_back_as_typed(value):
+    with pytest.raises(VideodubError, match="quote a value"):
+        job_overrides([f"input={value}"])
+    [arg] = quote_values([f"input={value}"])
+    assert arg != f"input={value}" and _read(arg) == value
+    assert job_overrides([arg]) == [[arg]]
+
+
+def test_values_hydra_reads_as_typed_and_hydra_syntax_are_left_alone(tmp_path):
+    kept = ["input=talk.mp4", "input=my talk.mp4", "input=a+b.mp4", "profile=speed,quality",
+            "input=choice(a.mp4,b.mp4)", "hydra.run.dir=out/${now:%H}", "input='a (1).mp4'",
+            "tts.voices=[a,b]", "-m", "--cfg", "job"]
+    assert quote_values(kept) == kept
+    # A comma is a sweep, unless the whole value names a file that exists.
+    (tmp_path / "a,b.mp4").write_bytes(b"x")
+    [arg] = quote_values([f"input={tmp_path}/a,b.mp4"])
+    assert _read(arg) == f"{tmp_path}/a,b.mp4"
+
+
+@pytest.mark.parametrize("value", ["plain", "a'b", "a\\b", "a\\'b", "end\\", "end\\\\",
+                                   "x\\\\'y", "'", "\\"])
+def test_hydra_quote_reads_back_as_the_value_with_quotes_and_backslashes(value):
+    assert _read(f"k={hydra_quote(value)}") == value
+    assert unquote(hydra_quote(value)) == value
 
 
 def test_the_run_folder_is_the_one_named_last_and_none_for_interpolations():

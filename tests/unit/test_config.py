@@ -141,6 +141,14 @@ def test_validated_job_is_typed():
         assert opts.impl == selected[f"{stage}.impl"]
 
 
+def test_an_input_under_home_is_expanded_and_a_url_kept(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    job = compose_job(["input='~/talks/a (1).mp4'", "target_lang=es"])
+    assert job.input == f"{tmp_path}/talks/a (1).mp4"
+    url = "https://example.org/~me/watch?v=1"
+    assert compose_job([f"input='{url}'", "target_lang=es"]).input == url
+
+
 # -- errors ----------------------------------------------------------------------------
 
 # override -> fragments the one-line message must contain (the key, and what is wrong)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from videodub.errors import VideodubError
 from videodub.inputs import expand, input_slug, is_many
 from videodub.media import write_json_atomic
+from videodub.overrides import hydra_quote, unquote
 
 log = logging.getLogger(__name__)
 SLUG_RESOLVER = "videodub_input_slug"
@@ -41,22 +43,18 @@ def register_resolver() -> None:
         OmegaConf.register_new_resolver(SLUG_RESOLVER, lambda value: input_slug(str(value)))
 
 
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def batch_argv(argv: list[str]) -> list[str]:
     """``argv`` with a many-input ``input=`` turned into a sweep of one job per input (as it
     was otherwise). A folder without media or a list naming nothing is a one-line error."""
     index = next((i for i, a in enumerate(argv) if a.startswith("input=")), None)
     if index is None:
         return argv
-    spec = argv[index].split("=", 1)[1]
+    spec = os.path.expanduser(unquote(argv[index].split("=", 1)[1]))
     if not is_many(spec):
         return argv
     inputs = expand(spec)
     out = list(argv)
-    out[index] = "input=" + ",".join(_quote(i) for i in inputs)
+    out[index] = "input=" + ",".join(hydra_quote(i) for i in inputs)
     keys = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
     if not {"-m", "--multirun"}.intersection(argv):
         out.insert(0, "-m")

@@ -30,12 +30,22 @@ def test_a_folder_becomes_a_sweep_with_a_stable_folder_and_one_run_per_input(tmp
 def test_the_sweep_values_parse_back_to_the_inputs(tmp_path):
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    names = ["a.mp4", "it's b.mkv", "c,d.wav"]
+    names = ["a.mp4", "it's b.mkv", "c,d.wav", "back\\slash (1).mp4", "q\\'x.mp4"]
     for n in names:
         (tmp_path / n).write_bytes(b"x")
     argv = batch_argv([f"input={tmp_path}", "target_lang=es"])
     parsed = OverridesParser.create().parse_overrides([argv[1]])[0]
     assert [v.text for v in parsed.sweep_iterator()] == sorted(str(tmp_path / n) for n in names)
+
+
+def test_a_quoted_folder_or_one_under_home_is_still_many_inputs(tmp_path, monkeypatch):
+    folder = tmp_path / "talks (2024)"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(b"x")
+    argv = batch_argv([f"input='{folder}'", "target_lang=es"])
+    assert argv[:2] == ["-m", f"input='{folder / 'a.mp4'}'"]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert batch_argv(["input='~/talks (2024)'"])[1] == argv[1]
 
 
 def test_given_sweep_folder_and_single_inputs_are_left_alone(tmp_path):
