@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from videodub.config import JobConfig, explain, validate
 from videodub.errors import VideodubError
 from videodub.inputs import with_ingest_for
+from videodub.overrides import quote_values
 from videodub.plugins import Registry, installed_registry, register_configs
 
 if TYPE_CHECKING:
@@ -52,14 +53,17 @@ def compose(overrides: Sequence[str] = (), registry: Registry | None = None,
             with_hydra: bool = False) -> DictConfig:
     """The config these overrides make, exactly as ``python -m videodub`` would run it, with
     the implementations of ``registry`` (the installed ones by default). ``with_hydra`` keeps
-    Hydra's own node (run dirs, help texts). A mistake is one-line VideodubError."""
+    Hydra's own node (run dirs, help texts). Values Hydra's grammar refuses unquoted (a link
+    with ``?v=``, a path with parentheses) are quoted as the command line quotes them. A
+    mistake is one-line VideodubError."""
     from hydra import compose as hydra_compose
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     with _hydra(registry):
         try:
-            return hydra_compose(config_name=CONFIG_NAME, overrides=with_ingest_for(list(overrides)),
+            overrides = with_ingest_for(quote_values(list(overrides)))
+            return hydra_compose(config_name=CONFIG_NAME, overrides=overrides,
                                  return_hydra_config=with_hydra)
         except (HydraException, OmegaConfBaseException) as exc:
             raise VideodubError(explain(exc)) from exc

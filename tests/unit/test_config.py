@@ -145,8 +145,8 @@ def test_an_input_under_home_is_expanded_and_a_url_kept(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     job = compose_job(["input='~/talks/a (1).mp4'", "target_lang=es"])
     assert job.input == f"{tmp_path}/talks/a (1).mp4"
-    url = "https://example.org/~me/watch?v=1"
-    assert compose_job([f"input='{url}'", "target_lang=es"]).input == url
+    url = "https://example.org/~me/watch?v=1&t=2"
+    assert compose_job([f"input={url}", "target_lang=es"]).input == url  # quoted for Hydra
 
 
 # -- errors ----------------------------------------------------------------------------
