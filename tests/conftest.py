@@ -155,6 +155,32 @@ FOUR_LINES = [("Hello and welcome to the talk.", ""), ("Today we look at a video
               ("Then it is translated.", ""), ("Thank you for watching.", "")]
 
 
+# The tone of the multi-track talk's first audio track (Hz, above most of the voice's
+# energy), at its own sample rate.
+TONE_HZ, TONE_RATE = 5000.0, 22050
+
+
+@pytest.fixture(scope="session")
+def multitrack_talk(short_talk: Talk, tmp_path_factory) -> Path:
+    """The short talk as a Matroska file with two audio tracks and a subtitle track, as films
+    come: track 0 a 5 kHz tone at 22.05 kHz tagged ``fre`` ("Commentary"), track 1 the talk
+    tagged ``eng``, and an SRT subtitle tagged ``ger``."""
+    from videodub.media import run_ffmpeg
+
+    folder = tmp_path_factory.mktemp("multitrack")
+    srt = folder / "de.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,500\nGuten Tag\n\n", encoding="utf-8")
+    path = folder / "multi.mkv"
+    run_ffmpeg(["-v", "error", "-i", str(short_talk.path),
+                "-f", "lavfi", "-i", f"sine=frequency={TONE_HZ:g}:sample_rate={TONE_RATE}:duration=8",
+                "-i", str(srt), "-map", "0:v", "-map", "1:a", "-map", "0:a", "-map", "2:s",
+                "-c:v", "copy", "-c:a:0", "aac", "-c:a:1", "copy", "-c:s", "srt",
+                "-metadata:s:a:0", "language=fre", "-metadata:s:a:0", "title=Commentary",
+                "-metadata:s:a:1", "language=eng", "-metadata:s:s:0", "language=ger",
+                str(path)], None, "making the multi-track talk")
+    return path
+
+
 @pytest.fixture(scope="session")
 def four_lines(tmp_path_factory) -> Talk:
     """FOUR_LINES spoken (~8 s, audio only), for runs against the loopback server."""

@@ -26,6 +26,11 @@ MESSAGES: dict[str, str] = {
     "damaged_video_track": "error: the video track of <name> is damaged: ffmpeg could not copy "
                            "it into the dubbed video; repair or re-encode the input",
     "corrupt_media_full_validation": "error: decoding <name> failed: <ffmpeg's message>",
+    "audio_track_out_of_range": "error: <name> has <n> audio track(s): <tracks>; "
+                                "ingest.audio_track=<n> names none",
+    "audio_track_language_missing": "error: <name> has no audio track in <language>: its tracks "
+                                    "are <tracks>; set ingest.audio_track to a number or another "
+                                    "language",
     "unreadable_subtitles": "error: <path>: cannot tell the subtitle file's text encoding; save "
                             "it as UTF-8",
     "missing_subtitle_file": "error: subtitle file not found: <path>",

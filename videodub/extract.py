@@ -140,8 +140,9 @@ def _planar(frame) -> np.ndarray:
 
 
 def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
-                   check: Callable[[], None] = lambda: None, strict: bool = False) -> Decoded:
-    """Decode ``source``'s first audio stream into each of ``outputs`` (see :class:`Decoded`
+                   check: Callable[[], None] = lambda: None, strict: bool = False,
+                   track: int = 0) -> Decoded:
+    """Decode ``source``'s audio track number ``track`` (0: the first) into each of ``outputs`` (see :class:`Decoded`
     for what it returns). Raises :class:`Unsupported` before writing anything when
     the stream cannot be set up here, VideodubError (one line) for a failure after; with
     ``strict``, a packet that does not decode is such a failure too (``Damaged``), as
@@ -157,7 +158,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                         discontinuous=bool(container.format.flags & TS_DISCONT))
     try:
         try:
-            stream = container.streams.audio[0]
+            stream = container.streams.audio[track]
             decoded_packets = _decoded(stream, container.demux(stream),
                                        source if strict else None)
             first, skipped = [], 0

@@ -58,3 +58,40 @@ def code_of(language: str) -> str | None:
     if value in NAMES:
         return value
     return CODES.get(value) or (primary(value) if primary(value) in NAMES else None)
+
+
+# ISO 639-1 -> ISO 639-2 for track language tags.
+ISO639_2 = {
+    "af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "ca": "cat", "cs": "ces", "cy": "cym",
+    "da": "dan", "de": "deu", "el": "ell", "en": "eng", "es": "spa", "et": "est", "eu": "eus",
+    "fa": "fas", "fi": "fin", "fr": "fra", "ga": "gle", "gl": "glg", "gu": "guj", "he": "heb",
+    "hi": "hin", "hr": "hrv", "hu": "hun", "hy": "hye", "id": "ind", "is": "isl", "it": "ita",
+    "ja": "jpn", "ka": "kat", "kk": "kaz", "ko": "kor", "lt": "lit", "lv": "lav", "mk": "mkd",
+    "ml": "mal", "mr": "mar", "ms": "msa", "mt": "mlt", "nl": "nld", "no": "nor", "pa": "pan",
+    "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sk": "slk", "sl": "slv", "sq": "sqi",
+    "sr": "srp", "sv": "swe", "sw": "swa", "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl",
+    "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "zho",
+}
+
+
+def lang3(code: str | None) -> str:
+    """The ISO 639-2 tag of a language code, as media files tag their tracks (``und``: none)."""
+    return ISO639_2.get(primary(code), "und") if code else "und"
+# ISO 639-2 bibliographic tags, which some files use, -> the terminology tags above.
+ISO639_2B = {"alb": "sqi", "arm": "hye", "baq": "eus", "chi": "zho", "cze": "ces", "dut": "nld",
+             "fre": "fra", "geo": "kat", "ger": "deu", "gre": "ell", "ice": "isl", "mac": "mkd",
+             "may": "msa", "per": "fas", "rum": "ron", "slo": "slk", "wel": "cym"}
+_FROM_639_2 = {three: two for two, three in ISO639_2.items()}
+
+
+def tag_language(tag: str | None) -> str | None:
+    """A track's language tag (``eng``, ``fre``, ``en``, ``en-US``) as an ISO 639-1 code;
+    None for no tag, ``und`` or one not known."""
+    if not tag:
+        return None
+    value = tag.strip().lower().replace("_", "-")
+    three = ISO639_2B.get(value, value)
+    if three in _FROM_639_2:
+        return _FROM_639_2[three]
+    two = primary(value)
+    return two if len(two) == 2 and two in KNOWN else None

@@ -92,6 +92,8 @@ def probe(path: Path) -> dict[str, Any]:
                 if s.type == "audio":
                     entry["sample_rate"] = s.codec_context.sample_rate
                     entry["channels"] = s.codec_context.channels
+                if s.type in ("audio", "subtitle"):
+                    entry["language"] = s.metadata.get("language")
                 if s.type == "video":
                     entry["width"] = s.codec_context.width
                     entry["height"] = s.codec_context.height
@@ -114,9 +116,12 @@ def probe(path: Path) -> dict[str, Any]:
 def decode_check(path: Path, ctx: JobContext | None = None,
                  streams: tuple[str, ...] = ("0",)) -> None:
     """Decode fully the ``streams`` (ffmpeg ``-map`` specifiers, ``-0:a:0`` to leave one
-    out; every stream by default); raises VideodubError at the first corrupt packet."""
+    out; every stream by default); raises VideodubError at the first corrupt packet.
+    Pictures and sound are decoded; subtitle, data and attachment streams are only read (the
+    null output has no encoder for them: mapping them fails on any file that has one)."""
     maps = [arg for spec in streams for arg in ("-map", spec)]
-    run_ffmpeg(["-v", "error", "-xerror", "-i", str(path), *maps, "-f", "null", "-"],
+    run_ffmpeg(["-v", "error", "-xerror", "-i", str(path), *maps, "-map", "-0:t?", "-sn", "-dn",
+                "-f", "null", "-"],
                ctx, what=f"decoding {path.name}")
 
 

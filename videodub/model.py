@@ -73,12 +73,13 @@ class MediaInfo:
     duration: float
     has_video: bool
     audio_streams: int
-    audio_codec: str | None
+    audio_codec: str | None  # the dubbed track's
     video_codec: str | None
     speech_audio: Path  # 16 kHz mono WAV for speech recognition
     full_audio: Path  # the original audio track as 48 kHz stereo WAV, for mixing
     sample_rate: int = 48000
     channels: int = 2  # the dub's: 1 for a mono original (or one signal in both channels)
+    audio_stream: int = 0  # which of the input's audio tracks is dubbed (0: the first)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -115,6 +115,11 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
                                        ["tiny.en", "only transcribes English", "source_lang=es"]),
         "same_language_needed": ([f"input={good}", "target_lang=es", "source_lang=en"],
                                  ["translate=none", "target_lang=es"]),
+        "audio_track_out_of_range": ([f"input={good}", "target_lang=en", "ingest.audio_track=2"],
+                                     ["short.mp4", "1 audio track(s)", "ingest.audio_track=2"]),
+        "audio_track_language_missing": ([f"input={good}", "target_lang=en",
+                                          "ingest.audio_track=ja"],
+                                         ["short.mp4", "no audio track in ja"]),
         # A video track whose samples are unreadable: the dub would come out without video.
         "damaged_video_track": ([f"input={bad.no_video_frames}", "target_lang=en"],
                                 ["no_video_frames.mp4", "video", "damaged"]),
@@ -134,14 +139,15 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
 def run_dirs(bad: BadFiles) -> dict[str, Path]:
     return {"run_dir_under_a_file": bad.a_file / "sub"}
 
-BEFORE_ANY_WORK = ["no_voice_for_language", "english_model_other_source", "same_language_needed"]
+BEFORE_ANY_WORK = ["no_voice_for_language", "english_model_other_source", "same_language_needed",
+                   "audio_track_out_of_range", "audio_track_language_missing"]
 
 
 CASE_IDS = ["missing_file", "not_media", "video_without_audio", "silence_only",
             "unreadable_subtitles", "unknown_language", "unknown_implementation", "bad_value",
             "unknown_top_level_key", "unknown_stage_key", "missing_subtitle_file",
             "no_voice_for_language", "english_model_other_source", "same_language_needed",
-            "damaged_video_track", "garbled_moov", "empty_input", "url_input", "unreachable_url",
+            "audio_track_out_of_range", "audio_track_language_missing", "damaged_video_track", "garbled_moov", "empty_input", "url_input", "unreachable_url",
             "run_dir_under_a_file"]
 # Cases refused as a usage error (exit 2) rather than a failed job.
 USAGE_ERRORS = ["unknown_language", "unknown_implementation", "bad_value", "unknown_top_level_key",

@@ -17,6 +17,7 @@ from videodub.extract import START_TOLERANCE_S, Decoded, Unsupported, WavOut, de
 from videodub.audio import GrowingWav
 from videodub.media import Ffmpeg, decode_check, probe
 from videodub.model import JobContext, MediaInfo, WorkerHint
+from videodub.tracks import check_track_choice, pick_audio_track
 from videodub.wav import FFMPEG_WAV
 
 
@@ -24,6 +25,12 @@ from videodub.wav import FFMPEG_WAV
 class LocalIngestOptions:
     # Sample rate of the mixing track (the dubbed audio is written at this rate).
     mix_sample_rate: int = 48000
+    # The audio track to dub: auto (the first tagged with source_lang when it is given, else
+    # the first), a number (0 is the first audio track) or a language (es, or spa as tagged).
+    audio_track: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_track_choice(self.audio_track)
 
 
 # A stereo track whose channels differ by less than this (difference under sum, dB) in nearly
@@ -83,11 +90,17 @@ class LocalIngester:
             raise VideodubError(f"{input_path.name}: cannot tell its duration")
         return input_path, info
 
+    def _track(self, info: dict, path: Path, ctx: JobContext) -> tuple[int, dict]:
+        audio = [s for s in info["streams"] if s["type"] == "audio"]
+        n = pick_audio_track(audio, self.options.audio_track, ctx.source_lang, path.name)
+        return n, audio[n]
+
     def check(self, ctx: JobContext) -> None:
         """Readable media with an audio stream, and room on disk for the run, before any work."""
         if ctx.input_path is None:
             return
         path, info = self._probe(ctx.input_path)
+        self._track(info, path, ctx)
         duration = float(info["duration"])
         ctx.input_duration = duration
         # Extracted WAVs (16 kHz mono + stereo at the mix rate), the mixed track, the output
@@ -103,6 +116,7 @@ class LocalIngester:
     def ingest(self, input_path: Path, ctx: JobContext) -> MediaInfo:
         input_path, info = self._probe(input_path)
         audio = [s for s in info["streams"] if s["type"] == "audio"]
+        n, track = self._track(info, input_path, ctx)
         video = [s for s in info["streams"] if s["type"] == "video"
                  and s["codec"] not in ("mjpeg", "png")]  # cover art is not a video stream
         speech = ctx.work_dir / "speech16k.wav"
@@ -110,13 +124,13 @@ class LocalIngester:
         rate = self.options.mix_sample_rate
 
         # Seconds the audio starts after the picture: silence is laid before it (extract.py).
-        delay = round((audio[0]["start"] or 0.0) - info["start"], 3)
+        delay = round((track["start"] or 0.0) - info["start"], 3)
         timeline = {"audio_delay_s": delay} if delay > START_TOLERANCE_S else {}
 
         def media(channels: int, **extra) -> MediaInfo:
             return MediaInfo(
                 path=input_path, duration=float(info["duration"]), has_video=bool(video),
-                audio_streams=len(audio), audio_codec=audio[0]["codec"],
+                audio_streams=len(audio), audio_stream=n, audio_codec=track["codec"],
                 video_codec=video[0]["codec"] if video else None, speech_audio=speech,
                 full_audio=full, sample_rate=rate, channels=channels,
                 extra={"format": info["format"], **timeline, **extra})
@@ -131,15 +145,15 @@ class LocalIngester:
             growing = GrowingWav(speech, 16000)
             try:
                 if early:
-                    ctx.speech_started(media(audio[0].get("channels") or 2,
+                    ctx.speech_started(media(track.get("channels") or 2,
                                              speech_growing=growing))
                 try:
                     decoded = decode_to_wavs(input_path, outputs, what, ctx.check_cancelled,
-                                             strict=strict)
+                                             strict=strict, track=n)
                 except Unsupported:
-                    extract_with_ffmpeg(input_path, outputs, growing, ctx, what)
+                    extract_with_ffmpeg(input_path, outputs, growing, ctx, what, n)
                     if strict:  # the audio the in-process decode did not check
-                        decode_check(input_path, ctx, ("0:a:0",))
+                        decode_check(input_path, ctx, (f"0:a:{n}",))
                 else:
                     growing.finish(ok=True)
                     noted(decoded, input_path.name, ctx)
@@ -152,14 +166,17 @@ class LocalIngester:
             # stream as it is extracted (strictly), the others by ffmpeg beside it.
             others = len(info["streams"]) > 1
             checked_while_extracting(input_path, lambda: extract(early=False, strict=True),
-                                     (speech, full), ctx, others)
+                                     (speech, full), ctx, others, n)
         else:
             extract(early=True)
         if timeline:
             ctx.note(f"ingest: the audio of {input_path.name} starts {delay:.2f} s after its "
                      f"picture; the dub is laid on the picture's timeline")
-        mono = audio[0].get("channels") == 1 or same_channels(full)
-        if mono and audio[0].get("channels") != 1:
+        if len(audio) > 1:
+            ctx.note(f"ingest: audio track {n} ({track.get('language') or 'untagged'}) of "
+                     f"{len(audio)} is dubbed (ingest.audio_track)")
+        mono = track.get("channels") == 1 or same_channels(full)
+        if mono and track.get("channels") != 1:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
                      "mixed and encoded in mono")
         return media(1 if mono else 2)
@@ -179,13 +196,13 @@ def noted(decoded: Decoded, name: str, ctx: JobContext) -> None:
 
 
 def extract_with_ffmpeg(source: Path, outputs: list[WavOut], growing: GrowingWav,
-                        ctx: JobContext, what: str) -> None:
+                        ctx: JobContext, what: str, stream: int = 0) -> None:
     """The ffmpeg command's extraction, one process per output, for a stream
     :func:`~videodub.extract.decode_to_wavs` cannot set up (the speech first: ``growing``
     is finished as soon as it is whole)."""
     # On the input's timeline, as the in-process decode lays it (extract.Timeline): silence
     # before a late start and in timestamp gaps, overlaps dropped.
-    src = ["-v", "error", "-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn",
+    src = ["-v", "error", "-i", str(source), "-map", f"0:a:{stream}", "-vn", "-sn", "-dn",
            "-af", "aresample=async=1:first_pts=0"]
     runs = [Ffmpeg([*src, "-ac", str(o.channels), "-ar", str(o.rate), *FFMPEG_WAV,
                     str(o.path)], ctx, what) for o in outputs]
@@ -200,14 +217,14 @@ def extract_with_ffmpeg(source: Path, outputs: list[WavOut], growing: GrowingWav
 
 
 def checked_while_extracting(path: Path, extract, outputs: tuple[Path, ...],
-                             ctx: JobContext, others: bool = True) -> None:
+                             ctx: JobContext, others: bool = True, stream: int = 0) -> None:
     """``validation=full``: the streams besides the extracted audio (``others``) decoded by
     ffmpeg (:func:`decode_check`) beside the extraction, on another CPU, instead of before
     it; the extraction checks its own stream. A damaged file still fails with the decoder's
     line, and what was extracted from it is removed."""
     def check_others() -> None:
         if others:
-            decode_check(path, ctx, ("0", "-0:a:0"))
+            decode_check(path, ctx, ("0", f"-0:a:{stream}"))
 
     with ThreadPoolExecutor(1, thread_name_prefix="videodub-decode-check") as pool:
         check = pool.submit(check_others)

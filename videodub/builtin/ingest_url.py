@@ -26,6 +26,7 @@ from videodub.errors import VideodubError
 from videodub.inputs import is_url
 from videodub.media import ffmpeg_exe, write_json_atomic
 from videodub.model import JobContext, JobScope, MediaInfo, WorkerHint
+from videodub.tracks import check_track_choice
 
 log = logging.getLogger(__name__)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -43,12 +44,16 @@ class UrlIngestOptions:
     local_ingest: str = "local"
     # Sample rate of the mixing track, passed to that ingester.
     mix_sample_rate: int = 48000
+    # The audio track to dub, passed to that ingester (ingest=local: auto, a number or a
+    # language).
+    audio_track: str = "auto"
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
         if self.local_ingest == "url":
             raise ValueError("local_ingest must name another ingester than url")
+        check_track_choice(self.audio_track)
 
 
 class _QuietLogger:
@@ -97,8 +102,8 @@ class UrlIngester:
         if registry is None:
             raise VideodubError("ingest=url needs the job's registry")
         impl = registry.get("ingest", self.options.local_ingest)
-        fields = {k: getattr(self.options, k) for k in ("mix_sample_rate", "validation",
-                                                        "workers", "effort")}
+        fields = {k: getattr(self.options, k) for k in ("mix_sample_rate", "audio_track",
+                                                        "validation", "workers", "effort")}
         known = getattr(impl.config, "__dataclass_fields__", {})
         self.local = impl.create(impl.config(**{k: v for k, v in fields.items() if k in known}),
                                  scope)

@@ -1,5 +1,6 @@
 """mux=ffmpeg: the final video. The input's video stream is copied packet for packet; the dub
-is the default audio track, the original audio the second, the subtitles a soft track."""
+is the default audio track, the original audio the second, the subtitles a soft track; the
+input's other audio and text subtitle tracks follow, as they were."""
 
 from __future__ import annotations
 
@@ -10,31 +11,18 @@ from pathlib import Path
 from videodub import hookimpl
 from videodub.config import Effort
 from videodub.errors import VideodubError
-from videodub.languages import primary
+from videodub.languages import lang3
 from videodub.media import atomic_path, probe, run_ffmpeg
 from videodub.model import DubEncoding, JobContext, MediaInfo, WorkerHint
 
-# ISO 639-1 -> ISO 639-2 for track language tags.
-ISO639_2 = {
-    "af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "ca": "cat", "cs": "ces", "cy": "cym",
-    "da": "dan", "de": "deu", "el": "ell", "en": "eng", "es": "spa", "et": "est", "eu": "eus",
-    "fa": "fas", "fi": "fin", "fr": "fra", "ga": "gle", "gl": "glg", "gu": "guj", "he": "heb",
-    "hi": "hin", "hr": "hrv", "hu": "hun", "hy": "hye", "id": "ind", "is": "isl", "it": "ita",
-    "ja": "jpn", "ka": "kat", "kk": "kaz", "ko": "kor", "lt": "lit", "lv": "lav", "mk": "mkd",
-    "ml": "mal", "mr": "mar", "ms": "msa", "mt": "mlt", "nl": "nld", "no": "nor", "pa": "pan",
-    "pl": "pol", "pt": "por", "ro": "ron", "ru": "rus", "sk": "slk", "sl": "slv", "sq": "sqi",
-    "sr": "srp", "sv": "swe", "sw": "swa", "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl",
-    "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "zho",
-}
 # Audio codecs an MP4 file carries as they are; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 # The suffix of a dub track handed over already encoded (AAC in an MP4 audio file).
 ENCODED_SUFFIX = ".m4a"
 MP4_VIDEO = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mjpeg", "prores"}
-
-
-def lang3(code: str | None) -> str:
-    return ISO639_2.get(primary(code), "und") if code else "und"
+# Subtitle codecs that become MP4's mov_text (their text kept, styling dropped); picture-based
+# ones (DVD, Blu-ray) have no place in MP4 and are left out, with a note.
+TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
 
 
 @dataclass
@@ -44,6 +32,9 @@ class FfmpegMuxOptions:
     audio_bitrate: str = "auto"
     # Keep the original audio as a second track.
     keep_original_audio: bool = True
+    # Carry the input's other audio tracks (those not dubbed) and its text subtitle tracks
+    # after ours, with their language tags.
+    keep_other_tracks: bool = True
     # ffmpeg's AAC coder: fast, or twoloop (better at the same bitrate, about twice the CPU;
     # docs/benchmarks.md measures both); empty is fast.
     aac_coder: str = "fast"
@@ -92,6 +83,38 @@ class FfmpegMuxer:
                                       bits(dub_bitrate(self.options, 2))),
                            codec_options=(("aac_coder", self._coder()),))
 
+    @staticmethod
+    def _copy_or_aac(codec: str | None) -> str:
+        return "copy" if codec in MP4_AUDIO else "aac"
+
+    def _other_tracks(self, media: MediaInfo, audio_out: int,
+                      ctx: JobContext) -> tuple[list[str], list[str]]:
+        """The ``-map`` arguments of the input's audio tracks besides the dubbed one, and of
+        its text subtitles: after ours, their own tags kept, none of them the default."""
+        if not self.options.keep_other_tracks:
+            return [], []
+        streams = probe(media.path)["streams"]
+        audio = [s for s in streams if s["type"] == "audio"]
+        subtitles = [s for s in streams if s["type"] == "subtitle"]
+        audio_args: list[str] = []
+        for i, track in enumerate(audio):
+            if i != media.audio_stream:
+                audio_args += ["-map", f"0:a:{i}", f"-c:a:{audio_out}",
+                               self._copy_or_aac(track["codec"]),
+                               f"-disposition:a:{audio_out}", "0"]
+                audio_out += 1
+        subtitle_args: list[str] = []
+        subtitle_out = 1
+        for i, track in enumerate(subtitles):
+            if track["codec"] in TEXT_SUBTITLES:
+                subtitle_args += ["-map", f"0:s:{i}", f"-c:s:{subtitle_out}", "mov_text",
+                                  f"-disposition:s:{subtitle_out}", "0"]
+                subtitle_out += 1
+            else:
+                ctx.note(f"mux: subtitle track {i} of the input ({track['codec']}, pictures) "
+                         f"has no place in MP4 and is left out")
+        return audio_args, subtitle_args
+
     def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
             ctx: JobContext) -> Path:
         if media.has_video and media.video_codec not in MP4_VIDEO:
@@ -113,15 +136,19 @@ class FfmpegMuxer:
         args += ["-map", "1:a:0", *dub_codec, "-aac_coder", coder,
                  "-metadata:s:a:0", f"language={lang3(ctx.target_lang)}",
                  "-metadata:s:a:0", f"title=Dub ({ctx.target_lang})", "-disposition:a:0", "default"]
+        audio_out = 1
         if self.options.keep_original_audio:
-            original_codec = "copy" if media.audio_codec in MP4_AUDIO else "aac"
-            args += ["-map", "0:a:0", "-c:a:1", original_codec,
-                     "-metadata:s:a:1", f"language={lang3(ctx.source_lang)}",
-                     "-metadata:s:a:1", "title=Original", "-disposition:a:1", "0"]
-        args += ["-map", "2:s:0", "-c:s", "mov_text",
+            args += ["-map", f"0:a:{media.audio_stream}",
+                     f"-c:a:{audio_out}", self._copy_or_aac(media.audio_codec),
+                     f"-metadata:s:a:{audio_out}", f"language={lang3(ctx.source_lang)}",
+                     f"-metadata:s:a:{audio_out}", "title=Original",
+                     f"-disposition:a:{audio_out}", "0"]
+            audio_out += 1
+        other_audio, other_subtitles = self._other_tracks(media, audio_out, ctx)
+        args += [*other_audio, "-map", "2:s:0", "-c:s:0", "mov_text",
                  "-metadata:s:s:0", f"language={lang3(ctx.target_lang)}",
-                 "-metadata:s:s:0", f"title={ctx.target_lang}",
-                 "-movflags", "+faststart", "-f", "mp4"]
+                 "-metadata:s:s:0", f"title={ctx.target_lang}", "-disposition:s:0", "default",
+                 *other_subtitles, "-movflags", "+faststart", "-f", "mp4"]
         with atomic_path(out_path) as tmp:
             run_ffmpeg([*args, str(tmp)], ctx, what="writing the dubbed video")
             if media.has_video:

@@ -143,9 +143,11 @@ class CachedTranscriber:
     def transcribe(self, media: MediaInfo, ctx: JobContext) -> Iterator[Segment]:
         # The delay of the audio behind the picture is part of the key only where there is
         # one (older transcripts of such inputs were timed from the audio's own start).
+        # So is the audio track, where it is not the first.
         delay = media.extra.get("audio_delay_s")
         ck = key("transcript", file_fingerprint(media.path), result_options(self.options),
-                 self.source_lang, *([{"audio_delay_s": delay}] if delay else []))
+                 self.source_lang, *([{"audio_delay_s": delay}] if delay else []),
+                 *([{"audio_stream": media.audio_stream}] if media.audio_stream else []))
         hit = self.cache.get_json("transcripts", ck)
         if hit is not None:
             self.on_hit()

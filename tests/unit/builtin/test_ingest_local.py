@@ -17,6 +17,7 @@ from videodub.builtin.ingest_local import LocalIngester, LocalIngestOptions
 from videodub.config import Validation, implementation_config
 from videodub.errors import VideodubError
 from videodub.model import JobContext
+from videodub.tracks import pick_audio_track
 
 IngestConfig = implementation_config("ingest", "local", LocalIngestOptions)
 
@@ -219,3 +220,75 @@ def test_a_mono_talk_as_stereo_is_mixed_and_encoded_in_mono(short_talk, tmp_path
     media = LocalIngester(IngestConfig()).ingest(short_talk.path, ctx)
     assert media.channels == 1
     assert any("same signal" in note for note in ctx.notes)
+
+
+# -- which audio track is dubbed ------------------------------------------------------------
+
+TRACKS = [{"language": "fre"}, {"language": "eng"}, {"language": None}, {"language": "es-MX"}]
+
+
+@pytest.mark.parametrize("choice, source_lang, picked", [
+    ("auto", None, 0), ("auto", "en", 1), ("auto", "en-gb", 1), ("auto", "ja", 0),
+    ("0", "en", 0), ("2", None, 2), ("fr", None, 0), ("fra", None, 0), ("FRE", None, 0),
+    ("eng", None, 1), ("es", None, 3), ("spa", "en", 3),
+])
+def test_the_audio_track_is_picked_by_number_language_or_source_lang(choice, source_lang,
+                                                                      picked):
+    """``auto`` takes the first track tagged with source_lang (else the first); a number
+    counts from 0; a language matches ISO 639-1 or either ISO 639-2 tag (fre and fra)."""
+    assert pick_audio_track(TRACKS, choice, source_lang, "x.mkv") == picked
+
+
+@pytest.mark.parametrize("choice, message", [
+    ("4", "x.mkv has 4 audio track(s): 0 (fre), 1 (eng), 2 (untagged), 3 (es-MX); "
+          "ingest.audio_track=4 names none"),
+    ("de", "x.mkv has no audio track in de: its tracks are 0 (fre), 1 (eng), 2 (untagged), "
+           "3 (es-MX); set ingest.audio_track to a number or another language"),
+])
+def test_a_track_the_input_does_not_have_is_one_line_naming_its_tracks(choice, message):
+    with pytest.raises(VideodubError) as failure:
+        pick_audio_track(TRACKS, choice, None, "x.mkv")
+    assert str(failure.value) == message
+
+
+@pytest.mark.parametrize("choice", ["", "first", "-1", "zz"])
+def test_an_audio_track_choice_that_is_no_number_or_language_is_refused(choice):
+    with pytest.raises(ValueError, match="audio_track must be auto, a track number"):
+        IngestConfig(audio_track=choice)
+
+
+def tone_share(wav: Path, hz: float) -> float:
+    """The share of a WAV's energy within 20 Hz of ``hz``."""
+    import soundfile
+
+    data, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    spectrum = np.abs(np.fft.rfft(data.mean(axis=1))) ** 2
+    freqs = np.fft.rfftfreq(len(data), 1 / rate)
+    return float(spectrum[np.abs(freqs - hz) < 20].sum() / spectrum.sum())
+
+
+@pytest.mark.parametrize("validation", [Validation.quick, Validation.full])
+def test_the_track_in_source_lang_is_extracted_from_a_file_with_several(
+        multitrack_talk, tmp_path, validation):
+    """A film's first audio track is often not the speech: with source_lang=en, ingest takes
+    the track tagged eng, and both extracted WAVs hold the talk, not the tone before it."""
+    from conftest import TONE_HZ
+
+    ctx = JobContext(tmp_path, "es", "en")
+    media = LocalIngester(IngestConfig(validation=validation)).ingest(multitrack_talk, ctx)
+
+    assert (media.audio_stream, media.audio_streams, media.audio_codec) == (1, 2, "aac")
+    assert tone_share(media.speech_audio, TONE_HZ) < 0.05
+    assert tone_share(media.full_audio, TONE_HZ) < 0.05
+    assert "ingest: audio track 1 (eng) of 2 is dubbed (ingest.audio_track)" in ctx.notes
+    # And the first track when asked for it: the tone.
+    ctx = JobContext(tmp_path / "tone", "es", "en")
+    media = LocalIngester(IngestConfig(audio_track="0")).ingest(multitrack_talk, ctx)
+    assert media.audio_stream == 0 and tone_share(media.speech_audio, TONE_HZ) > 0.9
+
+
+def test_a_missing_track_fails_the_check_before_any_work(multitrack_talk, tmp_path):
+    ctx = JobContext(tmp_path, "es", None)
+    ctx.input_path = multitrack_talk
+    with pytest.raises(VideodubError, match="has no audio track in ja"):
+        LocalIngester(IngestConfig(audio_track="ja")).check(ctx)

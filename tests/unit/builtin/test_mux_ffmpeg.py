@@ -124,3 +124,50 @@ def test_keep_original_audio_decides_the_second_audio_track(inputs, tmp_path, ke
     with av.open(str(out)) as container:
         assert len(container.streams.video) == 1
         assert len(container.streams.subtitles) == 1
+
+
+def multitrack_media(path: Path, folder: Path) -> MediaInfo:
+    """The multi-track talk as ingest describes it when its second track (the talk) is dubbed."""
+    info = probe(path)
+    return MediaInfo(path=path, duration=info["duration"], has_video=True, audio_streams=2,
+                     audio_codec="aac", video_codec="h264", audio_stream=1,
+                     speech_audio=folder / "unused16k.wav", full_audio=folder / "unused.wav")
+
+
+def streams_of(path: Path) -> list[tuple[str, str | None, str | None, int, int | None]]:
+    """Each stream: type, language, title (MP4 keeps it as ``name``), whether it is the
+    default, sample rate."""
+    with av.open(str(path)) as container:
+        return [(s.type, s.metadata.get("language"), s.metadata.get("name"),
+                 int(s.disposition & av.stream.Disposition.default != 0),
+                 s.codec_context.sample_rate if s.type == "audio" else None)
+                for s in container.streams]
+
+
+@pytest.mark.parametrize("keep_other_tracks", [True, False])
+def test_the_inputs_other_audio_and_subtitle_tracks_follow_ours(inputs, multitrack_talk,
+                                                                tmp_path, keep_other_tracks):
+    """A film's other tracks are not lost: after the dub and the original (the track that was
+    dubbed, the input's second here), its other audio track and its text subtitles follow,
+    with their own tags and none of them the default; ``keep_other_tracks=false`` drops them."""
+    from conftest import TONE_RATE
+
+    _, dub, srt = inputs
+    media = multitrack_media(multitrack_talk, tmp_path)
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    out = FfmpegMuxer(MuxConfig(keep_other_tracks=keep_other_tracks)).mux(
+        media, dub, srt, tmp_path / "multi.es.mp4", ctx)
+
+    talk_rate = probe(multitrack_talk)["streams"][2]["sample_rate"]
+    assert talk_rate != TONE_RATE
+    ours = [("video", None, None, 1, None), ("audio", "spa", "Dub (es)", 1, 48000),
+            ("audio", "eng", "Original", 0, talk_rate)]
+    theirs_audio = [("audio", "fre", "Commentary", 0, TONE_RATE)]
+    our_subtitles = [("subtitle", "spa", "es", 1, None)]
+    theirs_subtitles = [("subtitle", "ger", None, 0, None)]
+    got = [(t, lang if lang != "und" else None, title, default, rate)
+           for t, lang, title, default, rate in streams_of(out)]
+    if keep_other_tracks:
+        assert got == [*ours, *theirs_audio, *our_subtitles, *theirs_subtitles]
+    else:
+        assert got == [*ours, *our_subtitles]
