@@ -87,8 +87,10 @@ def probe(path: Path) -> dict[str, Any]:
         with av.open(str(path)) as container:
             streams = []
             for s in container.streams:
+                # The codec's own name (av1, mp3), not its decoder's (libdav1d, mp3float).
+                context = s.codec_context
                 entry = {"index": s.index, "type": s.type,
-                         "codec": s.codec_context.name if s.codec_context else None}
+                         "codec": context.codec.canonical_name if context else None}
                 if s.type == "audio":
                     entry["sample_rate"] = s.codec_context.sample_rate
                     entry["channels"] = s.codec_context.channels
@@ -97,6 +99,8 @@ def probe(path: Path) -> dict[str, Any]:
                 if s.type == "video":
                     entry["width"] = s.codec_context.width
                     entry["height"] = s.codec_context.height
+                    # Cover art (a music file's picture), not a video stream.
+                    entry["attached_pic"] = bool(s.disposition & av.stream.Disposition.attached_pic)
                 entry["duration"] = (float(s.duration * s.time_base)
                                      if s.duration is not None and s.time_base else None)
                 entry["start"] = (float(s.start_time * s.time_base)

@@ -151,6 +151,46 @@ def test_probe_reports_streams_and_duration(clip):
     assert audio["duration"] == pytest.approx(2.0, abs=0.1)
 
 
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True, capture_output=True,
+                   timeout=120)
+
+
+def test_probe_names_codecs_not_decoders_and_tells_cover_art_from_video(tmp_path, clip):
+    """AV1 is ``av1`` (its decoder is libdav1d) and MP3 ``mp3`` (decoded by mp3float): what
+    mux compares with the codecs MP4 carries. A music file's picture is cover art."""
+    av1, song = tmp_path / "av1.mp4", tmp_path / "song.mp3"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5:duration=1", "-c:v", "libaom-av1",
+           "-cpu-used", "8", str(av1))
+    ffmpeg("-i", str(clip), "-map", "0:a", "-map", "0:v", "-frames:v", "1", "-c:a", "libmp3lame",
+           "-c:v", "mjpeg", "-disposition:v", "attached_pic", str(song))
+    assert [s["codec"] for s in probe(av1)["streams"]] == ["av1"]
+    audio, picture = probe(song)["streams"]
+    assert (audio["codec"], picture["codec"], picture["attached_pic"]) == ("mp3", "mjpeg", True)
+    assert probe(clip)["streams"][0]["attached_pic"] is False
+
+
+def test_decode_check_reads_subtitle_data_and_attachment_streams_without_decoding(tmp_path,
+                                                                                   clip):
+    """ffmpeg's null output has no encoder for subtitles, data or attachments: mapping them
+    failed the check on any file that had one (a film's subtitles, a camera's timecode)."""
+    srt = tmp_path / "a.srt"
+    srt.write_text("1\n00:00:00,500 --> 00:00:01,500\nHi\n\n", encoding="utf-8")
+    font = tmp_path / "font.ttf"
+    font.write_bytes(b"not really a font")
+    film, camera = tmp_path / "film.mkv", tmp_path / "camera.mov"
+    ffmpeg("-i", str(clip), "-i", str(srt), "-map", "0", "-map", "1", "-c:v", "copy", "-c:a",
+           "copy", "-c:s", "srt", "-attach", str(font), "-metadata:s:t",
+           "mimetype=application/x-truetype-font", str(film))
+    ffmpeg("-i", str(clip), "-map", "0", "-c", "copy", "-timecode", "01:00:00:00", str(camera))
+    assert {s["type"] for s in probe(film)["streams"]} == {"video", "audio", "subtitle",
+                                                           "attachment"}
+    assert "data" in {s["type"] for s in probe(camera)["streams"]}
+    decode_check(film)
+    decode_check(camera)
+    decode_check(film, streams=("0", "-0:a:0"))
+
+
 def test_probe_and_decode_check_refuse_what_is_not_media(tmp_path, clip):
     notes = tmp_path / "notes.mp4"
     notes.write_text("These are notes, not a video.\n" * 20)

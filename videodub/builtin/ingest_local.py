@@ -117,8 +117,7 @@ class LocalIngester:
         input_path, info = self._probe(input_path)
         audio = [s for s in info["streams"] if s["type"] == "audio"]
         n, track = self._track(info, input_path, ctx)
-        video = [s for s in info["streams"] if s["type"] == "video"
-                 and s["codec"] not in ("mjpeg", "png")]  # cover art is not a video stream
+        video = [s for s in info["streams"] if s["type"] == "video" and not s["attached_pic"]]
         speech = ctx.work_dir / "speech16k.wav"
         full = ctx.work_dir / "original.wav"
         rate = self.options.mix_sample_rate

@@ -1,4 +1,5 @@
-"""mux=ffmpeg: the final video. The input's video stream is copied packet for packet; the dub
+"""mux=ffmpeg: the final video. The input's video stream is copied packet for packet (or
+re-encoded to H.264 when MP4 cannot carry its codec); the dub
 is the default audio track, the original audio the second, the subtitles a soft track; the
 input's other audio and text subtitle tracks follow, as they were."""
 
@@ -19,7 +20,12 @@ from videodub.model import DubEncoding, JobContext, MediaInfo, WorkerHint
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 # The suffix of a dub track handed over already encoded (AAC in an MP4 audio file).
 ENCODED_SUFFIX = ".m4a"
-MP4_VIDEO = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg2video", "mjpeg", "prores"}
+MP4_VIDEO = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg1video", "mpeg2video", "mjpeg",
+             "prores"}
+# Any other video (WMV, VP8, Theora, Flash video, DivX 3 ...) is re-encoded to H.264 with
+# libx264 at this quality (CRF; 18 is about transparent) and a preset by effort.
+X264_CRF = "20"
+X264_PRESET = {Effort.high: "medium", Effort.medium: "faster", Effort.low: "veryfast"}
 # Subtitle codecs that become MP4's mov_text (their text kept, styling dropped); picture-based
 # ones (DVD, Blu-ray) have no place in MP4 and are left out, with a note.
 TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
@@ -83,6 +89,17 @@ class FfmpegMuxer:
                                       bits(dub_bitrate(self.options, 2))),
                            codec_options=(("aac_coder", self._coder()),))
 
+    def _video_codec(self, media: MediaInfo, ctx: JobContext) -> list[str]:
+        """Copied packet for packet when MP4 carries the codec; else H.264, said in a note."""
+        if media.video_codec in MP4_VIDEO:
+            return ["-c:v", "copy"]
+        preset = X264_PRESET[self.options.effort]
+        ctx.note(f"mux: the input's video ({media.video_codec}) has no place in MP4 as it is; "
+                 f"re-encoded to H.264 (libx264, CRF {X264_CRF}, preset {preset})")
+        # 4:2:0 wants even sides: an odd one gets a line of black.
+        return ["-c:v", "libx264", "-preset", preset, "-crf", X264_CRF, "-pix_fmt", "yuv420p",
+                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+
     @staticmethod
     def _copy_or_aac(codec: str | None) -> str:
         return "copy" if codec in MP4_AUDIO else "aac"
@@ -117,12 +134,9 @@ class FfmpegMuxer:
 
     def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
             ctx: JobContext) -> Path:
-        if media.has_video and media.video_codec not in MP4_VIDEO:
-            raise VideodubError(
-                f"the input's video codec {media.video_codec} cannot be copied into MP4 unchanged")
         args = ["-v", "error", "-i", str(media.path), "-i", str(dubbed_audio), "-i", str(subtitles)]
         if media.has_video:
-            args += ["-map", "0:v:0", "-c:v", "copy"]
+            args += ["-map", "0:v:0", *self._video_codec(media, ctx)]
         coder = self._coder()
         # Already encoded our way while it was mixed (dub_encoding): copied, not encoded again.
         if dubbed_audio.suffix == ENCODED_SUFFIX:

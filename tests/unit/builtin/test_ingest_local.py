@@ -292,3 +292,20 @@ def test_a_missing_track_fails_the_check_before_any_work(multitrack_talk, tmp_pa
     ctx.input_path = multitrack_talk
     with pytest.raises(VideodubError, match="has no audio track in ja"):
         LocalIngester(IngestConfig(audio_track="ja")).check(ctx)
+
+
+def test_a_motion_jpeg_video_is_video_and_a_songs_cover_is_not(short_talk, tmp_path):
+    """Old cameras write Motion JPEG: it is the picture to keep. A music file's picture is
+    cover art (its disposition says so), and the input is audio only."""
+    from videodub.media import run_ffmpeg
+
+    camera, song = tmp_path / "camera.avi", tmp_path / "song.m4a"
+    run_ffmpeg(["-v", "error", "-i", str(short_talk.path), "-t", "3", "-c:v", "mjpeg",
+                "-c:a", "pcm_s16le", str(camera)])
+    run_ffmpeg(["-v", "error", "-i", str(short_talk.path), "-t", "3", "-map", "0:a",
+                "-map", "0:v", "-frames:v", "1", "-c:a", "copy", "-c:v", "mjpeg",
+                "-disposition:v", "attached_pic", str(song)])
+    ingester = LocalIngester(IngestConfig())
+    media = ingester.ingest(camera, JobContext(tmp_path / "a", "es", "en"))
+    assert (media.has_video, media.video_codec) == (True, "mjpeg")
+    assert not ingester.ingest(song, JobContext(tmp_path / "b", "es", "en")).has_video

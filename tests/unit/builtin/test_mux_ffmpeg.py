@@ -4,6 +4,7 @@ is written as a second track."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import av
@@ -15,7 +16,7 @@ from conftest import Talk
 from videodub.builtin import mux_ffmpeg
 from videodub.builtin.mux_ffmpeg import FfmpegMuxer, FfmpegMuxOptions
 from videodub.config import Effort, implementation_config
-from videodub.media import probe, run_ffmpeg
+from videodub.media import ffmpeg_exe, probe, run_ffmpeg
 from videodub.model import JobContext, MediaInfo, Segment
 from videodub.subtitles import write_srt
 
@@ -171,3 +172,47 @@ def test_the_inputs_other_audio_and_subtitle_tracks_follow_ours(inputs, multitra
         assert got == [*ours, *theirs_audio, *our_subtitles, *theirs_subtitles]
     else:
         assert got == [*ours, *our_subtitles]
+
+
+def frames_and_size(path: Path) -> tuple[str, int, int, int]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for p in container.demux(stream) if p.size)
+        return stream.codec_context.codec.canonical_name, frames, stream.width, stream.height
+
+
+@pytest.mark.parametrize("codec, size, args, reencoded", [
+    ("wmv2", "160x120", ["-c:v", "wmv2", "-c:a", "wmav2"], True),  # Windows Media
+    ("vp8", "161x121", ["-c:v", "libvpx", "-c:a", "libvorbis"], True),  # older WebM, odd sides
+    ("av1", "161x121", ["-c:v", "libaom-av1", "-cpu-used", "8", "-c:a", "libopus"], False),
+])
+def test_a_video_mp4_cannot_carry_is_re_encoded_to_h264_and_one_it_can_is_copied(
+        inputs, tmp_path, codec, size, args, reencoded):
+    """Not an error after the whole job: WMV and VP8 become H.264 (every frame kept, odd
+    sides padded to even, a note says so); AV1 (decoded by libdav1d) is copied."""
+    _, dub, srt = inputs
+    suffix = {"wmv2": ".wmv", "vp8": ".webm", "av1": ".mkv"}[codec]
+    source = tmp_path / f"talk{suffix}"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    f"testsrc=size={size}:rate=10:duration=3", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=3", *args, "-shortest", str(source)],
+                   check=True, capture_output=True, timeout=120)
+    info = probe(source)
+    assert info["streams"][0]["codec"] == codec
+    media = MediaInfo(path=source, duration=info["duration"], has_video=True, audio_streams=1,
+                      audio_codec=info["streams"][1]["codec"], video_codec=codec,
+                      speech_audio=tmp_path / "unused16k.wav", full_audio=tmp_path / "unused.wav")
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    out = FfmpegMuxer(MuxConfig(effort=Effort.low)).mux(media, dub, srt, tmp_path / "o.mp4", ctx)
+
+    _, frames, width, height = frames_and_size(source)
+    notes = [n for n in ctx.notes if "re-encoded to H.264" in n]
+    if reencoded:
+        assert frames_and_size(out) == ("h264", frames, width + width % 2, height + height % 2)
+        assert notes == [f"mux: the input's video ({codec}) has no place in MP4 as it is; "
+                         f"re-encoded to H.264 (libx264, CRF 20, preset veryfast)"]
+    else:
+        assert frames_and_size(out) == ("av1", frames, width, height) and not notes
+        with av.open(str(source)) as a, av.open(str(out)) as b:
+            assert [bytes(p) for p in a.demux(a.streams.video[0]) if p.size] == \
+                [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
