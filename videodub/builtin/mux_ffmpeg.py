@@ -101,23 +101,26 @@ class FfmpegMuxer:
                 "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
 
     @staticmethod
-    def _copy_or_aac(codec: str | None) -> str:
-        return "copy" if codec in MP4_AUDIO else "aac"
+    def _copy_or_aac(track: dict) -> str:
+        """Copied when MP4 carries the track as it is; MP3 below 16 kHz (MPEG-2.5: a phone
+        recording) it does not."""
+        if track["codec"] == "mp3" and (track.get("sample_rate") or 0) < 16000:
+            return "aac"
+        return "copy" if track["codec"] in MP4_AUDIO else "aac"
 
-    def _other_tracks(self, media: MediaInfo, audio_out: int,
+    def _other_tracks(self, media: MediaInfo, streams: list[dict], audio_out: int,
                       ctx: JobContext) -> tuple[list[str], list[str]]:
         """The ``-map`` arguments of the input's audio tracks besides the dubbed one, and of
         its text subtitles: after ours, their own tags kept, none of them the default."""
         if not self.options.keep_other_tracks:
             return [], []
-        streams = probe(media.path)["streams"]
         audio = [s for s in streams if s["type"] == "audio"]
         subtitles = [s for s in streams if s["type"] == "subtitle"]
         audio_args: list[str] = []
         for i, track in enumerate(audio):
             if i != media.audio_stream:
                 audio_args += ["-map", f"0:a:{i}", f"-c:a:{audio_out}",
-                               self._copy_or_aac(track["codec"]),
+                               self._copy_or_aac(track),
                                f"-disposition:a:{audio_out}", "0"]
                 audio_out += 1
         subtitle_args: list[str] = []
@@ -150,15 +153,17 @@ class FfmpegMuxer:
         args += ["-map", "1:a:0", *dub_codec, "-aac_coder", coder,
                  "-metadata:s:a:0", f"language={lang3(ctx.target_lang)}",
                  "-metadata:s:a:0", f"title=Dub ({ctx.target_lang})", "-disposition:a:0", "default"]
+        streams = probe(media.path)["streams"]
+        audio = [s for s in streams if s["type"] == "audio"]
         audio_out = 1
         if self.options.keep_original_audio:
             args += ["-map", f"0:a:{media.audio_stream}",
-                     f"-c:a:{audio_out}", self._copy_or_aac(media.audio_codec),
+                     f"-c:a:{audio_out}", self._copy_or_aac(audio[media.audio_stream]),
                      f"-metadata:s:a:{audio_out}", f"language={lang3(ctx.source_lang)}",
                      f"-metadata:s:a:{audio_out}", "title=Original",
                      f"-disposition:a:{audio_out}", "0"]
             audio_out += 1
-        other_audio, other_subtitles = self._other_tracks(media, audio_out, ctx)
+        other_audio, other_subtitles = self._other_tracks(media, streams, audio_out, ctx)
         args += [*other_audio, "-map", "2:s:0", "-c:s:0", "mov_text",
                  "-metadata:s:s:0", f"language={lang3(ctx.target_lang)}",
                  "-metadata:s:s:0", f"title={ctx.target_lang}", "-disposition:s:0", "default",

@@ -216,3 +216,24 @@ def test_a_video_mp4_cannot_carry_is_re_encoded_to_h264_and_one_it_can_is_copied
         with av.open(str(source)) as a, av.open(str(out)) as b:
             assert [bytes(p) for p in a.demux(a.streams.video[0]) if p.size] == \
                 [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
+
+
+@pytest.mark.parametrize("rate, original", [(8000, "aac"), (44100, "mp3")])
+def test_an_mp3_original_is_copied_unless_mp4_cannot_carry_its_rate(inputs, tmp_path, rate,
+                                                                    original):
+    """MP4 carries MP3 from 16 kHz: a phone recording's 8 kHz MP3 (MPEG-2.5) is re-encoded
+    to AAC for the original track instead of failing the mux."""
+    _, dub, srt = inputs
+    source = tmp_path / "call.mp3"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:sample_rate={rate}:duration=3", "-c:a", "libmp3lame",
+                    str(source)], check=True, capture_output=True, timeout=120)
+    info = probe(source)
+    media = MediaInfo(path=source, duration=info["duration"], has_video=False, audio_streams=1,
+                      audio_codec="mp3", video_codec=None, speech_audio=tmp_path / "u16k.wav",
+                      full_audio=tmp_path / "u.wav")
+    out = FfmpegMuxer(MuxConfig()).mux(media, dub, srt, tmp_path / "call.es.mp4",
+                                       JobContext(tmp_path / "run", "es", "en"))
+    with av.open(str(out)) as container:
+        codecs = [s.codec_context.codec.canonical_name for s in container.streams.audio]
+    assert codecs == ["aac", original]
