@@ -210,7 +210,7 @@ def test_a_video_mp4_cannot_carry_is_re_encoded_to_h264_and_one_it_can_is_copied
     if reencoded:
         assert frames_and_size(out) == ("h264", frames, width + width % 2, height + height % 2)
         assert notes == [f"mux: the input's video ({codec}) has no place in MP4 as it is; "
-                         f"re-encoded to H.264 (libx264, CRF 20, preset veryfast)"]
+                         f"re-encoded to H.264 (libx264, CRF 20, preset superfast)"]
     else:
         assert frames_and_size(out) == ("av1", frames, width, height) and not notes
         with av.open(str(source)) as a, av.open(str(out)) as b:
