@@ -137,6 +137,22 @@ _TEMP = re.compile(r"^\..+\.(?:(\d+)-([0-9a-f]{6})-)?[A-Za-z0-9_]+\.part(\.[^.]+
 STALE_AFTER_S = 6 * 3600
 
 
+# The longest file name most filesystems take (bytes), and the random characters mkstemp adds.
+NAME_MAX = 255
+_MKSTEMP_CHARS = 8
+
+
+def fit_bytes(name: str, limit: int) -> str:
+    """``name`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    data = name.encode("utf-8", "surrogateescape")
+    if len(data) <= limit:
+        return name
+    end = limit
+    while end > 0 and data[end] & 0xC0 == 0x80:  # a continuation byte: back to the start
+        end -= 1
+    return data[:end].decode("utf-8", "surrogateescape")
+
+
 @cache
 def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
@@ -199,10 +215,13 @@ def full_folder(folders: list[Path | None]) -> Path | None:
 
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; rename it into place only on success."""
+    """Yield a temporary path next to ``final``; rename it into place only on success. The
+    temporary name holds as much of ``final``'s as fits in a file name."""
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.{os.getpid()}-{_host_tag()}-",
-                               suffix=f".part{final.suffix}", dir=final.parent)
+    tag, suffix = f".{os.getpid()}-{_host_tag()}-", f".part{final.suffix}"
+    room = NAME_MAX - 1 - len(tag) - _MKSTEMP_CHARS - len(suffix.encode())
+    fd, tmp = tempfile.mkstemp(prefix=f".{fit_bytes(final.stem, room)}{tag}", suffix=suffix,
+                               dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

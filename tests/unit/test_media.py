@@ -17,10 +17,12 @@ import pytest
 
 from videodub.errors import Cancelled, VideodubError
 from videodub.media import (
+    NAME_MAX,
     STALE_AFTER_S,
     atomic_path,
     decode_check,
     ffmpeg_exe,
+    fit_bytes,
     probe,
     remove_stale_temporaries,
     run_ffmpeg,
@@ -61,6 +63,25 @@ def test_atomic_path_puts_the_file_in_place_only_at_the_end(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(final.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+@pytest.mark.parametrize("name, limit, fitted", [
+    ("talk", 10, "talk"), ("abcdef", 3, "abc"), ("日本語", 9, "日本語"), ("日本語", 8, "日本"),
+    ("日本語", 7, "日本"), ("ñandú", 2, "ñ"), ("ñandú", 1, ""),
+])
+def test_fit_bytes_cuts_utf8_between_characters(name, limit, fitted):
+    assert fit_bytes(name, limit) == fitted
+
+
+def test_atomic_path_takes_a_final_name_of_the_longest_length(tmp_path):
+    """A name of 255 bytes (the most a name may have) still gets a temporary name beside it:
+    the temporary one holds what fits of it."""
+    final = tmp_path / ("長" * 80 + "x" * 8 + ".en.mp4")
+    assert len(final.name.encode()) == NAME_MAX
+    with atomic_path(final) as tmp:
+        assert len(tmp.name.encode()) <= NAME_MAX and tmp.name.startswith(".長長")
+        tmp.write_text("whole")
+    assert final.read_text() == "whole" and listing(tmp_path) == [final.name]
 
 
 def test_a_write_that_fails_midway_keeps_the_old_file_and_no_temporary_one(tmp_path):

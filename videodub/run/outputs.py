@@ -10,17 +10,23 @@ from pathlib import Path
 from typing import Any
 
 from videodub.inputs import input_stem
-from videodub.media import write_json_atomic
+from videodub.media import NAME_MAX, fit_bytes, write_json_atomic
 from videodub.model import Segment
 from videodub.subtitles import write_srt
 
 
+# Bytes of a file name kept for what follows the input's stem (``.source.srt``, ``.pt-br.mp4``).
+SUFFIX_ROOM = 24
+
+
 class Outputs:
-    """``<stem>.<lang>.srt`` for both languages, ``segments.json``, and the dubbed video's name."""
+    """``<stem>.<lang>.srt`` for both languages, ``segments.json``, and the dubbed video's name.
+    A stem too long for a file name once a suffix follows it is cut (the input's own name can
+    take all 255 bytes a name may have)."""
 
     def __init__(self, run_dir: Path, input_path: str, keep_work: bool) -> None:
         self.run_dir = run_dir
-        self.stem = input_stem(input_path)
+        self.stem = fit_bytes(input_stem(input_path), NAME_MAX - SUFFIX_ROOM)
         self.keep_work = keep_work
         self.paths: dict[str, Path] = {}
 

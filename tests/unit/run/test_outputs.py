@@ -36,6 +36,21 @@ def test_names_follow_the_input_stem_and_the_languages(tmp_path):
                                "target_srt": "talk.final.es.srt"}
 
 
+def test_an_input_name_as_long_as_a_name_may_be_gives_outputs_that_fit(tmp_path):
+    """The input's name can take all 255 bytes: its stem is cut (between characters) so
+    that ``<stem>.<lang>.mp4`` and the transcript's ``.source.srt`` still fit."""
+    stem = "ñ日本 talk " + "長" * 80  # 254 bytes
+    outputs = Outputs(tmp_path / "run", f"/videos/{stem}.m", keep_work=False)
+    video = outputs.video_path("pt-br")
+    assert len(video.name.encode()) <= 255 and video.name.startswith("ñ日本 talk 長長")
+    assert video.name.endswith("長.pt-br.mp4")
+    segs = segments(tmp_path / "work", tmp_path / "cache")
+    outputs.write_source_srt(segs, "en")
+    outputs.write_target_srt(segs, "en")  # same language, new text: a .source.srt too
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert len(names) == 2 and all(len(n.encode()) <= 255 for n in names), names
+
+
 def test_a_same_language_dub_with_new_text_keeps_the_transcript_apart(tmp_path):
     outputs = Outputs(tmp_path, "talk.mp4", keep_work=False)
     segs = [Segment(0, 0.5, 1.5, "Um, hello there.", "Hello there.")]
