@@ -154,3 +154,20 @@ def test_a_404_on_the_command_line_is_one_error_line(site, tmp_path):
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert errors == [f"error: {url} was not found (HTTP 404)"], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+def test_the_audio_track_choice_reaches_the_ingester_that_reads_the_download(multitrack_talk,
+                                                                             tmp_path):
+    """``ingest.audio_track`` is passed on to ``ingest.local_ingest``: a film fetched by URL
+    is dubbed from the track asked for."""
+    import shutil
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    shutil.copyfile(multitrack_talk, folder / "film.mkv")
+    with serve(folder) as server:
+        stage = ingester(audio_track="eng")
+        ctx = context(tmp_path, server.url("film.mkv"))
+        stage.check(ctx)
+        media = stage.ingest(tmp_path / "ignored", ctx)
+    assert (media.audio_stream, media.audio_streams) == (1, 2)
