@@ -20,6 +20,7 @@ from videodub.errors import VideodubError
 from videodub.languages import check_language
 from videodub.model import STAGES
 from videodub.providers.usage import Price, default_prices
+from videodub.subtitles import SubtitleLayout
 
 
 class Effort(str, Enum):
@@ -235,6 +236,7 @@ class VideodubConfig:
     prices: Dict[str, Price] = field(default_factory=default_prices)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
+    subtitles: SubtitleLayout = field(default_factory=SubtitleLayout)
     ingest: Any = MISSING
     transcribe: Any = MISSING
     translate: Any = MISSING
@@ -289,6 +291,7 @@ class JobConfig:
     cache_max_gb: float = 20.0
     cache_max_age_days: float = 30.0
     perf: PerfConfig = field(default_factory=PerfConfig)
+    subtitles: SubtitleLayout = field(default_factory=SubtitleLayout)
 
     def __post_init__(self) -> None:
         if self.cache_max_gb < 0 or self.cache_max_age_days < 0:
@@ -308,6 +311,8 @@ def validate(cfg: DictConfig) -> JobConfig:
         runner = OmegaConf.to_object(cfg.runner)
         prices = OmegaConf.to_object(cfg.prices) if "prices" in cfg else default_prices()
         perf = OmegaConf.to_object(cfg.perf) if "perf" in cfg else PerfConfig()
+        subtitles = (OmegaConf.to_object(cfg.subtitles) if "subtitles" in cfg
+                     else SubtitleLayout())
     except OmegaConfBaseException as exc:
         raise VideodubError(one_line(exc)) from exc
     except ValueError as exc:
@@ -328,7 +333,7 @@ def validate(cfg: DictConfig) -> JobConfig:
         input=os.path.expanduser(str(cfg.input)), target_lang=target, source_lang=source,
         profile_name=str(cfg.profile_name), verbose=bool(cfg.verbose), cache=bool(cfg.cache),
         cache_dir=str(cfg.cache_dir), keep_work=bool(cfg.keep_work), runner=runner, stages=stages,
-        dry_run=bool(cfg.get("dry_run", False)), prices=prices, perf=perf,
+        dry_run=bool(cfg.get("dry_run", False)), prices=prices, perf=perf, subtitles=subtitles,
         cache_max_gb=float(cfg.get("cache_max_gb", 20.0)),
         cache_max_age_days=float(cfg.get("cache_max_age_days", 30.0)))
 

@@ -1,8 +1,13 @@
-"""Reading and writing subtitle files (SRT via ``srt``, WebVTT via ``webvtt-py``)."""
+"""Reading and writing subtitle files (SRT via ``srt``, WebVTT via ``webvtt-py``), and the
+layout of a cue: lines of a readable length, at most two of them, a long line split into
+several cues timed by their share of its text."""
 
 from __future__ import annotations
 
 import logging
+import math
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -74,13 +79,123 @@ def _vtt_seconds(stamp: str) -> float:
     return h * 3600 + m * 60 + s
 
 
-def write_srt(segments: list[Segment], path: Path, target: bool) -> Path:
+@dataclass
+class SubtitleLayout:
+    """How cues are laid out (``subtitles.*``): the common broadcast and streaming rules."""
+
+    # Longest line, in columns: a wide character (Chinese, Japanese, Korean) takes two; 0
+    # leaves each line's text on one line, as before.
+    max_line_chars: int = 42
+    # Lines a cue shows at once; a line of the dub that needs more becomes several cues.
+    max_lines: int = 2
+
+    def __post_init__(self) -> None:
+        if self.max_line_chars < 0 or self.max_lines < 1:
+            raise ValueError(f"subtitles: max_line_chars must be >= 0 and max_lines >= 1, got "
+                             f"{self.max_line_chars} and {self.max_lines}")
+
+
+# Punctuation that ends a clause: a cue preferably ends after one.
+_CLAUSE_END = re.compile(r"[.!?;:,、。，！？؟،।]$")
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _tokens(text: str) -> tuple[list[str], str]:
+    """Words and the glue between them; text written without spaces (Chinese, Japanese) is
+    broken between characters."""
+    words = text.split()
+    if len(words) > 1 or _width(text) <= len(text):
+        return words, " "
+    return list(text), ""
+
+
+def _wrap(tokens: list[str], glue: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for token in tokens:
+        if lines and _width(lines[-1] + glue + token) <= width:
+            lines[-1] += glue + token
+        else:
+            lines.append(token)
+    return lines
+
+
+def _balanced(tokens: list[str], glue: str, width: int, most: int) -> list[str] | None:
+    """The lines of ``tokens`` in at most ``most`` lines of ``width``, as even as they can
+    be (the narrowest width that still takes ``most`` lines); None when they do not fit."""
+    whole = _width(glue.join(tokens))
+    if whole <= width:
+        return [glue.join(tokens)]  # a line that fits stays one line
+    for narrow in range(min(width, math.ceil(whole / most)), width + 1):
+        lines = _wrap(tokens, glue, narrow)
+        if len(lines) <= most and all(_width(x) <= narrow for x in lines):
+            return lines
+    lines = _wrap(tokens, glue, width)  # a word wider than a line: it stands alone
+    return lines if len(lines) <= most else None
+
+
+def layout_cue(text: str, layout: SubtitleLayout) -> list[str]:
+    """``text`` as the content of one or more cues: lines of ``max_line_chars`` at most,
+    ``max_lines`` a cue, as few cues as fit, ending after a clause where one ends within half
+    a cue of the even point (else as even as they can be)."""
+    text = " ".join(text.split())
+    if not layout.max_line_chars or not text:
+        return [text]
+    tokens, glue = _tokens(text)
+    width, most = layout.max_line_chars, layout.max_lines
+    for count in range(max(1, math.ceil(_width(text) / (width * most))), len(tokens) + 1):
+        for leeway in (0.5, 0.0):
+            laid = [_balanced(c, glue, width, most) for c in _chunks(tokens, glue, count, leeway)]
+            if all(x is not None for x in laid):
+                return ["\n".join(x) for x in laid if x]
+    return [text]  # not reached: one token a cue always fits
+
+
+def _chunks(tokens: list[str], glue: str, count: int, leeway: float) -> list[list[str]]:
+    """``tokens`` in ``count`` runs of about equal width; each cut moves to a clause's end
+    within ``leeway`` of a run of the even point."""
+    if count == 1:
+        return [tokens]
+    ends, total = [], 0
+    for token in tokens:
+        total += _width(token) + len(glue)
+        ends.append(total)
+    run = total / count
+    cuts, start = [], 0
+    for k in range(1, count):
+        goal = run * k
+        candidates = range(start + 1, len(tokens) - (count - k) + 1)
+        if not candidates:
+            break
+        best = min(candidates, key=lambda i: abs(ends[i - 1] - goal))
+        clause = [i for i in candidates if _CLAUSE_END.search(tokens[i - 1])
+                  and abs(ends[i - 1] - goal) <= run * leeway]
+        cut = min(clause, key=lambda i: abs(ends[i - 1] - goal)) if clause else best
+        cuts.append(cut)
+        start = cut
+    bounds = [0, *cuts, len(tokens)]
+    return [tokens[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def write_srt(segments: list[Segment], path: Path, target: bool,
+              layout: SubtitleLayout | None = None) -> Path:
+    """The source or target text of ``segments`` as SRT, each laid out by ``layout``: a
+    line split into several cues shares its time between them by their share of its text."""
+    layout = layout or SubtitleLayout()
     subs = []
-    for i, seg in enumerate(segments, start=1):
+    for seg in segments:
         text = (seg.target_text if target else seg.source_text) or ""
         if not text.strip():
             continue
-        subs.append(srt.Subtitle(index=i, start=timedelta(seconds=seg.start),
-                                 end=timedelta(seconds=max(seg.end, seg.start + 0.01)),
-                                 content=text.strip()))
+        end = max(seg.end, seg.start + 0.01)
+        cues = layout_cue(text, layout)
+        weights = [_width(c.replace("\n", "")) for c in cues]
+        at = seg.start
+        for cue, weight in zip(cues, weights):
+            until = at + (end - seg.start) * weight / sum(weights)
+            subs.append(srt.Subtitle(index=0, start=timedelta(seconds=at),
+                                     end=timedelta(seconds=until), content=cue))
+            at = until
     return write_text_atomic(path, srt.compose(subs, reindex=True))

@@ -146,7 +146,13 @@ def test_subtitle_files(spanish_dub, talk):
     assert len(english) == len(talk.script)
     for cue, line in zip(english, talk.script):
         assert word_overlap(line.text, cue.content) >= MIN_WORD_OVERLAP, (line.text, cue.content)
-    assert [c.content for c in spanish] == [line.translation for line in talk.script]
+    # Each line whole, on at most two lines of at most 42 columns (subtitles.*).
+    assert [" ".join(c.content.split("\n")) for c in spanish] == [
+        line.translation for line in talk.script]
+    assert any("\n" in c.content for c in spanish)
+    for cue in [*english, *spanish]:
+        lines = cue.content.split("\n")
+        assert len(lines) <= 2 and all(len(x) <= 42 for x in lines), cue.content
     for cue, line in zip(spanish, talk.script):
         # Each cue is timed on the speech it translates.
         assert cue.start.total_seconds() < line.end and cue.end.total_seconds() > line.start

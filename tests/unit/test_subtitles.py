@@ -8,7 +8,7 @@ import pytest
 
 from videodub.errors import VideodubError
 from videodub.model import Segment
-from videodub.subtitles import Cue, read_cues, write_srt
+from videodub.subtitles import Cue, SubtitleLayout, layout_cue, read_cues, write_srt
 
 SRT = """\
 1
@@ -140,3 +140,76 @@ def test_bytes_in_no_encoding_ask_for_utf8(tmp_path):
 
     with pytest.raises(VideodubError, match=r"noise.srt: .*save it as UTF-8"):
         read_cues(path)
+
+
+# -- layout -------------------------------------------------------------------------------
+
+LONG = ("And so, my fellow Americans, ask not what your country can do for you; ask what you "
+        "can do for your country.")
+
+
+def widths(cue: str) -> list[int]:
+    from videodub.subtitles import _width
+
+    return [_width(line) for line in cue.split("\n")]
+
+
+def test_a_line_that_fits_stays_one_line_and_a_longer_one_becomes_two_even_lines():
+    assert layout_cue("Short line.", SubtitleLayout()) == ["Short line."]
+    assert layout_cue("  Short\n  line. ", SubtitleLayout()) == ["Short line."]
+    (cue,) = layout_cue("Welcome to this short talk about making videos for everyone.",
+                        SubtitleLayout())
+    assert cue == "Welcome to this short talk about\nmaking videos for everyone."
+    assert max(widths(cue)) <= 42
+
+
+def test_a_line_too_long_for_one_cue_becomes_even_cues_ending_after_a_clause():
+    cues = layout_cue(LONG, SubtitleLayout())
+    assert len(cues) == 2
+    assert cues[0].endswith("for you;") and cues[1].startswith("ask what you")
+    assert all(len(c.split("\n")) <= 2 and max(widths(c)) <= 42 for c in cues)
+    assert " ".join(" ".join(c.split("\n")) for c in cues) == LONG
+    three = layout_cue(LONG, SubtitleLayout(max_line_chars=20, max_lines=1))
+    assert all("\n" not in c and widths(c)[0] <= 20 for c in three)
+    assert " ".join(three) == LONG
+
+
+def test_wide_characters_count_two_columns_and_unspaced_text_breaks_between_them():
+    text = "今日は三つの簡単なアイデアを見ていきましょう。それから字幕の話をします。"  # 36 wide
+    cues = layout_cue(text, SubtitleLayout())
+    assert all(max(widths(c)) <= 42 and len(c.split("\n")) <= 2 for c in cues)
+    assert "".join(c.replace("\n", "") for c in cues) == text
+    assert len(cues) == 1 and len(cues[0].split("\n")) == 2  # 72 columns: two lines
+
+
+def test_no_wrapping_and_a_word_wider_than_a_line():
+    assert layout_cue(LONG, SubtitleLayout(max_line_chars=0)) == [LONG]
+    word = "Donaudampfschifffahrtsgesellschaftskapitänsmützen"
+    assert layout_cue(f"{word} und so weiter", SubtitleLayout()) == [f"{word}\nund so weiter"]
+
+
+def test_a_split_line_shares_its_time_by_text_and_keeps_its_span(tmp_path):
+    segs = [Segment(0, 1.0, 9.0, LONG, LONG), Segment(1, 9.5, 10.5, "Thanks.", "Gracias.")]
+    cues = read_cues_raw(write_srt(segs, tmp_path / "x.srt", target=True))
+    assert [c.index for c in cues] == [1, 2, 3]
+    first, second, third = cues
+    assert first.start.total_seconds() == 1.0 and second.end.total_seconds() == 9.0
+    assert first.end == second.start
+    chars = [len(c.content.replace("\n", "")) for c in (first, second)]
+    share = chars[0] / sum(chars)
+    assert first.end.total_seconds() == pytest.approx(1.0 + 8.0 * share, abs=0.002)
+    assert (third.start.total_seconds(), third.end.total_seconds(), third.content) == (
+        9.5, 10.5, "Gracias.")
+
+
+def test_the_layout_keys_are_checked():
+    with pytest.raises(ValueError, match="max_lines >= 1"):
+        SubtitleLayout(max_lines=0)
+    with pytest.raises(ValueError, match="max_line_chars must be >= 0"):
+        SubtitleLayout(max_line_chars=-1)
+
+
+def read_cues_raw(path):
+    import srt as srt_lib
+
+    return list(srt_lib.parse(path.read_text(encoding="utf-8")))

@@ -12,7 +12,7 @@ from typing import Any
 from videodub.inputs import input_stem
 from videodub.media import NAME_MAX, fit_bytes, write_json_atomic
 from videodub.model import Segment
-from videodub.subtitles import write_srt
+from videodub.subtitles import SubtitleLayout, write_srt
 
 
 # Bytes of a file name kept for what follows the input's stem (``.source.srt``, ``.pt-br.mp4``).
@@ -24,8 +24,10 @@ class Outputs:
     A stem too long for a file name once a suffix follows it is cut (the input's own name can
     take all 255 bytes a name may have)."""
 
-    def __init__(self, run_dir: Path, input_path: str, keep_work: bool) -> None:
+    def __init__(self, run_dir: Path, input_path: str, keep_work: bool,
+                 layout: SubtitleLayout | None = None) -> None:
         self.run_dir = run_dir
+        self.layout = layout
         self.stem = fit_bytes(input_stem(input_path), NAME_MAX - SUFFIX_ROOM)
         self.keep_work = keep_work
         self.paths: dict[str, Path] = {}
@@ -34,7 +36,8 @@ class Outputs:
         return self.run_dir / f"{self.stem}.{target_lang}.mp4"
 
     def write_source_srt(self, segments: list[Segment], source_lang: str | None) -> Path:
-        path = write_srt(segments, self.run_dir / f"{self.stem}.{source_lang}.srt", target=False)
+        path = write_srt(segments, self.run_dir / f"{self.stem}.{source_lang}.srt", target=False,
+                         layout=self.layout)
         self.paths["source_srt"] = path
         return path
 
@@ -44,7 +47,8 @@ class Outputs:
                 s.source_text != s.target_text for s in segments):
             # Same language, different text: keep the transcript under its own name.
             self.paths["source_srt"] = target.replace(target.with_suffix(".source.srt"))
-        path = self.paths["target_srt"] = write_srt(segments, target, target=True)
+        path = self.paths["target_srt"] = write_srt(segments, target, target=True,
+                                                    layout=self.layout)
         return path
 
     def write_segments(self, segments: list[Segment], source_lang: str | None, target_lang: str,
