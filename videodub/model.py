@@ -109,9 +109,10 @@ class JobContext:
         self.media: MediaInfo | None = None
         # Set before any stage runs; ingest's check() fills in the duration from a probe.
         self.input_path: Path | None = None
-        # The input exactly as given (a URL stays a URL; a Path would fold its "//").
-        self.input: str | None = None
+        self.input: str | None = None  # as given (a URL stays one: a Path folds its "//")
         self.input_duration: float | None = None
+        # A name for the outputs better than the input's (a download's title), set by ingest.
+        self.output_name: str | None = None
         self.notes: list[str] = []  # warnings worth showing in the report
         # A progress line worth showing live (a download's share); the runner shows it.
         self.progress: Callable[[str], None] = lambda text: None
@@ -119,8 +120,7 @@ class JobContext:
         self.speech_started: Callable[[MediaInfo], None] = lambda media: None
         # What a later step measures (the mixer's dub-only track, or its ``speech_levels``).
         self.artifacts: dict[str, Any] = {}
-        # Characters per second of the job's TTS voice at its natural rate, once measured.
-        self.speaking_rate: float | None = None
+        self.speaking_rate: float | None = None  # the TTS voice's natural characters/s, measured
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from helpers_http import closed_port, serve
+from yt_dlp.utils import sanitize_filename
 
 from videodub.errors import VideodubError
 from videodub.model import JobContext, JobScope
@@ -22,6 +23,9 @@ def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("site")
     make_talk(folder / "short.mp4", ENGLISH_TALK[:2], pause=0.8)
     (folder / "page.html").write_text("<html><body><p>No video here.</p></body></html>")
+    (folder / "talk.html").write_text("<html><head><title>A Short Talk: Part 1/2</title></head>"
+                                      "<body><video src=\"short.mp4\" controls></video></body>"
+                                      "</html>")
     with serve(folder) as server:
         yield server
 
@@ -126,7 +130,9 @@ def test_a_local_path_goes_to_the_local_ingester(tmp_path):
 
 @pytest.mark.slow
 def test_a_localhost_url_dubs_end_to_end_from_the_command_line(site, tmp_path):
-    url = site.url("short.mp4")
+    """A page that embeds the video, linked as people share links (a query with ``?`` and
+    ``&``, typed unquoted): the dub is named after the page's title, not the URL's ``talk``."""
+    url = site.url("talk.html") + "?v=short&t=0"
     run = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, "-m", "videodub", f"input={url}", "target_lang=en", "profile=speed",
@@ -136,11 +142,14 @@ def test_a_localhost_url_dubs_end_to_end_from_the_command_line(site, tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert report["status"] == "ok"
     assert report["job"]["implementations"]["ingest"] == "url"
-    assert report["job"]["url"] == url and report["job"]["title"] == "short"
+    assert report["job"]["url"] == url and report["job"]["title"].startswith("A Short Talk: ")
     assert report["job"]["segments"]["target"] == 2
-    assert proc.stdout.strip().splitlines()[-1] == str(run / "short.en.mp4")
+    video = run / f"{sanitize_filename(report['job']['title'])}.en.mp4"
+    assert video.name.startswith("A Short Talk") and "/" not in video.name
+    assert proc.stdout.strip().splitlines()[-1] == str(video)
     assert f"[ingest] downloaded {url}" in proc.stdout + proc.stderr  # progress is shown
-    assert (run / "short.en.mp4").stat().st_size > 0
+    assert video.stat().st_size > 0
+    assert sorted(p.name for p in run.glob("*.srt")) == [f"{video.stem}.srt"]
 
 
 @pytest.mark.slow

@@ -225,6 +225,10 @@ class UrlIngester:
         if not is_url(url):
             return self.local.ingest(input_path, ctx)
         path, record = self.download(url, ctx)
+        if record.get("title"):
+            from yt_dlp.utils import sanitize_filename
+
+            ctx.output_name = sanitize_filename(record["title"])  # not the URL's "watch"
         media = self.local.ingest(path, ctx)
         media.extra.update({"url": url, "title": record.get("title")})
         return media

@@ -6,15 +6,18 @@ crash leaves a file whole or not at all.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from videodub.inputs import input_stem
 from videodub.media import NAME_MAX, fit_bytes, write_json_atomic
-from videodub.model import Segment
+from videodub.model import JobContext, Segment
 from videodub.subtitles import SubtitleLayout, write_srt
 
 
+# What a file name cannot hold (or should not: control characters).
+_UNSAFE = re.compile(r"[\x00-\x1f/\\]")
 # Bytes of a file name kept for what follows the input's stem (``.source.srt``, ``.pt-br.mp4``).
 SUFFIX_ROOM = 24
 
@@ -25,12 +28,24 @@ class Outputs:
     take all 255 bytes a name may have)."""
 
     def __init__(self, run_dir: Path, input_path: str, keep_work: bool,
-                 layout: SubtitleLayout | None = None) -> None:
+                 layout: SubtitleLayout | None = None, ctx: JobContext | None = None) -> None:
         self.run_dir = run_dir
+        self.input_path = input_path
         self.layout = layout
-        self.stem = fit_bytes(input_stem(input_path), NAME_MAX - SUFFIX_ROOM)
+        self.ctx = ctx
+        self._stem: str | None = None
         self.keep_work = keep_work
         self.paths: dict[str, Path] = {}
+
+    @property
+    def stem(self) -> str:
+        """The outputs' common name: the one an ingester gave (``JobContext.output_name``,
+        read at the first output), else the input's; fixed once an output has it."""
+        if self._stem is None:
+            given = self.ctx.output_name if self.ctx is not None else None
+            given = _UNSAFE.sub("_", given or "").strip(" .")
+            self._stem = fit_bytes(given or input_stem(self.input_path), NAME_MAX - SUFFIX_ROOM)
+        return self._stem
 
     def video_path(self, target_lang: str) -> Path:
         return self.run_dir / f"{self.stem}.{target_lang}.mp4"

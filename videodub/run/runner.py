@@ -192,7 +192,7 @@ class Runner:
         lease = JobLease(cache.root).__enter__()
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
-        outputs = Outputs(self.run_dir, job.input, job.keep_work, job.subtitles)
+        outputs = Outputs(self.run_dir, job.input, job.keep_work, job.subtitles, ctx)
         monitor = self.monitor = ProcessMonitor(list(self.stats.values()),
                                                 children=ctx.child_pids)
         display = self.display = make_display(

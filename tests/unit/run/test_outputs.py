@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from videodub.model import Segment
+from videodub.model import JobContext, Segment
 from videodub.run.outputs import Outputs
 from videodub.subtitles import read_cues
 
@@ -49,6 +49,20 @@ def test_an_input_name_as_long_as_a_name_may_be_gives_outputs_that_fit(tmp_path)
     outputs.write_target_srt(segs, "en")  # same language, new text: a .source.srt too
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert len(names) == 2 and all(len(n.encode()) <= 255 for n in names), names
+
+
+def test_outputs_take_the_name_an_ingester_gives_once_and_for_good(tmp_path):
+    """A downloaded video's title names the outputs (the URL's last part may be ``watch``);
+    what a file name cannot hold is replaced, and the name is fixed at the first output."""
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    outputs = Outputs(tmp_path / "run", "https://example.org/watch?v=1", False, ctx=ctx)
+    ctx.output_name = " Talk: part 1/2\x07. "
+    assert outputs.video_path("es").name == "Talk: part 1_2_.es.mp4"
+    ctx.output_name = "Another"
+    assert outputs.stem == "Talk: part 1_2_"
+    bare = Outputs(tmp_path / "run", "https://example.org/watch?v=1", False,
+                   ctx=JobContext(tmp_path / "run", "es", "en"))
+    assert bare.video_path("es").name == "watch.es.mp4"
 
 
 def test_a_same_language_dub_with_new_text_keeps_the_transcript_apart(tmp_path):
