@@ -118,7 +118,7 @@ class JobContext:
         self.progress: Callable[[str], None] = lambda text: None
         # Ingest hands on its speech while still extracting it (``ReadsGrowingSpeech``).
         self.speech_started: Callable[[MediaInfo], None] = lambda media: None
-        # What a later step measures (the mixer's dub-only track, or its ``speech_levels``).
+        # What a step hands a later one: the mixer's dub-only track, the transcript's SRT ...
         self.artifacts: dict[str, Any] = {}
         self.speaking_rate: float | None = None  # the TTS voice's natural characters/s, measured
         self._procs: set[subprocess.Popen] = set()

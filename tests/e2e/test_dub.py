@@ -124,8 +124,16 @@ def test_audio_and_subtitle_tracks(spanish_dub, talk):
         assert dub.disposition & av.stream.Disposition.default
         assert original.metadata.get("language") == "eng"
         assert not original.disposition & av.stream.Disposition.default
-        assert [s.codec_context.name for s in subtitles] == ["mov_text"]
-        assert subtitles[0].metadata.get("language") == "spa"
+        # The dub's subtitles shown by default, the transcript's as a second track.
+        assert [s.codec_context.name for s in subtitles] == ["mov_text", "mov_text"]
+        assert [s.metadata.get("language") for s in subtitles] == ["spa", "eng"]
+        assert [bool(s.disposition & av.stream.Disposition.default) for s in subtitles] == [
+            True, False]
+        packets = [p for p in container.demux(*subtitles) if p.size > 2]
+        cues = [sum(1 for p in packets if p.stream.index == s.index) for s in subtitles]
+    stem = talk.path.stem
+    assert cues == [len(read_srt(spanish_dub.run_dir / f"{stem}.{lang}.srt"))
+                    for lang in ("es", "en")]
     dub_seconds = len(decode_audio(spanish_dub.video, 0)) / 16000
     input_seconds = len(decode_audio(talk.path, 0)) / 16000
     assert dub_seconds == pytest.approx(input_seconds, abs=0.15)

@@ -43,6 +43,9 @@ class FfmpegMuxOptions:
     # Carry the input's other audio tracks (those not dubbed) and its text subtitle tracks
     # after ours, with their language tags.
     keep_other_tracks: bool = True
+    # Add the transcript (the source language's subtitles) as a second subtitle track, when
+    # the dub is into another language or its text differs.
+    source_subtitles: bool = True
     # ffmpeg's AAC coder: fast, or twoloop (better at the same bitrate, about twice the CPU;
     # docs/benchmarks.md measures both); empty is fast.
     aac_coder: str = "fast"
@@ -110,8 +113,17 @@ class FfmpegMuxer:
             return "aac"
         return "copy" if track["codec"] in MP4_AUDIO else "aac"
 
+    @staticmethod
+    def _source_subtitles(source: Path | None, ctx: JobContext) -> list[str]:
+        """The transcript as the second subtitle track (input 3), not shown by default."""
+        if source is None:
+            return []
+        return ["-map", "3:s:0", "-c:s:1", "mov_text",
+                "-metadata:s:s:1", f"language={lang3(ctx.source_lang)}",
+                "-metadata:s:s:1", f"title={ctx.source_lang} (original)", "-disposition:s:1", "0"]
+
     def _other_tracks(self, media: MediaInfo, streams: list[dict], audio_out: int,
-                      ctx: JobContext) -> tuple[list[str], list[str]]:
+                      ctx: JobContext, subtitle_out: int = 1) -> tuple[list[str], list[str]]:
         """The ``-map`` arguments of the input's audio tracks besides the dubbed one, and of
         its text subtitles: after ours, their own tags kept, none of them the default."""
         if not self.options.keep_other_tracks:
@@ -126,7 +138,6 @@ class FfmpegMuxer:
                                f"-disposition:a:{audio_out}", "0"]
                 audio_out += 1
         subtitle_args: list[str] = []
-        subtitle_out = 1
         for i, track in enumerate(subtitles):
             if track["codec"] in TEXT_SUBTITLES:
                 subtitle_args += ["-map", f"0:s:{i}", f"-c:s:{subtitle_out}", "mov_text",
@@ -139,7 +150,9 @@ class FfmpegMuxer:
 
     def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
             ctx: JobContext) -> Path:
-        args = ["-v", "error", "-i", str(media.path), "-i", str(dubbed_audio), "-i", str(subtitles)]
+        source = ctx.artifacts.get("source_subtitles") if self.options.source_subtitles else None
+        args = ["-v", "error", "-i", str(media.path), "-i", str(dubbed_audio), "-i", str(subtitles),
+                *(["-i", str(source)] if source else [])]
         if media.has_video:
             args += ["-map", "0:v:0", *self._video_codec(media, ctx)]
         coder = self._coder()
@@ -165,11 +178,13 @@ class FfmpegMuxer:
                      f"-metadata:s:a:{audio_out}", "title=Original",
                      f"-disposition:a:{audio_out}", "0"]
             audio_out += 1
-        other_audio, other_subtitles = self._other_tracks(media, streams, audio_out, ctx)
+        other_audio, other_subtitles = self._other_tracks(media, streams, audio_out, ctx,
+                                                          2 if source else 1)
         args += [*other_audio, "-map", "2:s:0", "-c:s:0", "mov_text",
                  "-metadata:s:s:0", f"language={lang3(ctx.target_lang)}",
                  "-metadata:s:s:0", f"title={ctx.target_lang}", "-disposition:s:0", "default",
-                 *other_subtitles, "-movflags", "+faststart", "-f", "mp4"]
+                 *self._source_subtitles(source, ctx), *other_subtitles,
+                 "-movflags", "+faststart", "-f", "mp4"]
         with atomic_path(out_path) as tmp:
             run_ffmpeg([*args, str(tmp)], ctx, what="writing the dubbed video")
             if media.has_video:

@@ -255,6 +255,10 @@ class Pipeline:
         st = self.stats["mux"]
         self.plan("mux", pending=1)
         st.begin()
+        # The transcript's subtitles, for a muxer that adds them as a track of their own.
+        source_srt = self.outputs.paths.get("source_srt")
+        if source_srt is not None and source_srt != self.outputs.paths["target_srt"]:
+            self.ctx.artifacts["source_subtitles"] = source_srt
         video = self.stages["mux"].mux(self.ctx.media, self.mixed_audio,
                                        self.outputs.paths["target_srt"],
                                        self.outputs.video_path(self.target_lang), self.ctx)

@@ -146,8 +146,10 @@ def streams_of(path: Path) -> list[tuple[str, str | None, str | None, int, int |
 
 
 @pytest.mark.parametrize("keep_other_tracks", [True, False])
+@pytest.mark.parametrize("source_subtitles", [True, False])
 def test_the_inputs_other_audio_and_subtitle_tracks_follow_ours(inputs, multitrack_talk,
-                                                                tmp_path, keep_other_tracks):
+                                                                tmp_path, keep_other_tracks,
+                                                                source_subtitles):
     """A film's other tracks are not lost: after the dub and the original (the track that was
     dubbed, the input's second here), its other audio track and its text subtitles follow,
     with their own tags and none of them the default; ``keep_other_tracks=false`` drops them."""
@@ -156,7 +158,11 @@ def test_the_inputs_other_audio_and_subtitle_tracks_follow_ours(inputs, multitra
     _, dub, srt = inputs
     media = multitrack_media(multitrack_talk, tmp_path)
     ctx = JobContext(tmp_path / "run", "es", "en")
-    out = FfmpegMuxer(MuxConfig(keep_other_tracks=keep_other_tracks)).mux(
+    transcript = write_srt([Segment(id=0, start=0.5, end=2.0, source_text="Hello",
+                                    target_text="Hola")], tmp_path / "multi.en.srt", target=False)
+    ctx.artifacts["source_subtitles"] = transcript
+    out = FfmpegMuxer(MuxConfig(keep_other_tracks=keep_other_tracks,
+                                source_subtitles=source_subtitles)).mux(
         media, dub, srt, tmp_path / "multi.es.mp4", ctx)
 
     talk_rate = probe(multitrack_talk)["streams"][2]["sample_rate"]
@@ -165,6 +171,8 @@ def test_the_inputs_other_audio_and_subtitle_tracks_follow_ours(inputs, multitra
             ("audio", "eng", "Original", 0, talk_rate)]
     theirs_audio = [("audio", "fre", "Commentary", 0, TONE_RATE)]
     our_subtitles = [("subtitle", "spa", "es", 1, None)]
+    if source_subtitles:  # the transcript, after the dub's
+        our_subtitles.append(("subtitle", "eng", "en (original)", 0, None))
     theirs_subtitles = [("subtitle", "ger", None, 0, None)]
     got = [(t, lang if lang != "und" else None, title, default, rate)
            for t, lang, title, default, rate in streams_of(out)]
