@@ -6,6 +6,8 @@ input's other audio and text subtitle tracks follow, as they were."""
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,9 @@ MP4_VIDEO = {"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg1video", "mpeg2video", 
 # (a file 1.6 times veryfast's).
 X264_CRF = "20"
 X264_PRESET = {Effort.high: "medium", Effort.medium: "veryfast", Effort.low: "superfast"}
+# Subtitles drawn into the picture (mux.burn_subtitles): libass's style for SRT, outlined
+# for any background.
+BURN_STYLE = "BorderStyle=1,Outline=1.5,Shadow=0,MarginV=18"
 # Subtitle codecs that become MP4's mov_text (their text kept, styling dropped); picture-based
 # ones (DVD, Blu-ray) have no place in MP4 and are left out, with a note.
 TEXT_SUBTITLES = {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "text"}
@@ -46,6 +51,9 @@ class FfmpegMuxOptions:
     # Add the transcript (the source language's subtitles) as a second subtitle track, when
     # the dub is into another language or its text differs.
     source_subtitles: bool = True
+    # Also draw the dub's subtitles into the picture (for platforms that show no soft
+    # subtitles); the video is then re-encoded to H.264 (libx264, CRF 20, preset by effort).
+    burn_subtitles: bool = False
     # ffmpeg's AAC coder: fast, or twoloop (better at the same bitrate, about twice the CPU;
     # docs/benchmarks.md measures both); empty is fast.
     aac_coder: str = "fast"
@@ -94,16 +102,22 @@ class FfmpegMuxer:
                                       bits(dub_bitrate(self.options, 2))),
                            codec_options=(("aac_coder", self._coder()),))
 
-    def _video_codec(self, media: MediaInfo, ctx: JobContext) -> list[str]:
-        """Copied packet for packet when MP4 carries the codec; else H.264, said in a note."""
-        if media.video_codec in MP4_VIDEO:
+    def _video_codec(self, media: MediaInfo, ctx: JobContext,
+                     burn: Path | None = None) -> list[str]:
+        """Copied packet for packet when MP4 carries the codec and nothing is drawn into it;
+        else H.264, said in a note."""
+        if media.video_codec in MP4_VIDEO and burn is None:
             return ["-c:v", "copy"]
         preset = X264_PRESET[self.options.effort]
-        ctx.note(f"mux: the input's video ({media.video_codec}) has no place in MP4 as it is; "
-                 f"re-encoded to H.264 (libx264, CRF {X264_CRF}, preset {preset})")
+        why = ("the dub's subtitles are drawn into the picture" if burn is not None else
+               f"the input's video ({media.video_codec}) has no place in MP4 as it is")
+        ctx.note(f"mux: {why}; re-encoded to H.264 (libx264, CRF {X264_CRF}, preset {preset})")
         # 4:2:0 wants even sides: an odd one gets a line of black.
+        filters = "pad=ceil(iw/2)*2:ceil(ih/2)*2"
+        if burn is not None:  # a path of letters, digits, '_', '/' and '.': nothing to escape
+            filters += f",subtitles=filename={burn}:force_style='{BURN_STYLE}'"
         return ["-c:v", "libx264", "-preset", preset, "-crf", X264_CRF, "-pix_fmt", "yuv420p",
-                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+                "-vf", filters]
 
     @staticmethod
     def _copy_or_aac(track: dict) -> str:
@@ -153,8 +167,19 @@ class FfmpegMuxer:
         source = ctx.artifacts.get("source_subtitles") if self.options.source_subtitles else None
         args = ["-v", "error", "-i", str(media.path), "-i", str(dubbed_audio), "-i", str(subtitles),
                 *(["-i", str(source)] if source else [])]
+        burn = None
+        if self.options.burn_subtitles and media.has_video:
+            # Under a name the filter's option syntax reads as it is, wherever the run is.
+            burn = Path(tempfile.mkdtemp(prefix="videodub_burn_")) / "dub.srt"
+            if not re.fullmatch(r"[\w/.\-]+", str(burn), re.ASCII):
+                shutil.rmtree(burn.parent, ignore_errors=True)
+                raise VideodubError(f"mux.burn_subtitles needs a temporary folder with a plain "
+                                    f"name, not {burn.parent.parent}; set TMPDIR to one")
+            shutil.copyfile(subtitles, burn)
+        elif self.options.burn_subtitles:
+            ctx.note("mux: no picture to draw the subtitles into (the input is audio only)")
         if media.has_video:
-            args += ["-map", "0:v:0", *self._video_codec(media, ctx)]
+            args += ["-map", "0:v:0", *self._video_codec(media, ctx, burn)]
         coder = self._coder()
         # Already encoded our way while it was mixed (dub_encoding): copied, not encoded again.
         if dubbed_audio.suffix == ENCODED_SUFFIX:
@@ -185,10 +210,14 @@ class FfmpegMuxer:
                  "-metadata:s:s:0", f"title={ctx.target_lang}", "-disposition:s:0", "default",
                  *self._source_subtitles(source, ctx), *other_subtitles,
                  "-movflags", "+faststart", "-f", "mp4"]
-        with atomic_path(out_path) as tmp:
-            run_ffmpeg([*args, str(tmp)], ctx, what="writing the dubbed video")
-            if media.has_video:
-                check_video_kept(media, tmp)
+        try:
+            with atomic_path(out_path) as tmp:
+                run_ffmpeg([*args, str(tmp)], ctx, what="writing the dubbed video")
+                if media.has_video:
+                    check_video_kept(media, tmp)
+        finally:
+            if burn is not None:
+                shutil.rmtree(burn.parent, ignore_errors=True)
         return out_path
 
 

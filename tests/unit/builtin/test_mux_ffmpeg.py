@@ -245,3 +245,39 @@ def test_an_mp3_original_is_copied_unless_mp4_cannot_carry_its_rate(inputs, tmp_
     with av.open(str(out)) as container:
         codecs = [s.codec_context.codec.canonical_name for s in container.streams.audio]
     assert codecs == ["aac", original]
+
+
+def bottom_third(path: Path, at: float) -> np.ndarray:
+    """The lower third of the frame shown at ``at`` seconds, as grey levels."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            if frame.time >= at:
+                grey = frame.to_ndarray(format="gray").astype(np.float32)
+                return grey[2 * grey.shape[0] // 3:]
+    raise AssertionError(f"no frame at {at} s in {path}")
+
+
+def test_burned_subtitles_are_drawn_in_the_cue_and_nowhere_else(inputs, tmp_path, monkeypatch):
+    """``mux.burn_subtitles``: the picture is re-encoded with the cue drawn into it while it
+    shows (the lower third changes), and left alone outside it; the soft track stays; the
+    copy of the subtitles made for the filter is gone afterwards."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    media, dub, srt = inputs  # one cue, "Hola", from 0.5 to 2.0 s
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    out = FfmpegMuxer(MuxConfig(burn_subtitles=True)).mux(media, dub, srt,
+                                                           tmp_path / "talk.es.mp4", ctx)
+
+    assert frames_and_size(out)[:2] == ("h264", frames_and_size(media.path)[1])
+    def changed(at: float) -> float:  # share of the lower third changed by more than coding
+        return float((np.abs(bottom_third(out, at) - bottom_third(media.path, at)) > 48).mean())
+
+    inside, outside = changed(1.2), changed(3.0)
+    assert inside > 0.002 and outside < 0.0005, (inside, outside)  # "Hola": 0.6 % of it
+    with av.open(str(out)) as container:
+        assert len(container.streams.subtitles) == 1
+    assert any("subtitles are drawn into the picture" in n for n in ctx.notes)
+    assert list((tmp_path / "tmp").iterdir()) == []
