@@ -31,6 +31,12 @@ MESSAGES: dict[str, str] = {
     "audio_track_language_missing": "error: <name> has no audio track in <language>: its tracks "
                                     "are <tracks>; set ingest.audio_track to a number or another "
                                     "language",
+    "burn_without_fonts": "error: mux.burn_subtitles: no fonts found on this machine "
+                          "(fontconfig); install some (e.g. Debian's fonts-dejavu-core) and run "
+                          "again",
+    "burn_missing_glyphs": "error: mux.burn_subtitles: no font on this machine has <characters> "
+                           "(from <file>); install one that does (e.g. Debian's fonts-noto-cjk "
+                           "for Chinese and Japanese) and run again",
     "unreadable_subtitles": "error: <path>: cannot tell the subtitle file's text encoding; save "
                             "it as UTF-8",
     "missing_subtitle_file": "error: subtitle file not found: <path>",

@@ -212,13 +212,34 @@ class FfmpegMuxer:
                  "-movflags", "+faststart", "-f", "mp4"]
         try:
             with atomic_path(out_path) as tmp:
-                run_ffmpeg([*args, str(tmp)], ctx, what="writing the dubbed video")
+                # libass says what it could not draw only as warnings.
+                log = run_ffmpeg([*args[:1], "warning" if burn else "error", *args[2:],
+                                  str(tmp)], ctx, what="writing the dubbed video")
+                if burn is not None:
+                    check_fonts(log, subtitles)
                 if media.has_video:
                     check_video_kept(media, tmp)
         finally:
             if burn is not None:
                 shutil.rmtree(burn.parent, ignore_errors=True)
         return out_path
+
+
+def check_fonts(log: str, subtitles: Path) -> None:
+    """A burn that drew nothing, or not every character, fails (its output is not kept): the
+    text would be missing from the picture without a word. A re-run after installing fonts
+    reuses everything but the mux."""
+    codes = {int(code, 16) for code in
+             re.findall(r"failed to find any fallback with glyph 0x([0-9A-Fa-f]+)", log)}
+    if "Failed to load fontconfig fonts" in log or 0 in codes:
+        raise VideodubError("mux.burn_subtitles: no fonts found on this machine (fontconfig); "
+                            "install some (e.g. Debian's fonts-dejavu-core) and run again")
+    missing = sorted(chr(code) for code in codes)
+    if missing:
+        shown = "".join(missing[:12]) + ("..." if len(missing) > 12 else "")
+        raise VideodubError(f"mux.burn_subtitles: no font on this machine has {shown} (from "
+                            f"{subtitles.name}); install one that does (e.g. Debian's "
+                            f"fonts-noto-cjk for Chinese and Japanese) and run again")
 
 
 def check_video_kept(media: MediaInfo, written: Path) -> None:

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import soundfile
 from conftest import Talk
+from failure_corpus import assert_message
 
 from videodub.builtin import mux_ffmpeg
 from videodub.builtin.mux_ffmpeg import FfmpegMuxer, FfmpegMuxOptions
 from videodub.config import Effort, implementation_config
+from videodub.errors import VideodubError
 from videodub.media import ffmpeg_exe, probe, run_ffmpeg
 from videodub.model import JobContext, MediaInfo, Segment
 from videodub.subtitles import write_srt
@@ -281,3 +283,31 @@ def test_burned_subtitles_are_drawn_in_the_cue_and_nowhere_else(inputs, tmp_path
         assert len(container.streams.subtitles) == 1
     assert any("subtitles are drawn into the picture" in n for n in ctx.notes)
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_burn_without_fonts_fails_in_one_line_and_keeps_no_video(inputs, tmp_path,
+                                                                   monkeypatch):
+    """libass draws nothing where fontconfig finds no font, and says so only as a warning:
+    the mux fails rather than hand over a picture without its subtitles."""
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd">'
+                    "<fontconfig></fontconfig>")
+    monkeypatch.setenv("FONTCONFIG_FILE", str(conf))
+    media, dub, srt = inputs
+    out = tmp_path / "talk.es.mp4"
+    with pytest.raises(VideodubError) as failure:
+        FfmpegMuxer(MuxConfig(burn_subtitles=True)).mux(media, dub, srt, out,
+                                                         JobContext(tmp_path / "run", "es", "en"))
+    assert_message("burn_without_fonts", f"error: {failure.value}")
+    assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.suffix == ".mp4"] == []
+
+
+def test_characters_no_font_has_are_named():
+    log = ("[Parsed_subtitles_0 @ 0x1] fontselect: failed to find any fallback with glyph "
+           "0x65E5 for font: (Arial, 400, 0)\n[Parsed_subtitles_0 @ 0x1] fontselect: failed to "
+           "find any fallback with glyph 0x672C for font: (Arial, 400, 0)\n")
+    with pytest.raises(VideodubError) as failure:
+        mux_ffmpeg.check_fonts(log, Path("x.srt"))
+    assert_message("burn_missing_glyphs", f"error: {failure.value}")
+    assert "has 日本 (from x.srt)" in str(failure.value)
+    mux_ffmpeg.check_fonts("[mp4 @ 0x1] track 0: codec frame size is not set\n", Path("x.srt"))
