@@ -199,3 +199,25 @@ def write_srt(segments: list[Segment], path: Path, target: bool,
                                      end=timedelta(seconds=until), content=cue))
             at = until
     return write_text_atomic(path, srt.compose(subs, reindex=True))
+
+
+# Characters a second a viewer reads comfortably (the common streaming guideline for adults
+# is 17 to 20): cues above the higher figure are counted in the report.
+FAST_CPS = 20.0
+
+
+def reading_figures(path: Path) -> dict:
+    """How readable the subtitles of ``path`` are, as written: their cues, the longest line
+    (columns) and the most lines a cue has, and reading speed (characters a second, spaces
+    included, line breaks not): the 95th percentile, the fastest, and cues over FAST_CPS."""
+    cues = list(srt.parse(path.read_text(encoding="utf-8")))
+    cps = sorted(len(c.content.replace("\n", " ")) / max((c.end - c.start).total_seconds(), 0.01)
+                 for c in cues)
+    lines = [line for c in cues for line in c.content.split("\n")]
+    p95 = cps[min(len(cps) - 1, int(round(0.95 * (len(cps) - 1))))] if cps else None
+    return {"cues": len(cues),
+            "longest_line_columns": max((_width(x) for x in lines), default=0),
+            "most_lines_a_cue": max((len(c.content.split("\n")) for c in cues), default=0),
+            "cps_p95": None if p95 is None else round(p95, 1),
+            "cps_max": round(cps[-1], 1) if cps else None,
+            "cues_over_fast_cps": sum(v > FAST_CPS for v in cps)}

@@ -243,6 +243,9 @@ def test_the_dub_is_in_sync_without_overlaps_or_the_original_voice(spanish_dub, 
     assert quality["speed"]["sped_up_though_fit"] == 0
     assert quality["onset_error"]["p95_ms"] <= 120
     assert quality["original_voice"]["original_where_source_speaks_db"] <= -40
+    assert quality["subtitles"]["cues"] == len(talk.script)
+    assert quality["subtitles"]["longest_line_columns"] <= 42
+    assert quality["subtitles"]["most_lines_a_cue"] == 2
     rate = 16000
     audio = decode_audio(spanish_dub.video, 0, rate)
     segments = spanish_dub.segments()

@@ -213,3 +213,13 @@ def read_cues_raw(path):
     import srt as srt_lib
 
     return list(srt_lib.parse(path.read_text(encoding="utf-8")))
+
+
+def test_reading_figures_say_how_readable_the_written_cues_are(tmp_path):
+    from videodub.subtitles import reading_figures
+
+    segs = [Segment(0, 0.0, 2.0, "", "Hola a todos."),  # 13 characters in 2 s: 6.5/s
+            Segment(1, 3.0, 4.0, "", "Una línea que se lee demasiado deprisa aquí.")]  # 44 in 1 s
+    figures = reading_figures(write_srt(segs, tmp_path / "x.es.srt", target=True))
+    assert figures == {"cues": 2, "longest_line_columns": 23, "most_lines_a_cue": 2,
+                       "cps_p95": 44.0, "cps_max": 44.0, "cues_over_fast_cps": 1}

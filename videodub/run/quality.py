@@ -38,6 +38,7 @@ from videodub.model import JobContext, MediaInfo, Segment
 from videodub.run.candidates import candidate_figures
 from videodub.speech_regions import (FRAME_S, Levels, detect_levels, levels_of_file, nucleus,
                                      regions_of_file, source_levels)
+from videodub.subtitles import FAST_CPS
 from videodub.timing import speaker_nucleus, speech_onset
 
 # The dub track is clean (exact zeros between clips): anything above this is dub speech.
@@ -236,7 +237,14 @@ def summary_line(q: dict[str, Any]) -> str:
             f"suspect {q['suspect']['lines']}, "
             f"original voice {fmt(voice.get('original_where_source_speaks_db'), ' dB')} "
             f"({fmt(voice.get('uncovered_source_speech_s'), ' s')} uncovered)"
-            + _candidates(q.get("candidates") or {}))
+            + _candidates(q.get("candidates") or {}) + _subtitles(q.get("subtitles") or {}))
+
+
+def _subtitles(sub: dict[str, Any]) -> str:
+    if not sub.get("cues"):
+        return ""
+    return (f", subtitles {sub['cps_p95']} chars/s p95 ({sub['cues_over_fast_cps']} cues over "
+            f"{FAST_CPS:g}), lines up to {sub['longest_line_columns']} columns")
 
 
 def _candidates(c: dict[str, Any]) -> str:

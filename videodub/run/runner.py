@@ -44,6 +44,7 @@ from videodub.run.stages import Pipeline
 from videodub.run.stats import ProcessMonitor, StageStats
 from videodub.run.tail import connect_tail
 from videodub.run.workers import plan_workers
+from videodub.subtitles import reading_figures
 
 log = logging.getLogger(__name__)
 # Set once any stage thread has started in this process (see ``stage_threads_started``).
@@ -312,6 +313,7 @@ class Runner:
         assert ctx.media is not None
         try:
             self.quality = measure_quality(pipeline.target_segments, ctx.media, ctx)
+            self.quality["subtitles"] = reading_figures(pipeline.outputs.paths["target_srt"])
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.warning("measuring the dub's quality failed", exc_info=True)
             self.quality = {"error": f"{type(exc).__name__}: {exc}"}
