@@ -23,12 +23,14 @@ QUALITY_DIRECTION = {
     "speed.sped_up_though_fit": +1, "speed.slowed": 0,
     "overflow": +1, "overlaps": +1, "truncated": +1, "truncated.by_line": 0,
     "pushed_lines": 0, "cut_at_end_s": +1, "suspect": 0, "candidates": 0, "measure_s": +1,
+    "subtitles": +1, "subtitles.cues": 0, "subtitles.most_lines_a_cue": 0,
 }
 # The run's quality figures that grow with the input, kept per line or per minute of media
 # (``quality.overflow.lines_per_line``). They compare with dubs of the same input only
 # (depends_on_input); the time measuring took compares with runs of other inputs.
 QUALITY_PER_LINE = ("overflow.lines", "overlaps.count", "truncated.lines",
-                    "overrun_past_line_end.lines", "speed.sped_up_though_fit")
+                    "overrun_past_line_end.lines", "speed.sped_up_though_fit",
+                    "subtitles.cues_over_fast_cps")
 QUALITY_PER_MIN = ("overflow.seconds", "truncated.seconds", "overrun_past_line_end.total_s",
                    "original_voice.uncovered_source_speech_s", "measure_s")
 # Other quality figures (a plugin's): worse when higher if the name holds one of these words
