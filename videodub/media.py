@@ -96,6 +96,7 @@ def probe(path: Path) -> dict[str, Any]:
                     entry["channels"] = s.codec_context.channels
                 if s.type in ("audio", "subtitle"):
                     entry["language"] = s.metadata.get("language")
+                    entry["default"] = bool(s.disposition & av.stream.Disposition.default)
                 if s.type == "video":
                     entry["width"] = s.codec_context.width
                     entry["height"] = s.codec_context.height

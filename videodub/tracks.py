@@ -31,7 +31,10 @@ def pick_audio_track(audio: list[dict], choice: str, source_lang: str | None,
         return int(value)
     if value == "auto":
         wanted = primary(source_lang) if source_lang else None
-        return langs.index(wanted) if wanted and wanted in langs else 0
+        if wanted and wanted in langs:
+            return langs.index(wanted)
+        marked = [i for i, a in enumerate(audio) if a.get("default")]
+        return marked[0] if len(marked) == 1 else 0  # the one the file plays by default
     wanted = tag_language(value)
     if wanted not in langs:
         raise VideodubError(f"{name} has no audio track in {value}: its tracks are {listed()}; "

@@ -26,7 +26,8 @@ class LocalIngestOptions:
     # Sample rate of the mixing track (the dubbed audio is written at this rate).
     mix_sample_rate: int = 48000
     # The audio track to dub: auto (the first tagged with source_lang when it is given, else
-    # the first), a number (0 is the first audio track) or a language (es, or spa as tagged).
+    # the one the file plays by default, else the first), a number (0 is the first audio
+    # track) or a language (es, or spa as tagged).
     audio_track: str = "auto"
 
     def __post_init__(self) -> None:

@@ -251,6 +251,15 @@ def test_a_track_the_input_does_not_have_is_one_line_naming_its_tracks(choice, m
     assert str(failure.value) == message
 
 
+def test_auto_takes_the_track_the_file_plays_by_default_when_one_is_marked():
+    """A film whose commentary comes first marks its main track to play by default."""
+    marked = [{"language": "fre", "default": False}, {"language": "eng", "default": True}]
+    assert pick_audio_track(marked, "auto", None, "x.mkv") == 1
+    assert pick_audio_track(marked, "auto", "fr", "x.mkv") == 0  # source_lang comes first
+    every = [{"language": "fre", "default": True}, {"language": "eng", "default": True}]
+    assert pick_audio_track(every, "auto", None, "x.mkv") == 0
+
+
 @pytest.mark.parametrize("choice", ["", "first", "-1", "zz"])
 def test_an_audio_track_choice_that_is_no_number_or_language_is_refused(choice):
     with pytest.raises(ValueError, match="audio_track must be auto, a track number"):
