@@ -165,8 +165,6 @@ class FfmpegMuxer:
     def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
             ctx: JobContext) -> Path:
         source = ctx.artifacts.get("source_subtitles") if self.options.source_subtitles else None
-        args = ["-v", "error", "-i", str(media.path), "-i", str(dubbed_audio), "-i", str(subtitles),
-                *(["-i", str(source)] if source else [])]
         burn = None
         if self.options.burn_subtitles and media.has_video:
             # Under a name the filter's option syntax reads as it is, wherever the run is.
@@ -178,6 +176,10 @@ class FfmpegMuxer:
             shutil.copyfile(subtitles, burn)
         elif self.options.burn_subtitles:
             ctx.note("mux: no picture to draw the subtitles into (the input is audio only)")
+        # libass says what it could not draw only as warnings.
+        args = ["-v", "warning" if burn else "error", "-i", str(media.path),
+                "-i", str(dubbed_audio), "-i", str(subtitles),
+                *(["-i", str(source)] if source else [])]
         if media.has_video:
             args += ["-map", "0:v:0", *self._video_codec(media, ctx, burn)]
         coder = self._coder()
@@ -212,9 +214,7 @@ class FfmpegMuxer:
                  "-movflags", "+faststart", "-f", "mp4"]
         try:
             with atomic_path(out_path) as tmp:
-                # libass says what it could not draw only as warnings.
-                log = run_ffmpeg([*args[:1], "warning" if burn else "error", *args[2:],
-                                  str(tmp)], ctx, what="writing the dubbed video")
+                log = run_ffmpeg([*args, str(tmp)], ctx, what="writing the dubbed video")
                 if burn is not None:
                     check_fonts(log, subtitles)
                 if media.has_video:
