@@ -107,7 +107,8 @@ class FfmpegMuxer:
         """Copied packet for packet when MP4 carries the codec and nothing is drawn into it;
         else H.264, said in a note."""
         if media.video_codec in MP4_VIDEO and burn is None:
-            return ["-c:v", "copy"]
+            # HEVC from Matroska or MPEG-TS would be tagged hev1, which Apple's players refuse.
+            return ["-c:v", "copy", *(["-tag:v", "hvc1"] if media.video_codec == "hevc" else [])]
         preset = X264_PRESET[self.options.effort]
         why = ("the dub's subtitles are drawn into the picture" if burn is not None else
                f"the input's video ({media.video_codec}) has no place in MP4 as it is")

@@ -195,13 +195,15 @@ def frames_and_size(path: Path) -> tuple[str, int, int, int]:
     ("wmv2", "160x120", ["-c:v", "wmv2", "-c:a", "wmav2"], True),  # Windows Media
     ("vp8", "161x121", ["-c:v", "libvpx", "-c:a", "libvorbis"], True),  # older WebM, odd sides
     ("av1", "161x121", ["-c:v", "libaom-av1", "-cpu-used", "8", "-c:a", "libopus"], False),
+    ("hevc", "160x120", ["-c:v", "libx265", "-preset", "ultrafast", "-c:a", "libopus"], False),
 ])
 def test_a_video_mp4_cannot_carry_is_re_encoded_to_h264_and_one_it_can_is_copied(
         inputs, tmp_path, codec, size, args, reencoded):
     """Not an error after the whole job: WMV and VP8 become H.264 (every frame kept, odd
-    sides padded to even, a note says so); AV1 (decoded by libdav1d) is copied."""
+    sides padded to even, a note says so); AV1 (decoded by libdav1d) and HEVC are copied, HEVC
+    from Matroska tagged hvc1 as Apple's players want it (ffmpeg's default is hev1)."""
     _, dub, srt = inputs
-    suffix = {"wmv2": ".wmv", "vp8": ".webm", "av1": ".mkv"}[codec]
+    suffix = {"wmv2": ".wmv", "vp8": ".webm", "av1": ".mkv", "hevc": ".mkv"}[codec]
     source = tmp_path / f"talk{suffix}"
     subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i",
                     f"testsrc=size={size}:rate=10:duration=3", "-f", "lavfi", "-i",
@@ -222,8 +224,10 @@ def test_a_video_mp4_cannot_carry_is_re_encoded_to_h264_and_one_it_can_is_copied
         assert notes == [f"mux: the input's video ({codec}) has no place in MP4 as it is; "
                          f"re-encoded to H.264 (libx264, CRF 20, preset superfast)"]
     else:
-        assert frames_and_size(out) == ("av1", frames, width, height) and not notes
+        assert frames_and_size(out) == (codec, frames, width, height) and not notes
         with av.open(str(source)) as a, av.open(str(out)) as b:
+            if codec == "hevc":
+                assert b.streams.video[0].codec_context.codec_tag == "hvc1"
             assert [bytes(p) for p in a.demux(a.streams.video[0]) if p.size] == \
                 [bytes(p) for p in b.demux(b.streams.video[0]) if p.size]
 
