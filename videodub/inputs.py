@@ -63,18 +63,21 @@ def expand(value: str) -> list[str]:
     if is_url(value) or not is_many(value):
         return [value]
     if path.is_dir():
-        found = sorted(str(p) for p in path.iterdir()
-                       if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+        # Hidden files are left out, as a glob leaves them: among them the "._talk.mp4"
+        # that macOS writes beside each file on a USB disk (a few KB of metadata, no media).
+        found = sorted(str(p) for p in path.iterdir() if p.is_file()
+                       and not p.name.startswith(".") and p.suffix.lower() in MEDIA_SUFFIXES)
         if not found:
             raise VideodubError(f"no media files in folder {value} (looked for "
                                 f"{', '.join(sorted(MEDIA_SUFFIXES))})")
         return found
     if path.suffix.lower() in LIST_SUFFIXES and path.is_file():
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            # utf-8-sig: Notepad starts a UTF-8 file with a byte order mark.
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
             raise VideodubError(f"cannot read the input list {value}: {exc}") from exc
-        items = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+        items = [list_item(ln) for ln in lines if ln.strip() and not ln.strip().startswith("#")]
         if not items:
             raise VideodubError(f"the input list {value} names no input")
         base = path.parent
@@ -85,6 +88,15 @@ def expand(value: str) -> list[str]:
     if not found:
         raise VideodubError(f"no media files match {value}")
     return found
+
+
+def list_item(line: str) -> str:
+    """One line of a list file as an input: a path pasted in quotes (Windows' "Copy as path")
+    loses them, and ``~`` is the home folder, as on the command line."""
+    item = line.strip()
+    if len(item) > 1 and item[0] == item[-1] and item[0] in "\"'":
+        item = item[1:-1].strip()
+    return item if is_url(item) else str(Path(item).expanduser())
 
 
 def with_ingest_for(overrides: list[str]) -> list[str]:

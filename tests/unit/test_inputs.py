@@ -30,7 +30,7 @@ def test_a_url_input_selects_the_url_ingester_unless_one_is_chosen():
 
 
 def test_a_folder_expands_to_its_media_files_in_order(tmp_path):
-    for name in ("b.mp4", "a.wav", "notes.md"):
+    for name in ("b.mp4", "a.wav", "notes.md", "._b.mp4", ".hidden.mkv"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub").mkdir()
     assert is_many(str(tmp_path))
@@ -58,6 +58,17 @@ def test_a_list_file_names_paths_relative_to_itself_and_urls(tmp_path):
     lst.write_text("# nothing\n\n")
     with pytest.raises(VideodubError, match="names no input"):
         expand(str(lst))
+
+
+def test_a_list_saved_by_windows_notepad_reads_as_typed(tmp_path, monkeypatch):
+    """A byte order mark, CRLF line ends, paths pasted in quotes and ``~`` are what lists
+    written by hand hold."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    lst = tmp_path / "inputs.txt"
+    lst.write_bytes('one.mp4\r\n"two (1).mp4"\r\n~/three.mp4\r\n\'https://h/4.mp4\'\r\n'
+                    .encode("utf-8-sig"))
+    assert expand(str(lst)) == [str(tmp_path / "one.mp4"), str(tmp_path / "two (1).mp4"),
+                                str(tmp_path / "home" / "three.mp4"), "https://h/4.mp4"]
 
 
 def test_one_file_or_url_is_one_input(tmp_path):
