@@ -18,8 +18,10 @@ def check_language(code: str, key: str) -> str:
     norm = code.strip().replace("_", "-").lower()
     primary = norm.split("-", 1)[0]
     if primary not in KNOWN:
-        raise VideodubError(
-            f"{key}: unknown language code {code!r} (use an ISO 639-1 code such as en, es, de, fr, ja)")
+        meant = CODES.get(norm.replace("-", " ")) or tag_language(norm)
+        hint = (f"{key}={meant} is {name_of(meant)}" if meant and meant != primary else
+                "use an ISO 639-1 code such as en, es, de, fr, ja")
+        raise VideodubError(f"{key}: unknown language code {code!r} ({hint})")
     return norm
 
 

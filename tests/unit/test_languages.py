@@ -16,13 +16,24 @@ def test_codes_and_region_forms_are_accepted_and_normalised(given, normal):
     assert check_language(given, "target_lang") == normal
 
 
-@pytest.mark.parametrize("given", ["xx", "xq-ES", "english", "", "e", "es es"])
+@pytest.mark.parametrize("given", ["xx", "xq-ES", "", "e", "es es", "klingon"])
 def test_an_unknown_code_is_one_line_naming_the_key(given):
     with pytest.raises(VideodubError) as caught:
         check_language(given, "source_lang")
     message = str(caught.value)
     assert message.startswith(f"source_lang: unknown language code {given!r}")
     assert "ISO 639-1" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("given, hint", [
+    ("Spanish", "target_lang=es is Spanish"), ("haitian-creole", "target_lang=ht is Haitian Creole"),
+    ("spa", "target_lang=es is Spanish"), ("ger", "target_lang=de is German"),
+])
+def test_a_language_named_or_in_three_letters_gets_its_code_in_the_error(given, hint):
+    """Not taken as it is (the code names the output files), but the line says what to type."""
+    with pytest.raises(VideodubError, match=f"^target_lang: unknown language code '{given}' "
+                                            f"\\({hint}\\)$"):
+        check_language(given, "target_lang")
 
 
 def test_primary_is_the_language_without_the_region():
