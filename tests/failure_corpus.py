@@ -42,6 +42,9 @@ MESSAGES: dict[str, str] = {
     "missing_subtitle_file": "error: subtitle file not found: <path>",
     "unknown_language": "error: target_lang: unknown language code <code> (use an ISO 639-1 "
                         "code such as en, es, de, fr, ja)",
+    "not_an_option": "error: <flag>: not an option; settings are key=value, e.g. <key>=<value>",
+    "no_such_bare_input": "error: <word>: no such file, and not a key=value setting (e.g. "
+                          "input=talk.mp4 target_lang=es)",
     "unknown_implementation": "error: unknown tts implementation <name>; choices: <names>",
     "bad_value": "error: align: max_speed must be <range>, got -1.0",
     "unknown_top_level_key": "error: <message about speling>; top level takes: <keys>",

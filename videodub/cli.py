@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from videodub.errors import VideodubError
-from videodub.overrides import quote_values, unquote
+from videodub.overrides import (CONFIG_FLAGS, MULTIRUN_FLAGS, PASS_THROUGH_FLAGS, VALUE_FLAGS,
+                                plain_input, quote_values, unquote)
 from videodub.providers.secrets import redact
 from videodub.run.batch import register_resolver
 
@@ -28,14 +29,6 @@ register_resolver()
 
 # Jobs of a sweep checked before it starts; the rest are checked as they run.
 MAX_PREFLIGHT_JOBS = 16
-PASS_THROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve",
-                      "--shell-completion", "-sc", "--version", "--package", "-p"}
-MULTIRUN_FLAGS = {"-m", "--multirun"}
-# Hydra flags whose value may follow as the next argument.
-VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp",
-               "--experimental-rerun", "--package", "-p"}
-# Flags that select another config than the packaged one: Hydra itself validates those jobs.
-CONFIG_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp"}
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -328,8 +321,8 @@ def main(argv: list[str] | None = None) -> None:
         except VideodubError as exc:
             fail(str(exc))
         return
-    argv = quote_values(argv)
     try:
+        argv = quote_values(plain_input(argv))
         # Many inputs (a folder, a glob, a list) become a sweep; a URL picks ingest=url.
         argv = with_ingest_for(batch_argv(argv))
         check_ray_address(argv)

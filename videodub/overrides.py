@@ -13,6 +13,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+# Hydra's command-line flags.
+PASS_THROUGH_FLAGS = {"--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve",
+                      "--shell-completion", "-sc", "--version", "--package", "-p"}
+MULTIRUN_FLAGS = {"-m", "--multirun"}
+# Hydra flags whose value may follow as the next argument.
+VALUE_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp",
+               "--experimental-rerun", "--package", "-p"}
+# Flags that select another config than the packaged one: Hydra itself validates those jobs.
+CONFIG_FLAGS = {"--config-dir", "-cd", "--config-name", "-cn", "--config-path", "-cp"}
+# Flags whose word (``--cfg job``, ``--info plugins``) may follow.
+WORD_FLAGS = {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}
+KNOWN_FLAGS = PASS_THROUGH_FLAGS | MULTIRUN_FLAGS | VALUE_FLAGS | {"--run", "-r"}
+
 # Hydra's grammar functions: a value starting with one of these is Hydra syntax, not a path.
 _FUNCTIONS = re.compile(r"^\s*(choice|range|interval|glob|tag|sort|shuffle|int|float|str|bool"
                         r"|json_str|extend_list)\s*\(")
@@ -70,3 +83,43 @@ def quote_values(argv: list[str]) -> list[str]:
                 arg = f"{key}={hydra_quote(value)}"
         out.append(arg)
     return out
+
+
+def plain_input(argv: list[str]) -> list[str]:
+    """``argv`` with a file, folder or link typed without ``input=`` (``videodub talk.mp4
+    target_lang=es``, as most tools take it) made ``input=``; ``--key value`` and other words
+    Hydra would answer with a parser error are refused in one line saying what to type."""
+    from videodub.errors import VideodubError
+    from videodub.inputs import is_url
+
+    out: list[str] = []
+    given = any(a.startswith(("input=", "+input=")) for a in argv)
+    for i, arg in enumerate(argv):
+        flag = argv[i - 1] if i else ""
+        if flag in VALUE_FLAGS or (flag in WORD_FLAGS and "=" not in arg):
+            out.append(arg)  # the value of the flag before it
+        elif arg.startswith("-"):
+            name = arg.split("=", 1)[0]
+            if name not in KNOWN_FLAGS:
+                after = argv[i + 1] if i + 1 < len(argv) else "..."
+                typed = arg.lstrip("-") if "=" in arg else f"{name.lstrip('-')}={after}"
+                raise VideodubError(f"{arg}: not an option; settings are key=value, e.g. {typed}")
+            out.append(arg)
+        elif is_url(arg) or ("=" not in arg and (not arg.startswith("~") or _exists(arg))):
+            if given:
+                raise VideodubError(f"{arg}: not a key=value setting, and input= is given")
+            if not (is_url(arg) or _exists(arg)):
+                raise VideodubError(f"{arg}: no such file, and not a key=value setting "
+                                    f"(e.g. input=talk.mp4 target_lang=es)")
+            given = True
+            out.append(f"input={arg}")
+        else:
+            out.append(arg)
+    return out
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).expanduser().exists()
+    except RuntimeError:  # ``~name`` for a user who does not exist: Hydra's deletion syntax
+        return False

@@ -95,6 +95,10 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
                                  ["garbage.srt", "subtitle"]),
         "unknown_language": ([f"input={good}", "target_lang=xq"],
                              ["target_lang", "'xq'", "language code"]),
+        "not_an_option": ([f"input={good}", "target_lang=es", "--profile", "speed"],
+                          ["--profile", "profile=speed"]),
+        "no_such_bare_input": ([str(bad.missing), "target_lang=es"],
+                               ["missing.mp4", "no such file"]),
         "unknown_implementation": ([f"input={good}", "target_lang=es", "tts=espek"],
                                    ["tts", "'espek'", "espeak"]),
         "bad_value": ([f"input={good}", "target_lang=es", "align.max_speed=-1"],
@@ -144,14 +148,16 @@ BEFORE_ANY_WORK = ["no_voice_for_language", "english_model_other_source", "same_
 
 
 CASE_IDS = ["missing_file", "not_media", "video_without_audio", "silence_only",
-            "unreadable_subtitles", "unknown_language", "unknown_implementation", "bad_value",
+            "unreadable_subtitles", "unknown_language", "not_an_option", "no_such_bare_input",
+            "unknown_implementation", "bad_value",
             "unknown_top_level_key", "unknown_stage_key", "missing_subtitle_file",
             "no_voice_for_language", "english_model_other_source", "same_language_needed",
             "audio_track_out_of_range", "audio_track_language_missing", "damaged_video_track", "garbled_moov", "empty_input", "url_input", "unreachable_url",
             "run_dir_under_a_file"]
 # Cases refused as a usage error (exit 2) rather than a failed job.
-USAGE_ERRORS = ["unknown_language", "unknown_implementation", "bad_value", "unknown_top_level_key",
-                "unknown_stage_key", "empty_input", "run_dir_under_a_file"]
+USAGE_ERRORS = ["unknown_language", "not_an_option", "no_such_bare_input", "unknown_implementation",
+                "bad_value", "unknown_top_level_key", "unknown_stage_key", "empty_input",
+                "run_dir_under_a_file"]
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 from videodub.cli import check_run_folder, job_overrides, run_folder
 from videodub.errors import VideodubError
-from videodub.overrides import hydra_quote, quote_values, unquote
+from videodub.overrides import hydra_quote, plain_input, quote_values, unquote
 
 
 def test_non_ascii_values_are_quoted_for_hydra_and_read_back_as_typed():
@@ -72,3 +72,33 @@ def test_a_run_folder_that_cannot_be_made_is_named_with_the_reason(tmp_path):
         check_run_folder(blocker / "a" / "b", "hydra.run.dir")
     check_run_folder(tmp_path / "new" / "deeper", "hydra.run.dir")  # creatable: no error
     assert not (tmp_path / "new").exists()  # and nothing was created
+
+
+def test_a_file_folder_or_link_typed_without_input_is_the_input(tmp_path):
+    talk = tmp_path / "talk (1).mp4"
+    talk.write_bytes(b"x")
+    assert plain_input([str(talk), "target_lang=es"]) == [f"input={talk}", "target_lang=es"]
+    assert plain_input(["-m", str(tmp_path), "profile=speed,quality"]) == [
+        "-m", f"input={tmp_path}", "profile=speed,quality"]
+    link = "https://www.youtube.com/watch?v=abc&t=42s"
+    assert plain_input([link, "target_lang=es"]) == [f"input={link}", "target_lang=es"]
+    # Hydra's own: the value after a flag that takes one, deletions, key=value.
+    kept = ["--cfg", "job", "-cn", "other", "~translate", "--info", "plugins", "input=a.mp4",
+            "hydra.run.dir=x"]
+    assert plain_input(kept) == kept
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["talk.mp4", "target_lang=es"], "talk.mp4: no such file, and not a key=value setting"),
+    (["input=a.mp4", "b.mp4"], "b.mp4: not a key=value setting, and input= is given"),
+    (["input=a.mp4", "--profile", "speed"], "--profile: not an option; settings are key=value, "
+                                            "e.g. profile=speed"),
+    (["--target_lang=es"], "--target_lang=es: not an option; settings are key=value, "
+                           "e.g. target_lang=es"),
+])
+def test_words_hydra_would_not_parse_are_refused_saying_what_to_type(tmp_path, argv, line):
+    (tmp_path / "b.mp4").write_bytes(b"x")
+    argv = [str(tmp_path / a) if a == "b.mp4" else a for a in argv]
+    with pytest.raises(VideodubError) as caught:
+        plain_input(argv)
+    assert str(caught.value).replace(str(tmp_path / "b.mp4"), "b.mp4").startswith(line)
