@@ -192,6 +192,8 @@ class Estimate:
         return any((line.usd or 0.0) > 0 for line in self.lines)
 
     def summary(self) -> str:
+        if not self.lines:
+            return "estimated cost: $0 (no paid calls)"
         return (f"estimated cost: ${self.total_usd:.4f} at list prices; "
                 + "; ".join(line.describe() for line in self.lines))
 
