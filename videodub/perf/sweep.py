@@ -9,6 +9,7 @@ import csv
 import html
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,25 +104,36 @@ def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+# Terminal columns below which the stages' walls are left out of the printed summary.
+NARROWEST_WITH_STAGES = 140
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def print_table(rows: list[dict[str, Any]], sweep_dir: Path) -> None:
+def print_table(rows: list[dict[str, Any]], sweep_dir: Path, console: Any = None) -> None:
+    """The summary as a table: columns empty in every row left out, and in a terminal too
+    narrow for them the stages' walls (summary.csv has every column)."""
     from rich.console import Console
     from rich.table import Table
 
-    shown = ["job", "overrides", "status", "wall_s", "rtf", *[f"{s}_s" for s in STAGES],
-             "cost_usd", "health", "regressions"]
+    if console is None:
+        console = Console() if sys.stdout.isatty() else Console(width=160)
+    stages = [f"{s}_s" for s in STAGES]
+    shown = [c for c in ["job", "overrides", "status", "wall_s", "rtf", *stages, "cost_usd",
+                         "health", "regressions"] if any(_fmt(row.get(c)) for row in rows)]
+    if console.width < NARROWEST_WITH_STAGES:
+        shown = [c for c in shown if c not in stages]
     table = Table(title=f"sweep summary ({sweep_dir})", title_justify="left")
     for col in shown:
         table.add_column(col.removesuffix("_s") if col.endswith("_s") and col != "wall_s"
                          else col)
     for row in rows:
         table.add_row(*(_fmt(row.get(c)) for c in shown))
-    Console(width=160).print(table)
+    console.print(table)
 
 
 class SweepSummary(Callback):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from videodub.perf.sweep import SweepSummary, write_summary
+from videodub.perf.sweep import SweepSummary, print_table, write_summary
 
 
 def job(folder, n, profile, wall, status="ok", quality=None, regressions=()):
@@ -51,3 +51,24 @@ def test_the_callback_prints_the_table_and_never_fails_the_sweep(tmp_path, capsy
     assert out.strip().endswith("summary.csv")
     SweepSummary().on_multirun_end(OmegaConf.create({"hydra": {}}))  # no sweep dir: a warning
     assert "warning: no sweep summary" in capsys.readouterr().out
+
+
+def test_the_printed_table_fits_the_terminal_and_leaves_out_empty_columns(tmp_path):
+    """At 80 columns a row of every stage's wall wraps into noise: those go (summary.csv has
+    them); a column empty in every row (no cost, no regression) goes at any width."""
+    import io
+
+    from rich.console import Console
+
+    for n, profile, wall in ((0, "quality", 9.0), (1, "speed", 3.0)):
+        job(tmp_path, n, profile, wall)
+    rows = write_summary(tmp_path)
+    for width, stages in ((80, False), (160, True)):
+        out = io.StringIO()
+        print_table(rows, tmp_path, Console(file=out, width=width))
+        lines = out.getvalue().splitlines()
+        header = next(ln for ln in lines if "status" in ln)
+        assert ("transcribe" in header) == stages and "cost_usd" not in header
+        assert "regressions" not in header and "overrides" in header
+        assert max(len(ln) for ln in lines[1:]) <= width
+        assert sum("profile=" in ln for ln in lines) == 2  # one line a job
