@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from videodub.errors import VideodubError
 from videodub.overrides import (CONFIG_FLAGS, MULTIRUN_FLAGS, PASS_THROUGH_FLAGS, VALUE_FLAGS,
                                 plain_input, quote_values, unquote)
-from videodub.providers.secrets import redact
+from videodub.providers.secrets import redact, redact_file, remember_url, remember_urls
 from videodub.run.batch import register_resolver
 
 if TYPE_CHECKING:
@@ -220,6 +220,14 @@ def task(cfg) -> None:
 
     verbose = bool(cfg.get("verbose", False))
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    if cfg.get("input"):
+        # A link's secrets: masked in what this process writes, and in what Hydra wrote
+        # before the job started (its record of the config, a sweep's list of jobs).
+        remember_url(str(cfg.input))
+        subdir = run_dir / str(hydra_cfg.output_subdir or ".hydra")
+        for path in [*subdir.glob("*.yaml"), Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml"]:
+            redact_file(path)
     # One input of many: a failure is that input's line in the summary, the others go on;
     # an input an earlier run of the same job finished is skipped.
     one_of_many = _one_of_many()
@@ -273,7 +281,7 @@ def _skip_if_done(cfg, run_dir: Path) -> bool:
             (run_dir / name).unlink(missing_ok=True)
         return False
     marker.touch()
-    print(f"{cfg.input}: done earlier, skipped: {video}", flush=True)
+    print(redact(f"{cfg.input}: done earlier, skipped: {video}"), flush=True)
     return True
 
 
@@ -282,7 +290,7 @@ def _failed_one(cfg, run_dir: Path, message: str) -> None:
 
     line = message if str(cfg.input) in message else f"{cfg.input}: {message}"
     print(f"error: {redact(line)}", file=sys.stderr, flush=True)
-    record_failure(run_dir, str(cfg.input), redact(message))
+    record_failure(run_dir, redact(str(cfg.input)), redact(message))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -325,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
         argv = quote_values(plain_input(argv))
         # Many inputs (a folder, a glob, a list) become a sweep; a URL picks ingest=url.
         argv = with_ingest_for(batch_argv(argv))
+        remember_urls(" ".join(argv))  # a link's password or signature is never written
         check_ray_address(argv)
         registry = installed_registry()
         register_configs(registry)

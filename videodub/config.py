@@ -19,6 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 from videodub.errors import VideodubError
 from videodub.languages import check_language
 from videodub.model import STAGES
+from videodub.providers.secrets import remember_urls
 from videodub.providers.usage import Price, default_prices
 from videodub.subtitles import SubtitleLayout
 
@@ -305,6 +306,8 @@ def validate(cfg: DictConfig) -> JobConfig:
             raise VideodubError(f"{key} is required (e.g. input=talk.mp4 target_lang=es)")
     if cfg.input is None or not str(cfg.input).strip():
         raise VideodubError("input is empty; name the video to dub (e.g. input=talk.mp4)")
+    # A link's password or signature (the input's, a server's base_url) is never written.
+    remember_urls(OmegaConf.to_yaml(cfg, resolve=False))
     try:
         target = check_language(str(cfg.target_lang), "target_lang")
         source = check_language(str(cfg.source_lang), "source_lang") if cfg.source_lang else None

@@ -5,6 +5,7 @@ that does not answer."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -180,3 +181,32 @@ def test_the_audio_track_choice_reaches_the_ingester_that_reads_the_download(mul
         stage.check(ctx)
         media = stage.ingest(tmp_path / "ignored", ctx)
     assert (media.audio_stream, media.audio_streams) == (1, 2)
+
+
+def test_a_links_password_and_signature_are_written_nowhere(site, tmp_path):
+    """A presigned link (cloud storage) or one with ``user:password@``, in a list of inputs:
+    the dub is made, and neither the password nor the signature nor the token is in any file
+    the run leaves (Hydra's records, reports, logs, summaries, history, the cache) or in what
+    it prints."""
+    secrets = ("pw-7f3a9c1e", "sig-5b8d2e4f0a", "AKIAEXAMPLE/20261203", "tok-19c0ffee")
+    url = (site.url("short.mp4").replace("http://", f"http://dana:{secrets[0]}@")
+           + f"?X-Amz-Signature={secrets[1]}&X-Amz-Credential={secrets[2].replace('/', '%2F')}"
+           + f"&token={secrets[3]}&v=short")
+    (tmp_path / "todo.txt").write_text(url + "\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "videodub", "input=todo.txt", "target_lang=en", "profile=speed",
+         "hydra.sweep.dir=sweep", "cache_dir=cache", "runner.display=plain"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "VIDEODUB_HISTORY": str(tmp_path / "history.sqlite")})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    [report] = [json.loads(p.read_text()) for p in (tmp_path / "sweep").rglob("report.json")]
+    assert report["status"] == "ok" and report["job"]["input"].startswith("http://dana:***@")
+    texts = {"stdout": proc.stdout, "stderr": proc.stderr}
+    files = [p for p in tmp_path.rglob("*")
+             if p.is_file() and p.suffix not in (".mp4", ".wav") and p.name != "todo.txt"]
+    assert {"multirun.yaml", "overrides.yaml", "videodub.log", "summary.json", "download.json",
+            "history.sqlite"} <= {p.name for p in files}
+    texts.update({str(p): p.read_bytes().decode("utf-8", "replace") for p in files})
+    for secret in secrets:
+        leaks = [name for name, text in texts.items() if secret in text]
+        assert not leaks, f"{secret} appears in {leaks}"

@@ -26,6 +26,7 @@ from videodub.errors import VideodubError
 from videodub.inputs import is_url
 from videodub.media import ffmpeg_exe, write_json_atomic
 from videodub.model import JobContext, JobScope, MediaInfo, WorkerHint
+from videodub.providers.secrets import redact
 from videodub.tracks import check_track_choice
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,7 @@ class UrlIngester:
             raise VideodubError(explain_download_error(url, exc)) from exc
         if not path.is_file():
             raise VideodubError(f"yt-dlp reported a download of {url} but wrote no file")
-        record = {"url": url, "title": info.get("title"), "extractor": info.get("extractor"),
+        record = {"url": redact(url), "title": info.get("title"), "extractor": info.get("extractor"),
                   "file": path.name, "bytes": path.stat().st_size}
         write_json_atomic(folder / INFO_FILE, record)
         log.info("downloaded %s (%.1f MiB)", url, record["bytes"] / 2**20)

@@ -10,9 +10,19 @@ read what.
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 MASK = "***"
+# Query parameters that authorise a link: presigned S3 and GCS links (X-Amz-Signature,
+# X-Amz-Credential, X-Amz-Security-Token, X-Goog-Signature), Azure SAS (sig), CloudFront
+# (Signature, Policy, Key-Pair-Id), and tokens, keys and passwords by any name.
+AUTHORISING_PARAM = re.compile(r"(?i)sig|token|secret|passw|credential|auth|key|policy")
+# Shorter values are not masked: masking "1" would mask every 1 in a report.
+MIN_SECRET_CHARS = 6
 
 _secrets: set[str] = set()
 _lock = threading.Lock()
@@ -71,3 +81,55 @@ def redact(text: str) -> str:
     for secret in secrets:
         text = text.replace(secret, MASK)
     return text
+
+
+def remember_url(url: str) -> None:
+    """A link's secrets from now on shown as ``***``: the password of ``user:password@`` and
+    the values of query parameters that authorise it, as typed and decoded."""
+    try:
+        parts = urlsplit(url.strip())
+        password = parts.password
+    except ValueError:  # not a URL after all (an unclosed [ in the host)
+        return
+    if parts.scheme.lower() not in ("http", "https"):
+        return
+    values = [password] if password else []
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if AUTHORISING_PARAM.search(unquote(name)):
+            values.append(value)
+    for value in values:
+        for form in {value, unquote(value)}:
+            if len(form) >= MIN_SECRET_CHARS:
+                remember(form)
+
+
+def remember_urls(text: str) -> None:
+    """:func:`remember_url` for each link in ``text`` (a command line, a list of inputs)."""
+    for match in re.finditer(r"(?i)https?://[^\s,'\"]+", text):
+        remember_url(match.group())
+
+
+def redact_data(data: Any) -> Any:
+    """``data`` (a report: dicts, lists, strings, numbers) with every secret masked."""
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {redact_data(k): redact_data(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(v) for v in data]
+    return data
+
+
+def redact_file(path: Path) -> None:
+    """Rewrite a text file someone else wrote (Hydra's record of the config) with every
+    secret masked; a file that holds none, or is not there, is left alone."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    masked = redact(text)
+    if masked != text:
+        from videodub.media import write_text_atomic
+
+        write_text_atomic(path, masked)

@@ -25,6 +25,7 @@ from videodub.errors import VideodubError
 from videodub.inputs import expand, input_slug, is_many
 from videodub.media import write_json_atomic
 from videodub.overrides import hydra_quote, unquote
+from videodub.providers.secrets import redact
 
 log = logging.getLogger(__name__)
 SLUG_RESOLVER = "videodub_input_slug"
@@ -89,8 +90,8 @@ def already_done(run_dir: Path, cfg: Any) -> Path | None:
 
 
 def mark_done(run_dir: Path, cfg: Any, video: Path) -> None:
-    write_json_atomic(run_dir / DONE_FILE, {"input": str(cfg.input), "video": video.name,
-                                            "config": config_digest(cfg)})
+    write_json_atomic(run_dir / DONE_FILE, {"input": redact(str(cfg.input)),
+                                            "video": video.name, "config": config_digest(cfg)})
 
 
 def record_failure(run_dir: Path, input_value: str, message: str) -> None:

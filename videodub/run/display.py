@@ -14,6 +14,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from videodub.providers.secrets import redact
 from videodub.providers.usage import ProviderStats
 from videodub.run.stats import ProcessMonitor, StageStats
 
@@ -55,7 +56,7 @@ class Display:
     def stop(self) -> None: ...
 
     def message(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        print(redact(text), file=self.stream, flush=True)
 
     def summary_table(self) -> Table:
         table = Table(title="videodub stages", title_justify="left")
@@ -174,7 +175,7 @@ class RichDisplay(Display):
         return Group(*parts, footer)
 
     def message(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(redact(text))
 
     def start(self) -> None:
         self.live.start()

@@ -30,6 +30,7 @@ from videodub.media import full_folder, remove_stale_temporaries, write_json_ato
 from videodub.model import (STAGES, CallsProvider, JobContext, JobScope, Segment,
                             ShortensLines, worker_hint)
 from videodub.plugins import Registry
+from videodub.providers.secrets import redact_data
 from videodub.providers.usage import Estimate, ProviderStats
 from videodub.run.cache import Cache, with_cache
 from videodub.run.display import Display, make_display
@@ -350,14 +351,14 @@ class Runner:
     def _report(self, status: str, started_at: dt.datetime, t0: float,
                 outputs: Outputs) -> dict[str, Any]:
         assert self.monitor is not None
-        return build_report(JobRecord(
+        return redact_data(build_report(JobRecord(
             job=self.job, registry=self.registry, machine=self.machine, status=status,
             started_at=started_at, wall_s=time.monotonic() - t0, origin=t0,
             monitor=self.monitor, stats=self.stats,
             ctx=self.ctx, source_segments=self._segments(self.pipeline, source=True),
             target_segments=self._segments(self.pipeline), providers=self.providers,
             outputs=outputs.names(), errors=self.errors, preflight_s=self.preflight_s,
-            estimate=self.estimate, quality=self.quality))
+            estimate=self.estimate, quality=self.quality)))
 
 
 def remove_work(folder: Path, tries: int = 20) -> None:

@@ -144,3 +144,44 @@ def test_a_stack_that_carries_the_secret_is_kept_and_masked(logged):
     text = out.getvalue()
     assert "Stack (most recent call last)" in text
     assert f"# {MASK} shows in the stack" in text and "sk-secrets-stack-7e21c3" not in text
+
+
+def test_a_links_password_and_authorising_parameters_are_remembered_typed_and_decoded():
+    from videodub.providers.secrets import redact_data, remember_url
+
+    url = ("https://erin:pa%40ss-4471@bucket.example/talk.mp4?v=abc123xyz&t=42"
+           "&X-Amz-Credential=AKIAEXAMPLE%2F20261203&X-Amz-Signature=0f9e8d7c6b&sig=short"
+           "&token=1")
+    remember_url(url)
+    assert redact(url) == ("https://erin:***@bucket.example/talk.mp4?v=abc123xyz&t=42"
+                           "&X-Amz-Credential=***&X-Amz-Signature=***&sig=short&token=1")
+    # Decoded, as a library may log it; "short" and "1" are too short to mask safely.
+    assert redact("user erin pa@ss-4471 AKIAEXAMPLE/20261203") == "user erin *** ***"
+    assert redact_data({"job": {"input": url, "n": [1, "0f9e8d7c6b"]}}) == {
+        "job": {"input": redact(url), "n": [1, MASK]}}
+
+
+@pytest.mark.parametrize("value", ["talk.mp4", "ftp://u:password1@h/x", "http://[::1/x?key=abcdef1"])
+def test_what_is_not_an_http_link_remembers_nothing(value):
+    from videodub.providers.secrets import remember_url
+
+    before = set(secrets._secrets)
+    remember_url(value)
+    assert secrets._secrets == before
+
+
+def test_a_file_someone_else_wrote_is_rewritten_masked_and_one_without_secrets_left_alone(
+        tmp_path):
+    from videodub.providers.secrets import redact_file
+
+    remember("tok-8c1d2e3f")
+    written, clean = tmp_path / "config.yaml", tmp_path / "clean.yaml"
+    written.write_text("input: https://h/x.mp4?token=tok-8c1d2e3f\n")
+    clean.write_text("input: talk.mp4\n")
+    before = clean.stat().st_mtime_ns
+    redact_file(written)
+    redact_file(clean)
+    redact_file(tmp_path / "missing.yaml")
+    assert written.read_text() == "input: https://h/x.mp4?token=***\n"
+    assert clean.stat().st_mtime_ns == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "clean.yaml", "config.yaml"]
