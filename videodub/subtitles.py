@@ -4,6 +4,7 @@ several cues timed by their share of its text."""
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import re
@@ -19,6 +20,13 @@ from videodub.media import write_text_atomic
 from videodub.model import Segment
 
 log = logging.getLogger(__name__)
+
+# What a subtitle file holds that is not said: markup (<i>, <font ...>, WebVTT's <v Name> and
+# <00:00:01.500> word times), ASS override blocks ({\an8}), and, in subtitles for the deaf,
+# sound descriptions in brackets ([music], [LAUGHS]) and sung lines (♪ ... ♪: the song plays on
+# in the background).
+MARKUP = re.compile(r"</?[A-Za-z][^<>]*>|<\d[\d:.]*>|\{\\[^{}]*\}")
+SOUND_DESCRIPTION = re.compile(r"\[[^\[\]]*\]|♪[^♪]*♪|[♪♫]")
 
 
 @dataclass(frozen=True)
@@ -58,10 +66,10 @@ def read_cues(path: Path) -> list[Cue]:
         if path.suffix.lower() == ".vtt" or text.lstrip().startswith("WEBVTT"):
             import webvtt
 
-            cues = [Cue(_vtt_seconds(c.start), _vtt_seconds(c.end), " ".join(c.text.split()))
+            cues = [Cue(_vtt_seconds(c.start), _vtt_seconds(c.end), spoken_text(c.raw_text))
                     for c in webvtt.from_string(text)]
         else:
-            cues = [Cue(s.start.total_seconds(), s.end.total_seconds(), " ".join(s.content.split()))
+            cues = [Cue(s.start.total_seconds(), s.end.total_seconds(), spoken_text(s.content))
                     for s in srt.parse(text)]
     except Exception as exc:  # noqa: BLE001 - both parsers raise their own error types
         raise VideodubError(f"{path}: not a valid SRT/WebVTT file ({str(exc).splitlines()[0]})") from exc
@@ -69,6 +77,13 @@ def read_cues(path: Path) -> list[Cue]:
     if not cues:
         raise VideodubError(f"{path}: subtitle file has no cues")
     return sorted(cues, key=lambda c: c.start)
+
+
+def spoken_text(text: str) -> str:
+    """A cue's text as it is said: markup, sound descriptions and entities (``&amp;``) gone,
+    on one line. A cue with nothing left to say is empty."""
+    text = SOUND_DESCRIPTION.sub(" ", MARKUP.sub("", text))
+    return " ".join(html.unescape(text).split())
 
 
 def _vtt_seconds(stamp: str) -> float:

@@ -67,6 +67,23 @@ def test_empty_and_backwards_cues_are_dropped(tmp_path):
     assert read_cues(write(tmp_path, "es.srt", text)) == EXPECTED
 
 
+def test_only_what_is_said_is_read_not_markup_or_sound_descriptions(tmp_path):
+    """What professional and YouTube files hold beyond the words (the dub would speak it:
+    espeak-ng said "<i>" and "{\\an8}", 0.9 s and 0.5 s of the two lines' 2.9 s and 1.8 s)."""
+    srt_text = ("1\r\n00:00:01,000 --> 00:00:02,500\r\n<i>Hola</i> a <font color=\"#ffff00\">"
+                "todos</font>.\r\n\r\n2\r\n00:00:03,000 --> 00:00:04,250\r\n{\\an8}Esta es una"
+                "\r\n[risas] prueba.\r\n\r\n3\r\n00:00:05,000 --> 00:00:06,000\r\n[MÚSICA]\r\n\r\n"
+                "4\r\n00:00:07,000 --> 00:00:08,000\r\n♪ la canción sigue ♪\r\n\r\n"
+                "5\r\n00:00:09,000 --> 00:00:10,000\r\n3 < 5 &amp; 6 > 4\r\n")
+    assert read_cues(write(tmp_path, "es.srt", srt_text)) == [*EXPECTED, Cue(9.0, 10.0,
+                                                                             "3 < 5 & 6 > 4")]
+    vtt_text = ("WEBVTT\nKind: captions\n\n00:00:01.000 --> 00:00:02.500 align:start\n"
+                "<v Ana>Hola</v><00:00:01.800><c> a</c><00:00:02.100><c> todos.</c>\n\n"
+                "00:00:03.000 --> 00:00:04.250\n<b>Esta</b> es una &amp;\nprueba.\n")
+    assert read_cues(write(tmp_path, "es.vtt", vtt_text)) == [
+        EXPECTED[0], Cue(3.0, 4.25, "Esta es una & prueba.")]
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(VideodubError, match="subtitle file not found"):
         read_cues(tmp_path / "nope.srt")
