@@ -124,6 +124,28 @@ def test_a_failed_job_still_writes_its_report_after_cleaning_up(
     assert report["status"] == "failed" and "fake tts failed" in report["error"]
 
 
+def test_a_ctrl_c_during_the_clean_up_does_not_stop_it(
+        registry, fakes, fake_input, tmp_path, monkeypatch):
+    """A second Ctrl-C (or the copy a wrapper like ``timeout`` forwards) lands while the job
+    cleans up: work/ is still removed and the report written, and the job's own error is the
+    one raised."""
+    import os
+
+    fakes.reset()
+    remove = runner_module.remove_work
+
+    def interrupted(folder: Path, *args) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        remove(folder, *args)
+
+    monkeypatch.setattr(runner_module, "remove_work", interrupted)
+    with pytest.raises(RuntimeError, match="fake tts failed"):
+        runner(registry, fake_input, tmp_path, "tts.fail_on=1").run()
+    assert not (tmp_path / "run" / "work").exists()
+    report = json.loads((tmp_path / "run" / "report.json").read_text(encoding="utf-8"))
+    assert report["status"] == "failed"
+
+
 def test_a_run_folder_that_cannot_be_made_is_one_line(registry, fake_input, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

@@ -34,6 +34,7 @@ from videodub.providers.secrets import redact_data
 from videodub.providers.usage import Estimate, ProviderStats
 from videodub.run.cache import Cache, with_cache
 from videodub.run.display import Display, make_display
+from videodub.run.interrupts import held_interrupts
 from videodub.run.outputs import Outputs
 from videodub.run.ownership import own_run_folder
 from videodub.run.preflight import preflight
@@ -229,18 +230,19 @@ class Runner:
                 raise self.errors[0] from exc  # the clear line, not a raw OSError
             raise
         finally:
-            monitor.stop()
-            display.stop()
-            self.scope.close()
-            lease.__exit__(None, None, None)
-            # Clean-up first: it must run whatever the report write does. Intermediate media
-            # is only useful to a finished job; completed work (subtitles, cached
-            # transcripts and clips) stays.
-            if status != "ok" or not job.keep_work:
-                remove_work(ctx.work_dir)
-            report = self._report(status, started_at, t0, outputs)
-            self._notify("job_finished", job=job, run_dir=self.run_dir, report=report)
-            report_error = self._write_report(report)
+            with held_interrupts():
+                monitor.stop()
+                display.stop()
+                self.scope.close()
+                lease.__exit__(None, None, None)
+                # Clean-up first: it must run whatever the report write does. Intermediate
+                # media is only useful to a finished job; completed work (subtitles, cached
+                # transcripts and clips) stays.
+                if status != "ok" or not job.keep_work:
+                    remove_work(ctx.work_dir)
+                report = self._report(status, started_at, t0, outputs)
+                self._notify("job_finished", job=job, run_dir=self.run_dir, report=report)
+                report_error = self._write_report(report)
         if report_error is not None:  # the job itself succeeded: the report is one of its outputs
             raise report_error
         display.summary()
