@@ -235,7 +235,13 @@ def task(cfg) -> None:
         return
     try:
         job = validate(cfg)
-        result = Runner(job, run_dir, installed_registry()).run()
+        display, label = None, ""
+        if _in_parallel_sweep():
+            # Jobs side by side write to one terminal: lines, each naming its job as Hydra's
+            # launch list does, instead of live tables drawn over each other.
+            label = f"#{hydra_cfg.job.num} "
+            display = "plain" if job.runner.display.value == "auto" else None
+        result = Runner(job, run_dir, installed_registry(), display=display, label=label).run()
     except VideodubError as exc:
         if verbose:
             raise
@@ -260,6 +266,17 @@ def task(cfg) -> None:
         print(result.report["summary"], flush=True)
         return
     print(result.video, flush=True)
+
+
+def _in_parallel_sweep() -> bool:
+    """Whether this job may run beside others of its sweep (any launcher but Hydra's basic
+    one, which runs them one after another)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    config = HydraConfig.get()
+    return (config.mode == RunMode.MULTIRUN
+            and not str(config.launcher.get("_target_", "")).endswith(".BasicLauncher"))
 
 
 def _one_of_many() -> bool:

@@ -46,6 +46,11 @@ def test_joblib_launcher_runs_each_job_in_its_own_process(short_talk, tmp_path):
         pids.add(report["job"]["pid"])
     assert profiles == {"speed", "balanced"}
     assert len(pids) == 2, "joblib ran both jobs in one process"
+    # The jobs share one terminal: each line they show names its job, as Hydra's list does.
+    shown = proc.stdout + proc.stderr
+    for job in ("#0", "#1"):
+        assert f"{job} [transcribe] started" in shown and f"{job} [mux] done" in shown
+        assert f"{job} videodub stages" in shown
     assert str(sweep / "0" / "short.en.mp4") in proc.stdout
     assert str(sweep / "1" / "short.en.mp4") in proc.stdout
     # The sweep summary comes from a Hydra callback, so this launcher gets it too.

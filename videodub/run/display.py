@@ -50,16 +50,18 @@ class Display:
         self.monitor = monitor
         self.stream = stream or sys.stderr
         self.providers = providers or []
+        # Put before each line: which job of several running at once it is about.
+        self.label = ""
 
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
 
     def message(self, text: str) -> None:
-        print(redact(text), file=self.stream, flush=True)
+        print(redact(self.label + text), file=self.stream, flush=True)
 
     def summary_table(self) -> Table:
-        table = Table(title="videodub stages", title_justify="left")
+        table = Table(title=f"{self.label}videodub stages", title_justify="left")
         for col in ("stage", "impl", "items", "wall s", "cpu s", "workers", "peak RSS MiB"):
             table.add_column(col, justify="left" if col in ("stage", "impl") else "right")
         for s in self.stages:

@@ -71,11 +71,12 @@ class Runner:
     ``registry`` (the one the job was composed from)."""
 
     def __init__(self, job: JobConfig, run_dir: Path, registry: Registry,
-                 display: str | None = None) -> None:
+                 display: str | None = None, label: str = "") -> None:
         self.job = job
         self.run_dir = Path(run_dir)
         self.registry = registry
         self.display_mode = display or job.runner.display.value
+        self.label = label  # before each line shown: jobs of a parallel sweep share a terminal
         self.machine = Machine.detect()
         self.stats = {stage: StageStats(stage, impl=job.stages[stage].impl) for stage in STAGES}
         self.stats["transcribe"].unit = "s"
@@ -201,6 +202,7 @@ class Runner:
         display = self.display = make_display(
             self.display_mode, list(self.stats.values()), monitor,
             minimal=job.runner.minimal_logging, providers=self.providers)
+        display.label = self.label
         if self.display_mode != "quiet":
             ctx.progress = display.message
         started_at = dt.datetime.now(dt.timezone.utc)
