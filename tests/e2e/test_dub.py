@@ -389,7 +389,7 @@ def test_audio_only_input(run_cli, talk_factory, tmp_path, suffix, codec):
                          audio_codec=codec)
     run = run_cli(f"input={voice.path}", "target_lang=en", "translate=none",
                   "profile=speed").check()
-    assert run.video == run.run_dir / "voice.en.mp4"
+    assert run.video == run.run_dir / "voice.en.m4a"
     with av.open(str(run.video)) as container:
         assert len(container.streams.video) == 0
         assert len(container.streams.audio) == 2

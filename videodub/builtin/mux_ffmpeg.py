@@ -165,6 +165,8 @@ class FfmpegMuxer:
 
     def mux(self, media: MediaInfo, dubbed_audio: Path, subtitles: Path, out_path: Path,
             ctx: JobContext) -> Path:
+        if not media.has_video:  # a podcast or a recording: an audio file, named as players expect
+            out_path = out_path.with_suffix(".m4a")
         source = ctx.artifacts.get("source_subtitles") if self.options.source_subtitles else None
         burn = None
         if self.options.burn_subtitles and media.has_video:

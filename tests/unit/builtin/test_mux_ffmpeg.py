@@ -250,7 +250,10 @@ def test_an_mp3_original_is_copied_unless_mp4_cannot_carry_its_rate(inputs, tmp_
                                        JobContext(tmp_path / "run", "es", "en"))
     with av.open(str(out)) as container:
         codecs = [s.codec_context.codec.canonical_name for s in container.streams.audio]
+        assert not container.streams.video
     assert codecs == ["aac", original]
+    # Audio in, audio out: an .m4a, as podcast apps and players expect of audio in MP4.
+    assert out == tmp_path / "call.es.m4a" and not (tmp_path / "call.es.mp4").exists()
 
 
 def bottom_third(path: Path, at: float) -> np.ndarray:
