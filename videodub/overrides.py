@@ -56,7 +56,16 @@ def unquote(value: str) -> str:
 
 def _is_hydra_syntax(value: str) -> bool:
     return (value[:1] in "'\"[{" or "${" in value or bool(_FUNCTIONS.match(value))
-            or ("," in value and not Path(value).exists()))
+            or ("," in value and not Path(value).exists() and not _one_link(value)))
+
+
+def _one_link(value: str) -> bool:
+    """A link with commas in it (streaming CDNs write ``/v,480p,720p,.mp4.csmil/``): one
+    input, not a sweep, unless each comma starts another link or an existing file."""
+    from videodub.inputs import is_url
+
+    first, *rest = value.split(",")
+    return is_url(first) and not all(is_url(p) or _exists(p) for p in rest)
 
 
 def quote_values(argv: list[str]) -> list[str]:

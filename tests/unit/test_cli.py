@@ -102,3 +102,14 @@ def test_words_hydra_would_not_parse_are_refused_saying_what_to_type(tmp_path, a
     with pytest.raises(VideodubError) as caught:
         plain_input(argv)
     assert str(caught.value).replace(str(tmp_path / "b.mp4"), "b.mp4").startswith(line)
+
+
+def test_a_link_with_commas_is_one_input_and_links_apart_are_a_sweep(tmp_path):
+    cdn = "https://cdn.example/hls/talk,480p,720p,.mp4.csmil/master.m3u8"
+    [[one]] = job_overrides(quote_values([f"input={cdn}"]))
+    assert unquote(one.split("=", 1)[1]) == cdn
+    local = tmp_path / "b.mp4"
+    local.write_bytes(b"x")
+    jobs = job_overrides(quote_values(["-m", f"input=https://h/a.mp4,https://h/b.mp4,{local}"]))
+    assert [job.replace("\\", "") for [job] in jobs] == [  # Hydra writes ':' as '\\:'
+        "input=https://h/a.mp4", "input=https://h/b.mp4", f"input={local}"]
