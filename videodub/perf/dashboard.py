@@ -22,15 +22,18 @@ font-weight:bold}.HIGH{color:#d40}.MEDIUM{color:#a70}.LOW{color:#777}"""
 def _trends(runs: list[Any]) -> Any:
     import plotly.graph_objects as go
 
+    # Per minute of media, as regressions are judged: a two-hour job beside one-minute ones
+    # would otherwise flatten every other point to the axis.
     series: dict[str, tuple[list[str], list[float]]] = defaultdict(lambda: ([], []))
     for r in runs:
-        for s in r.stages:
+        for s in r.stages if r.media_s else ():
             series[s.stage][0].append(r.started_at)
-            series[s.stage][1].append(s.wall_s)
+            series[s.stage][1].append(s.wall_s * 60 / r.media_s)
     fig = go.Figure([go.Scatter(x=xs, y=ys, mode="lines+markers", name=stage)
                      for stage in STAGE_ORDER if stage in series
                      for xs, ys in [series[stage]]])
-    fig.update_layout(title="stage wall time, last 30 days", yaxis_title="s",
+    fig.update_layout(title="stage wall per media minute, 30 days",
+                      yaxis_title="s per min",
                       height=380, margin=dict(t=50, l=50, r=20, b=40))
     return fig
 
@@ -82,7 +85,12 @@ def _providers(runs: list[Any]) -> Any:
         go.Bar(name="429s + timeouts + errors", x=names, y=[errors[n] for n in names],
                yaxis="y2")])
     fig.update_layout(title="API latency and errors per provider", barmode="group",
-                      yaxis2=dict(overlaying="y", side="right", title="errors"),
+                      # Counts: whole numbers from zero (with none, plotly's own range for
+                      # the axis ran from -1 to 0 in fractions).
+                      yaxis2=dict(overlaying="y", side="right", title="errors", showgrid=False,
+                                  rangemode="tozero", tickformat="d",
+                                  range=None if any(errors.values()) else [0, 1], dtick=None
+                                  if any(errors.values()) else 1),
                       height=380, margin=dict(t=50, l=50, r=50, b=40))
     return fig
 
