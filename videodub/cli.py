@@ -219,8 +219,8 @@ def task(cfg) -> None:
     from videodub.run.runner import Runner
 
     verbose = bool(cfg.get("verbose", False))
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     if cfg.get("input"):
         # A link's secrets: masked in what this process writes, and in what Hydra wrote
         # before the job started (its record of the config, a sweep's list of jobs).
