@@ -54,8 +54,11 @@ def decode_text(data: bytes, path: Path) -> str:
     return str(best)
 
 
-def read_cues(path: Path) -> list[Cue]:
-    """Cues of an .srt or .vtt file, sorted by start. One-line VideodubError if unreadable."""
+def read_cues(path: Path, spoken: bool = False) -> list[Cue]:
+    """Cues of an .srt or .vtt file, sorted by start, each on one line; with ``spoken``, only
+    what is said (:func:`spoken_text`), cues with nothing said left out. One-line
+    VideodubError if unreadable."""
+    clean = spoken_text if spoken else (lambda text: " ".join(text.split()))
     if not path.is_file():
         raise VideodubError(f"subtitle file not found: {path}")
     try:
@@ -66,10 +69,11 @@ def read_cues(path: Path) -> list[Cue]:
         if path.suffix.lower() == ".vtt" or text.lstrip().startswith("WEBVTT"):
             import webvtt
 
-            cues = [Cue(_vtt_seconds(c.start), _vtt_seconds(c.end), spoken_text(c.raw_text))
+            cues = [Cue(_vtt_seconds(c.start), _vtt_seconds(c.end),
+                        clean(c.raw_text if spoken else c.text))
                     for c in webvtt.from_string(text)]
         else:
-            cues = [Cue(s.start.total_seconds(), s.end.total_seconds(), spoken_text(s.content))
+            cues = [Cue(s.start.total_seconds(), s.end.total_seconds(), clean(s.content))
                     for s in srt.parse(text)]
     except Exception as exc:  # noqa: BLE001 - both parsers raise their own error types
         raise VideodubError(f"{path}: not a valid SRT/WebVTT file ({str(exc).splitlines()[0]})") from exc

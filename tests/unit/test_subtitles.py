@@ -75,12 +75,14 @@ def test_only_what_is_said_is_read_not_markup_or_sound_descriptions(tmp_path):
                 "\r\n[risas] prueba.\r\n\r\n3\r\n00:00:05,000 --> 00:00:06,000\r\n[MÚSICA]\r\n\r\n"
                 "4\r\n00:00:07,000 --> 00:00:08,000\r\n♪ la canción sigue ♪\r\n\r\n"
                 "5\r\n00:00:09,000 --> 00:00:10,000\r\n3 < 5 &amp; 6 > 4\r\n")
-    assert read_cues(write(tmp_path, "es.srt", srt_text)) == [*EXPECTED, Cue(9.0, 10.0,
-                                                                             "3 < 5 & 6 > 4")]
+    assert read_cues(write(tmp_path, "es.srt", srt_text), spoken=True) == [
+        *EXPECTED, Cue(9.0, 10.0, "3 < 5 & 6 > 4")]
+    as_written = read_cues(tmp_path / "es.srt")[0].text  # without spoken: the file's text
+    assert as_written == "<i>Hola</i> a <font color=\"#ffff00\">todos</font>."
     vtt_text = ("WEBVTT\nKind: captions\n\n00:00:01.000 --> 00:00:02.500 align:start\n"
                 "<v Ana>Hola</v><00:00:01.800><c> a</c><00:00:02.100><c> todos.</c>\n\n"
                 "00:00:03.000 --> 00:00:04.250\n<b>Esta</b> es una &amp;\nprueba.\n")
-    assert read_cues(write(tmp_path, "es.vtt", vtt_text)) == [
+    assert read_cues(write(tmp_path, "es.vtt", vtt_text), spoken=True) == [
         EXPECTED[0], Cue(3.0, 4.25, "Esta es una & prueba.")]
 
 

@@ -42,7 +42,7 @@ class SubtitleTranslator:
 
     def __init__(self, options) -> None:
         self.options = options
-        self.cues = read_cues(Path(options.file).expanduser())
+        self.cues = read_cues(Path(options.file).expanduser(), spoken=True)
         self._starts = [c.start for c in self.cues]
 
     def worker_hint(self) -> WorkerHint:

@@ -45,6 +45,15 @@ def test_one_cue_per_segment_keeps_the_segment_timing(tmp_path):
     assert all("from_subtitle_cue" not in s.flags for s in out)
 
 
+def test_what_is_not_said_is_not_taken_markup_and_sound_descriptions(tmp_path):
+    """The translation is what the voice says: no tags, and a cue that only describes a
+    sound (here over no speech) gives no line."""
+    segments = [Segment(0, 1.0, 2.4, "Hello everyone."), Segment(1, 3.1, 4.0, "This is a test.")]
+    out = translate(tmp_path, [(0.9, 2.5, "<i>Hola</i> a todos."), (2.6, 3.0, "[MÚSICA]"),
+                               (3.0, 4.2, "{\\an8}Esto es una prueba.")], segments)
+    assert [s.target_text for s in out] == ["Hola a todos.", "Esto es una prueba."]
+
+
 def test_one_cue_over_two_segments_becomes_one_cue_timed_segment(tmp_path):
     segments = [Segment(0, 1.0, 2.0, "Hello"), Segment(1, 2.2, 3.5, "everyone.")]
     out = translate(tmp_path, [(1.0, 3.5, "Hola a todos.")], segments)
