@@ -122,13 +122,68 @@ def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
-def _tokens(text: str) -> tuple[list[str], str]:
+# Line breaking in text written without spaces (Chinese, Japanese), after the kinsoku rules:
+# these never start a line (closing marks, small kana, the long-vowel mark) ...
+_NO_START = set("、。，．・：；！？）」』】〉》〕］｝”’ー〜…ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々")
+# ... and these never end one (opening marks).
+_NO_END = set("（「『【〈《〔［｛“‘")
+# Where a Japanese line breaks well: after punctuation, and where a particle or verb ending (a
+# run of hiragana) meets the next word (kanji, katakana, Latin): "皆さんのための|ビデオ作り".
+# An honorific prefix (お, ご) stays with its word.
+_PREFIXES = {"お", "ご"}
+
+
+def _hiragana(c: str) -> bool:
+    return "\u3041" <= c <= "\u309f"
+
+
+def _kana(c: str) -> bool:
+    return "\u3041" <= c <= "\u30ff"
+
+
+def _units(text: str) -> list[str]:
+    """Spaceless text as the pieces a line may break between: in Japanese (text with kana)
+    phrases, elsewhere (Chinese) characters; kinsoku marks kept with their neighbours."""
+    japanese = any(_kana(c) for c in text)
+    units: list[str] = []
+    run = 0  # length of the hiragana run that ends the current unit
+    for c in text:
+        prev = units[-1][-1] if units else ""
+        joined = prev == "" or c in _NO_START or prev in _NO_END
+        if not joined and japanese:
+            after_punctuation = prev in _NO_START and not _kana(prev)
+            after_particle = (_hiragana(prev) and not _hiragana(c)
+                              and not (run == 1 and prev in _PREFIXES))
+            joined = not (after_punctuation or after_particle)
+        if joined and units:
+            units[-1] += c
+        else:
+            units.append(c)
+        run = run + 1 if _hiragana(c) else 0
+    return units
+
+
+def _tokens(text: str, width: int) -> tuple[list[str], str]:
     """Words and the glue between them; text written without spaces (Chinese, Japanese) is
-    broken between characters."""
+    broken between phrases or characters (:func:`_units`), a phrase wider than a line
+    between its characters."""
     words = text.split()
     if len(words) > 1 or _width(text) <= len(text):
         return words, " "
-    return list(text), ""
+    units = [piece for unit in _units(text)
+             for piece in (_units_of_chars(unit) if _width(unit) > width else [unit])]
+    return units, ""
+
+
+def _units_of_chars(text: str) -> list[str]:
+    """Characters, kinsoku marks kept with their neighbours."""
+    pieces: list[str] = []
+    for c in text:
+        if pieces and (c in _NO_START or pieces[-1][-1] in _NO_END):
+            pieces[-1] += c
+        else:
+            pieces.append(c)
+    return pieces
 
 
 def _wrap(tokens: list[str], glue: str, width: int) -> list[str]:
@@ -162,8 +217,8 @@ def layout_cue(text: str, layout: SubtitleLayout) -> list[str]:
     text = " ".join(text.split())
     if not layout.max_line_chars or not text:
         return [text]
-    tokens, glue = _tokens(text)
     width, most = layout.max_line_chars, layout.max_lines
+    tokens, glue = _tokens(text, width)
     for count in range(max(1, math.ceil(_width(text) / (width * most))), len(tokens) + 1):
         for leeway in (0.5, 0.0):
             laid = [_balanced(c, glue, width, most) for c in _chunks(tokens, glue, count, leeway)]

@@ -193,12 +193,27 @@ def test_a_line_too_long_for_one_cue_becomes_even_cues_ending_after_a_clause():
     assert " ".join(three) == LONG
 
 
-def test_wide_characters_count_two_columns_and_unspaced_text_breaks_between_them():
+def test_wide_characters_count_two_columns_and_japanese_breaks_between_phrases():
+    """Not inside a word ("につ|いて", "ございまし|た。", as breaking between any two
+    characters did): after punctuation, or where a particle meets the next word."""
     text = "今日は三つの簡単なアイデアを見ていきましょう。それから字幕の話をします。"  # 36 wide
     cues = layout_cue(text, SubtitleLayout())
     assert all(max(widths(c)) <= 42 and len(c.split("\n")) <= 2 for c in cues)
     assert "".join(c.replace("\n", "") for c in cues) == text
-    assert len(cues) == 1 and len(cues[0].split("\n")) == 2  # 72 columns: two lines
+    assert cues == ["今日は三つの簡単なアイデアを\n見ていきましょう。", "それから字幕の話をします。"]
+    assert layout_cue("皆さんのためのビデオ作りについての短い講演へようこそ。", SubtitleLayout()) == [
+        "皆さんのためのビデオ作りについての\n短い講演へようこそ。"]
+    assert layout_cue("ご覧いただきありがとうございました。また次回お会いしましょう。",
+                      SubtitleLayout()) == ["ご覧いただきありがとうございました。\nまた次回お会いしましょう。"]
+
+
+def test_chinese_breaks_between_characters_but_no_line_starts_with_closing_punctuation():
+    text = "他说：“我们今天会讨论三个简单的想法。”然后他就走了，大家都很高兴。"
+    for width in range(15, 21):  # breaking anywhere put "”" or "，" first on a line here
+        cues = layout_cue(text, SubtitleLayout(max_line_chars=width))
+        lines = [line for cue in cues for line in cue.split("\n")]
+        assert "".join(lines) == text and all(max(widths(c)) <= width for c in cues)
+        assert not any(line[0] in "，。”" or line[-1] == "“" for line in lines), lines
 
 
 def test_no_wrapping_and_a_word_wider_than_a_line():
