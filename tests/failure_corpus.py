@@ -60,6 +60,8 @@ MESSAGES: dict[str, str] = {
                             "translate.file=<es.srt>)",
     "run_dir_under_a_file": "error: cannot create the run folder <folder>: <file> is not a "
                             "folder; set hydra.run.dir to a folder you can write to",
+    "cache_dir_under_a_file": "error: cannot create the cache folder <folder>: Not a directory; "
+                              "set cache_dir to a folder you can write to, or cache=false",
     "run_dir_read_only": "error: cannot create the run folder <folder>: <folder> is not "
                          "writable; set hydra.run.dir to a folder you can write to",
     # -- what is typed (tests/e2e/test_input_paths.py) ---------------------------------------

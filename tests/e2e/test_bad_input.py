@@ -136,12 +136,19 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
                             ["http://127.0.0.1:9/x.mp4", "cannot reach"]),
         "run_dir_under_a_file": ([f"input={good}", "target_lang=en"],
                                  ["cannot create the run folder", "a_file.txt", "hydra.run.dir"]),
+        "cache_dir_under_a_file": ([f"input={good}", "target_lang=en"],
+                                   ["cannot create the cache folder", "a_file.txt", "cache_dir"]),
     }
 
 
 # Cases that need a run folder of their own (given the fixture).
 def run_dirs(bad: BadFiles) -> dict[str, Path]:
     return {"run_dir_under_a_file": bad.a_file / "sub"}
+
+
+# Cases that need a cache folder of their own.
+def cache_dirs(bad: BadFiles) -> dict[str, Path]:
+    return {"cache_dir_under_a_file": bad.a_file / "cache"}
 
 BEFORE_ANY_WORK = ["no_voice_for_language", "english_model_other_source", "same_language_needed",
                    "audio_track_out_of_range", "audio_track_language_missing"]
@@ -153,11 +160,11 @@ CASE_IDS = ["missing_file", "not_media", "video_without_audio", "silence_only",
             "unknown_top_level_key", "unknown_stage_key", "missing_subtitle_file",
             "no_voice_for_language", "english_model_other_source", "same_language_needed",
             "audio_track_out_of_range", "audio_track_language_missing", "damaged_video_track", "garbled_moov", "empty_input", "url_input", "unreachable_url",
-            "run_dir_under_a_file"]
+            "run_dir_under_a_file", "cache_dir_under_a_file"]
 # Cases refused as a usage error (exit 2) rather than a failed job.
 USAGE_ERRORS = ["unknown_language", "not_an_option", "no_such_bare_input", "unknown_implementation",
                 "bad_value", "unknown_top_level_key", "unknown_stage_key", "empty_input",
-                "run_dir_under_a_file"]
+                "run_dir_under_a_file", "cache_dir_under_a_file"]
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +175,8 @@ def failed_runs(run_cli, bad, short_talk):
     def get(case: str):
         if case not in runs:
             overrides, _ = cases(bad, short_talk.path)[case]
-            runs[case] = run_cli(*overrides, "profile=speed", run_dir=run_dirs(bad).get(case))
+            runs[case] = run_cli(*overrides, "profile=speed", run_dir=run_dirs(bad).get(case),
+                                 cache_dir=cache_dirs(bad).get(case))
         return runs[case]
 
     return get

@@ -188,6 +188,13 @@ class Runner:
     def _run_owned(self, stages: dict[str, Any]) -> RunResult:
         job = self.job
         cache = Cache(Path(job.cache_dir).resolve() if job.cache else None)
+        if cache.root is not None:
+            try:
+                cache.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise VideodubError(f"cannot create the cache folder {cache.root}: "
+                                    f"{exc.strerror or exc}; set cache_dir to a folder you can "
+                                    f"write to, or cache=false") from exc
         # What jobs killed before they could clean up left here (not a live job's files).
         remove_stale_temporaries(self.run_dir)
         if cache.root is not None:
