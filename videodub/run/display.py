@@ -114,7 +114,9 @@ class PlainDisplay(Display):
                              + (" (cached)" if s.cached else ""))
 
     def summary(self) -> None:
-        console = Console(file=self.stream, width=100)
+        # Wide enough for the providers' endpoints (a log file or CI has no terminal width
+        # to follow); a table takes no more than its columns need.
+        console = Console(file=self.stream, width=140)
         console.print(self.summary_table())
         if self.providers:
             console.print(self.provider_table())

@@ -148,12 +148,14 @@ def test_plain_summary_is_a_table_of_the_stages_and_then_the_providers():
     assert table_rows(out.getvalue()) == [
         ["ingest", "local", "1", "0.00", "1.23", "1", "300"],
         ["tts", "espeak (cached)", "0", "0.00", "0.00", "2", "0"]]
-    provider = ProviderStats("tts", "tts-1", "http://127.0.0.1:9/v1")
+    # An endpoint as long as a real one is shown whole (at 100 columns it was cut).
+    endpoint = "https://my-resource.openai.azure.com/openai/v1"
+    provider = ProviderStats("tts", "gpt-4o-mini-tts", endpoint)
     provider.calls, provider.limiter_wait_s = 4, 2.5
     out = io.StringIO()
     PlainDisplay(st, ProcessMonitor(st), out, [provider]).summary()
     assert table_rows(out.getvalue())[2:] == [
-        ["tts", "tts-1", "http://127.0.0.1:9/v1", "4", "0 (max 0)", "0", "0", "2.5"]]
+        ["tts", "gpt-4o-mini-tts", endpoint, "4", "0 (max 0)", "0", "0", "2.5"]]
 
 
 def test_quiet_display_prints_nothing():
