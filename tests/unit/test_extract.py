@@ -20,7 +20,7 @@ from videodub.builtin.ingest_local import LocalIngester, LocalIngestOptions
 from videodub.config import implementation_config
 from videodub.errors import VideodubError
 from videodub.extract import Unsupported, WavOut, decode_to_wavs
-from videodub.media import ffmpeg_exe
+from videodub.media import ffmpeg_exe, probe
 from videodub.model import JobContext
 from videodub.wav import WavWriter
 
@@ -229,9 +229,14 @@ def test_files_joined_end_to_end_keep_all_their_audio(source, tmp_path):
     want = by_ffmpeg(joined, tmp_path, 16000, 1)
     assert abs(len(ours) - len(want)) <= 16 and len(ours) > 2 * 6.2 * 16000
     ctx = JobContext(tmp_path / "run", "es", "en")
-    LocalIngester(implementation_config("ingest", "local", LocalIngestOptions)()).ingest(joined,
-                                                                                         ctx)
+    media = LocalIngester(implementation_config("ingest", "local", LocalIngestOptions)()).ingest(
+        joined, ctx)
     assert any("start anew 1 time(s)" in n for n in ctx.notes), ctx.notes
+    # The container tells only the last part's length; the job's timeline is the audio's
+    # (the dub's later lines were piled up at the "end" otherwise: onsets 1.3 s early).
+    assert probe(joined)["duration"] < 0.6 * len(ours) / 16000
+    assert abs(media.duration - len(ours) / 16000) < 0.05
+    assert any("says it lasts" in n and "the dub follows the audio" in n for n in ctx.notes)
 
 
 def test_ingest_says_how_it_laid_the_audio(source, tmp_path):

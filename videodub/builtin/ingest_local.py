@@ -34,6 +34,8 @@ class LocalIngestOptions:
         check_track_choice(self.audio_track)
 
 
+# Audio longer than the container's duration by more than this is the timeline instead.
+LONGER_AUDIO_S = 0.5
 # A stereo track whose channels differ by less than this (difference under sum, dB) in nearly
 # every half second is one signal twice: the dub is mixed and encoded in mono. A mono talk
 # through a stereo AAC encode measures -30 to -75 dB in most half seconds (each channel gets
@@ -127,9 +129,11 @@ class LocalIngester:
         delay = round((track["start"] or 0.0) - info["start"], 3)
         timeline = {"audio_delay_s": delay} if delay > START_TOLERANCE_S else {}
 
+        duration = float(info["duration"])
+
         def media(channels: int, **extra) -> MediaInfo:
             return MediaInfo(
-                path=input_path, duration=float(info["duration"]), has_video=bool(video),
+                path=input_path, duration=duration, has_video=bool(video),
                 audio_streams=len(audio), audio_stream=n, audio_codec=track["codec"],
                 video_codec=video[0]["codec"] if video else None, speech_audio=speech,
                 full_audio=full, sample_rate=rate, channels=channels,
@@ -175,6 +179,16 @@ class LocalIngester:
         if len(audio) > 1:
             ctx.note(f"ingest: audio track {n} ({track.get('language') or 'untagged'}) of "
                      f"{len(audio)} is dubbed (ingest.audio_track)")
+        # Files joined end to end (a recording in parts, MPEG-TS whose timestamps start anew)
+        # make the container report only the last part's length; the audio, laid end to
+        # end, is the timeline (the dub's lines were placed past the "end" otherwise).
+        import soundfile
+
+        heard = soundfile.info(str(full)).duration
+        if heard > duration + LONGER_AUDIO_S:
+            ctx.note(f"ingest: {input_path.name} says it lasts {duration:.2f} s but its audio "
+                     f"runs {heard:.2f} s; the dub follows the audio")
+            duration = heard
         mono = track.get("channels") == 1 or same_channels(full)
         if mono and track.get("channels") != 1:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
