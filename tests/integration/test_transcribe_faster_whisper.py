@@ -71,6 +71,24 @@ def test_a_blip_whisper_doubts_is_speech_is_flagged_in_segments_json(tmp_path):
         assert "suspect_no_speech" in seg["flags"], segments
 
 
+def test_a_window_of_clear_speech_whisper_doubts_is_still_dubbed(tmp_path):
+    """A talk with 0.15 s pauses: tiny.en gave its first window a no-speech probability of
+    0.62, one figure for all its lines, though each line was confident (log-prob -0.2). Read
+    alone, that figure left nine of twelve lines in the original language; every line is
+    dubbed."""
+    from videodub.testing.samples import ENGLISH_TALK, make_talk
+
+    talk = tmp_path / "dense.mp4"
+    make_talk(talk, ENGLISH_TALK * 2, pause=0.15)
+    run_dir = tmp_path / "run"
+    dub([f"input={talk}", "target_lang=en", "translate=none", "profile=speed",
+         f"cache_dir={tmp_path / 'cache'}"], run_dir)
+    segments = json.loads((run_dir / "segments.json").read_text(encoding="utf-8"))["segments"]
+    assert len(segments) >= 10
+    assert [s["id"] for s in segments if s["audio_path"] is None] == [], [
+        (s["extra"], s["flags"]) for s in segments]
+
+
 @pytest.mark.slow
 def test_long_media_transcribed_in_windows_says_what_it_says_whole(tmp_path):
     """A 75 s talk recognised in 30 s windows (cut in its pauses) gives the words of the

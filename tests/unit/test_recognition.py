@@ -237,3 +237,17 @@ def test_voice_activity_run_as_the_file_grows_finds_what_faster_whisper_finds(tm
     assert vad.speech(audio[cut:end], cut) == expected(audio[cut:end])
     assert vad.speech(audio[end:], end) == expected(audio[end:])  # nothing fed
     assert vad.speech(audio[:10], 0) == expected(audio[:10]) == []
+
+
+@pytest.mark.parametrize("logprob, no_speech, text, flagged", [
+    (-0.2, 0.62, "Welcome to this short talk about making videos.", False),  # a confident line
+    (-1.3, 0.62, "Welcome to this short talk about making videos.", True),  # Whisper's own rule
+    (-0.5, 0.76, "Oh", True),  # a blip heard in noise
+    (-0.3, 0.70, "Thank you.", True),  # a stock phrase
+    (-0.3, 0.40, "Oh", False),
+])
+def test_no_speech_counts_with_a_low_log_probability_or_on_a_short_line(logprob, no_speech,
+                                                                        text, flagged):
+    from videodub.recognition import suspect_flags
+
+    assert ("suspect_no_speech" in suspect_flags(logprob, 1.2, no_speech, text)) == flagged

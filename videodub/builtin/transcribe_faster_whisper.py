@@ -188,7 +188,8 @@ class FasterWhisperTranscriber:
                 start, end = s.start, s.end
                 if words and s.words:
                     start, end = s.words[0].start, s.words[-1].end
-                flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob)
+                flags = suspect_flags(s.avg_logprob, s.compression_ratio, s.no_speech_prob,
+                                      text)
                 extra = {"avg_logprob": round(s.avg_logprob, 3),
                          "no_speech_prob": round(s.no_speech_prob, 3)}
                 if words and s.words:  # for aligners that regroup lines at pauses (semantic)

@@ -283,7 +283,7 @@ class OpenAITranscriber:
             logprob = float(s.get("avg_logprob", 0.0))
             compression = float(s.get("compression_ratio", 0.0))
             no_speech = float(s.get("no_speech_prob", 0.0))
-            flags = suspect_flags(logprob, compression, no_speech)
+            flags = suspect_flags(logprob, compression, no_speech, text)
             out.append(Segment(id=-1, start=round(start, 3), end=round(max(end, start), 3),
                                source_text=text, flags=flags,
                                extra={"avg_logprob": round(logprob, 3),

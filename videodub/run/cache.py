@@ -39,6 +39,7 @@ from videodub.model import (
     Synthesizer,
     Transcriber,
 )
+from videodub.recognition import reread_no_speech
 
 
 def _default(obj: Any) -> Any:
@@ -152,7 +153,7 @@ class CachedTranscriber:
         if hit is not None:
             self.on_hit()
             ctx.source_lang = hit["language"]
-            yield from (Segment.from_json(s) for s in hit["segments"])
+            yield from (reread_no_speech(Segment.from_json(s)) for s in hit["segments"])
             return
         produced: list[Segment] = []
         for seg in self.inner.transcribe(media, ctx):

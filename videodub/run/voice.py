@@ -48,7 +48,9 @@ def apply_on_suspect(segment: Segment, mode: str) -> bool:
     there) or ``dropped_suspect`` (silence)."""
     if mode == "dub" or not is_suspect(segment):
         return True
-    segment.flags.append("kept_original" if mode == "keep_original" else "dropped_suspect")
+    flag = "kept_original" if mode == "keep_original" else "dropped_suspect"
+    if flag not in segment.flags:  # a line refitted goes through here again
+        segment.flags.append(flag)
     return False
 
 

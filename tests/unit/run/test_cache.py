@@ -226,6 +226,29 @@ def test_audio_that_starts_after_the_picture_is_timed_apart(tmp_path, talk_file)
     assert inner.calls == 2  # and reused as such
 
 
+class DoubtingTranscriber(CountingTranscriber):
+    """Lines as a transcript cached under the old rule kept them: every line of a window
+    flagged ``suspect_no_speech`` from its no-speech probability alone."""
+
+    def transcribe(self, media: MediaInfo, ctx: JobContext) -> Iterator[Segment]:
+        self.calls += 1
+        ctx.source_lang = "en"
+        for i, text in enumerate(["Welcome to this short talk about videos.", "Oh"]):
+            yield Segment(id=i, start=float(i), end=i + 0.8, source_text=text,
+                          flags=["suspect_no_speech"],
+                          extra={"avg_logprob": -0.2, "no_speech_prob": 0.62})
+
+
+def test_a_cached_transcript_is_reread_with_the_current_no_speech_rule(tmp_path, talk_file):
+    """Reused, not paid for again, and no longer doubting a confident line (its figures are
+    kept with it); a one-word line the window doubts stays doubtful."""
+    cache, inner = Cache(tmp_path / "cache"), DoubtingTranscriber()
+    transcribe(inner, cache, FakeOptions(), media_of(talk_file), tmp_path / "a")
+    again, _ = transcribe(inner, cache, FakeOptions(), media_of(talk_file), tmp_path / "b")
+    assert inner.calls == 1
+    assert [s.flags for s in again] == [[], ["suspect_no_speech"]]
+
+
 def test_a_transcript_not_read_to_the_end_is_not_kept(tmp_path, talk_file):
     cache, inner = Cache(tmp_path / "cache"), CountingTranscriber()
     wrapper = CachedTranscriber(inner, cache, FakeOptions(), None)

@@ -72,7 +72,10 @@ def scripted_segment(line: str, start: float, end: float) -> Segment:
         line = line[1:]
     segment.text = line.strip()
     if end - start < SHORT_REGION_S:
+        # A whole scripted line "heard" in a blip: Whisper doubts both that it is speech and
+        # what it decoded (a log-probability under its -1.0).
         segment.no_speech_prob = 0.8
+        segment.avg_logprob = min(segment.avg_logprob, -1.2)
     return segment
 
 
