@@ -119,7 +119,17 @@ def test_the_quality_of_a_hand_made_dub(tmp_path):
     assert voice["uncovered_source_speech_s"] == pytest.approx(0.5 + 0.04 * 2, abs=0.05)
     assert voice["original_in_gaps_db"] > -10
     assert q["overlaps"]["count"] == 0 and q["speed"]["sped_up_though_fit"] == 0
-    assert "onset p95" in summary_line(q)
+    assert summary_line(q).startswith("quality: onset p95")
+
+
+def test_lines_not_dubbed_lead_the_summary(tmp_path):
+    """Every other figure is measured on the dubbed lines: a line left in the original (a
+    doubtful one) must not hide behind a perfect onset and speed."""
+    segs, media, ctx = hand_made_dub(tmp_path)
+    segs[1].audio_path, segs[1].flags = None, ["suspect_no_speech", "kept_original"]
+    q = measure(segs, media, ctx)
+    assert (q["lines"], q["dubbed"]) == (2, 1)
+    assert summary_line(q).startswith("quality: 1 of 2 lines not dubbed, onset p95")
 
 
 SYNC_RATE = 16000

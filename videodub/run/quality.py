@@ -228,7 +228,10 @@ def summary_line(q: dict[str, Any]) -> str:
     def fmt(v: Any, unit: str = "") -> str:
         return "-" if v is None else f"{v}{unit}"
 
-    return (f"quality: onset p95 {fmt(onset.get('p95_ms'), ' ms')}, "
+    # Lines not dubbed first: every other figure is measured on the dubbed ones only.
+    undubbed = (f"{q['lines'] - q['dubbed']} of {q['lines']} lines not dubbed, "
+                if q.get("lines", 0) > q.get("dubbed", 0) else "")
+    return (f"quality: {undubbed}onset p95 {fmt(onset.get('p95_ms'), ' ms')}, "
             f"speed <=1.25 {speed.get('share_le_1_25', 0):.0%} (max {speed.get('max')}), "
             f"sped up though fit {speed.get('sped_up_though_fit')}, "
             f"overflow {q['overflow']['lines']} ({q['overflow']['seconds']} s), "
