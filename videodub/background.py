@@ -37,10 +37,15 @@ def removes_original(mode: str, source_lang: str | None, target_lang: str) -> bo
     return mode == "remove"
 
 
-def removal_spans(regions: Regions, keep: Iterable[tuple[float, float]] = ()) -> list[tuple[float, float]]:
-    """Speech regions, padded, minus the spans where the original is kept on purpose (lines
-    that are not dubbed: the original plays there instead)."""
-    return subtract([(max(0.0, s - PAD_S), e + PAD_S) for s, e in regions.spans], keep)
+def removal_spans(regions: Regions, keep: Iterable[tuple[float, float]] = (),
+                  lines: Iterable[tuple[float, float]] = ()) -> list[tuple[float, float]]:
+    """Speech regions and the dubbed lines' own spans, padded, minus the spans where the
+    original is kept on purpose (lines that are not dubbed: the original plays there
+    instead). The lines count because the energy detector misses speech under steady noise
+    (none of a talk at 3 dB SNR, a tenth of it at 10 dB), where the recogniser still hears it;
+    the original voice played on under the dub there."""
+    spans = sorted((max(0.0, s - PAD_S), e + PAD_S) for s, e in [*regions.spans, *lines])
+    return subtract(spans, keep)
 
 
 def subtract(spans: list[tuple[float, float]],
@@ -109,18 +114,28 @@ class StreamingRemoval:
         self._starts = [s for s, _ in self.spans]
         self._ends = [e for _, e in self.spans]  # sorted too: regions do not overlap
         self._kept: list[tuple[float, float]] = []
+        self._lines: list[tuple[float, float]] = []  # dubbed lines not yet behind the mix
         self._lock = threading.Lock()
 
     def keep(self, start: float, end: float) -> None:
         with self._lock:
             self._kept.append((start, end))
 
+    def line(self, start: float, end: float) -> None:
+        """A dubbed line, ahead of the mix: the original voice goes there too, whatever the
+        energy detector found (see :func:`removal_spans`)."""
+        with self._lock:
+            self._lines.append((max(0.0, start - PAD_S), end + PAD_S))
+
     def gains(self, offset: int, n: int, rate: int) -> np.ndarray:
-        """Gain (0..1) for samples ``offset .. offset+n``, from the spans near them only."""
+        """Gain (0..1) for samples ``offset .. offset+n``, from the spans near them only (the
+        mix asks in order: lines it has passed are let go)."""
         t0, t1 = offset / rate - FADE_S, (offset + n) / rate + FADE_S
         near = self.spans[bisect.bisect_left(self._ends, t0):bisect.bisect_right(self._starts, t1)]
-        if not near:
-            return np.ones(n, dtype=np.float32)
         with self._lock:
+            self._lines = [ln for ln in self._lines if ln[1] > t0]
+            lines = [ln for ln in self._lines if ln[0] < t1]
             kept = [k for k in self._kept if k[1] > t0 and k[0] < t1]
-        return gain_envelope(n, offset, rate, subtract(near, kept))
+        if not near and not lines:
+            return np.ones(n, dtype=np.float32)
+        return gain_envelope(n, offset, rate, subtract(sorted([*near, *lines]), kept))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from videodub.background import (FADE_S, PAD_S, gain_envelope, removal_spans, removes_original,
-                                 write_background)
+from videodub.background import (FADE_S, PAD_S, StreamingRemoval, gain_envelope, removal_spans,
+                                 removes_original, write_background)
 from videodub.speech_regions import Regions
 
 
@@ -21,6 +21,27 @@ def test_auto_removes_for_another_language_and_for_a_re_voice():
 def test_kept_lines_are_cut_out_of_the_removal():
     spans = removal_spans(Regions(((1.0, 5.0),), 10.0, -30.0), keep=[(2.0, 3.0)])
     assert spans == [(1.0 - PAD_S, 2.0), (3.0, 5.0 + PAD_S)]
+
+
+def test_a_dubbed_line_the_detector_missed_is_removed_too():
+    """Under steady noise the energy detector finds little or none of the speech (none at
+    3 dB SNR); the dubbed lines say where it is."""
+    spans = removal_spans(Regions(((1.0, 2.0),), 10.0, -30.0), keep=[(7.0, 8.0)],
+                          lines=[(4.0, 6.0), (7.0, 8.0)])
+    assert spans == [(1.0 - PAD_S, 2.0 + PAD_S), (4.0 - PAD_S, 6.0 + PAD_S),
+                     (7.0 - PAD_S, 7.0), (8.0, 8.0 + PAD_S)]
+
+
+def test_streaming_removal_takes_lines_as_they_come_and_lets_passed_ones_go():
+    rate = 1000
+    removal = StreamingRemoval(Regions((), 10.0, -30.0))  # the detector found nothing
+    assert removal.gains(0, 1000, rate).min() == 1.0
+    removal.line(2.0, 3.0)
+    removal.line(2.5, 4.0)  # lines may overlap
+    g = np.concatenate([removal.gains(o, 1000, rate) for o in range(1000, 6000, 1000)])
+    assert g[1000 - int(PAD_S * rate):3000 + int(PAD_S * rate)].max() == 0.0  # 2.0-4.0 s
+    assert g[:1000 - int((PAD_S + FADE_S) * rate)].min() == 1.0 and g[3200:].min() == 1.0
+    assert removal._lines == []  # behind the mix: let go
 
 
 def test_the_envelope_is_zero_inside_one_outside_with_fades():

@@ -145,6 +145,7 @@ class DuckMixer:
         writer = SpeechTrackWriter(speech_path, rate, int(media.duration * rate))
         placer = ClipPlacer(media.duration)
         kept: list[tuple[float, float]] = []  # lines where the original plays instead
+        lines: list[tuple[float, float]] = []  # dubbed lines: the original voice goes there
         done = False
 
         def unvoiced(seg: Segment) -> None:
@@ -152,15 +153,16 @@ class DuckMixer:
                 kept.append((seg.start, seg.end))
 
         try:
-            for _, audio, start in placed(segments, rate, ctx, placer, unvoiced,
-                                          fine=self.options.effort != Effort.low):
+            for seg, audio, start in placed(segments, rate, ctx, placer, unvoiced,
+                                            fine=self.options.effort != Effort.low):
+                lines.append((seg.start, seg.end))
                 writer.add(audio, start)
             done = True
         finally:
             writer.close(media.duration if done else 0.0)
         ctx.artifacts["speech_track"] = speech_path
         out = ctx.work_dir / "dub_mix.wav"
-        self._render(media, speech_path, out, ctx, self._background(media, kept, ctx))
+        self._render(media, speech_path, out, ctx, self._background(media, kept, ctx, lines))
         return out
 
     def _mix_streaming(self, segments: Iterable[Segment], media: MediaInfo,
@@ -190,7 +192,7 @@ class DuckMixer:
         return levels
 
     def _background(self, media: MediaInfo, kept: list[tuple[float, float]],
-                    ctx: JobContext) -> Path:
+                    ctx: JobContext, lines: list[tuple[float, float]] = ()) -> Path:
         """The original as the dub's background: with the source's speech regions removed
         for a dub into another language (see ``videodub.background``), else as it is."""
         ctx.artifacts["background_gain_db"] = self.options.background_db
@@ -204,7 +206,7 @@ class DuckMixer:
         if not removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
             ctx.artifacts.update(background=media.full_audio, background_ducked=True)
             return media.full_audio
-        spans = removal_spans(regions_of_file(media.speech_audio), kept)
+        spans = removal_spans(regions_of_file(media.speech_audio), kept, lines)
         ctx.note(f"mix: original voice removed in {len(spans)} speech regions")
         out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans)
         ctx.artifacts.update(background=out, background_ducked=False)
@@ -302,10 +304,12 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
 
     peak = 0.0
     try:
-        for _, audio, start in placed(segments, media.sample_rate, ctx,
-                                      ClipPlacer(media.duration), unvoiced,
-                                      fine=o.effort != Effort.low):
+        for seg, audio, start in placed(segments, media.sample_rate, ctx,
+                                        ClipPlacer(media.duration), unvoiced,
+                                        fine=o.effort != Effort.low):
             peak = max(peak, float(np.abs(audio).max(initial=0.0)))
+            if removal is not None:
+                removal.line(seg.start, seg.end)
             stream.add(audio, start)
         result = stream.close()
     finally:

@@ -385,3 +385,42 @@ def test_the_track_is_encoded_in_stretches_only_where_that_is_safe(monkeypatch):
     assert encoder_spec(anmr, 1, 4) is None
     assert encoder_spec(DubEncoding(("-c:a", "aac"), ".m4a"), 1, 4) is None
     assert encoder_spec(None, 1, 4) is None
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["two-pass", "streaming"])
+def test_the_original_under_a_dubbed_line_goes_where_the_detector_heard_no_speech(tmp_path,
+                                                                                  streaming):
+    """Steady noise throughout: the energy detector finds no speech region in it (as in a talk
+    at 3 dB SNR), so before, the original played on under the dub (ducked, -18 dB). The
+    dubbed line's own span removes it."""
+    from types import SimpleNamespace
+
+    from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
+    from videodub.config import Effort
+    from videodub.model import JobContext, MediaInfo
+
+    rate = 48000
+    noise = (0.05 * np.random.default_rng(3).standard_normal((6 * rate, 2))).astype(np.float32)
+    full = tmp_path / "full.wav"
+    soundfile.write(str(full), noise, rate, subtype="FLOAT")
+    clip = tmp_path / "clip.wav"
+    soundfile.write(str(clip), tone(1.5, rate=rate), rate)  # 440 Hz: nothing above 4 kHz
+    media = MediaInfo(path=full, duration=6.0, has_video=False, audio_streams=1,
+                      audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
+                      full_audio=full, sample_rate=rate)
+    mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), "streaming": streaming},
+                                      effort=Effort.low))
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    seg = Segment(id=0, start=2.0, end=3.5, target_text="x", slot_start=2.0, slot_end=3.5,
+                  audio_path=str(clip))
+    out = mixer.mix([seg], media, ctx)
+    from videodub.speech_regions import regions_of_file
+
+    assert regions_of_file(full).spans == ()  # the detector hears no speech in it
+    mixed = soundfile.read(str(out), dtype="float32", always_2d=True)[0].mean(axis=1)
+
+    def hiss(a: float, b: float) -> float:  # the noise alone: its power above 4 kHz
+        spectrum = np.abs(np.fft.rfft(mixed[int(a * rate):int(b * rate)])) ** 2
+        return float(spectrum[int(4000 * (b - a)):].mean())
+
+    assert hiss(2.2, 3.3) < 1e-4 * hiss(4.5, 5.6)  # under the line: -40 dB and more
