@@ -40,6 +40,8 @@ MESSAGES: dict[str, str] = {
     "unreadable_subtitles": "error: <path>: cannot tell the subtitle file's text encoding; save "
                             "it as UTF-8",
     "missing_subtitle_file": "error: subtitle file not found: <path>",
+    "no_subtitles_beside_input": "error: translate=subtitles: no translate.file given, and no "
+                                 "<stem>.<lang>.srt or .vtt beside <name>",
     "unknown_language": "error: target_lang: unknown language code <code> (use an ISO 639-1 "
                         "code such as en, es, de, fr, ja)",
     "not_an_option": "error: <flag>: not an option; settings are key=value, e.g. <key>=<value>",

@@ -111,6 +111,8 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
         "missing_subtitle_file": ([f"input={good}", "target_lang=es", "translate=subtitles",
                                    f"translate.file={bad.folder / 'missing.srt'}"],
                                   ["missing.srt", "subtitle file not found"]),
+        "no_subtitles_beside_input": ([f"input={good}", "target_lang=fr", "translate=subtitles"],
+                                      ["translate.file", "short.fr.srt", "short.mp4"]),
         "no_voice_for_language": ([f"input={good}", "target_lang=yo", "translate=subtitles",
                                    f"translate.file={good.with_name(good.stem + '.es.given.srt')}"],
                                   ["espeak-ng", "voice", "target_lang=yo"]),
@@ -150,7 +152,7 @@ def run_dirs(bad: BadFiles) -> dict[str, Path]:
 def cache_dirs(bad: BadFiles) -> dict[str, Path]:
     return {"cache_dir_under_a_file": bad.a_file / "cache"}
 
-BEFORE_ANY_WORK = ["no_voice_for_language", "english_model_other_source", "same_language_needed",
+BEFORE_ANY_WORK = ["no_subtitles_beside_input", "no_voice_for_language", "english_model_other_source", "same_language_needed",
                    "audio_track_out_of_range", "audio_track_language_missing"]
 
 
@@ -158,6 +160,7 @@ CASE_IDS = ["missing_file", "not_media", "video_without_audio", "silence_only",
             "unreadable_subtitles", "unknown_language", "not_an_option", "no_such_bare_input",
             "unknown_implementation", "bad_value",
             "unknown_top_level_key", "unknown_stage_key", "missing_subtitle_file",
+            "no_subtitles_beside_input",
             "no_voice_for_language", "english_model_other_source", "same_language_needed",
             "audio_track_out_of_range", "audio_track_language_missing", "damaged_video_track", "garbled_moov", "empty_input", "url_input", "unreachable_url",
             "run_dir_under_a_file", "cache_dir_under_a_file"]

@@ -17,18 +17,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import MISSING
-
 from videodub import hookimpl
 from videodub.errors import VideodubError
+from videodub.inputs import is_url
+from videodub.languages import primary
 from videodub.model import JobContext, Segment, WorkerHint
 from videodub.subtitles import Cue, read_cues
 
 
 @dataclass
 class SubtitlesOptions:
-    # The translated .srt or .vtt file.
-    file: str = MISSING
+    # The translated .srt or .vtt file; empty: the one beside the input named for the
+    # target language, as players find them (talk.es.srt or talk.es.vtt for talk.mp4), so
+    # a folder of talks and their subtitles dubs with one command.
+    file: str = ""
     # Seconds two intervals must share to count as overlapping.
     min_overlap: float = 0.1
 
@@ -42,8 +44,19 @@ class SubtitleTranslator:
 
     def __init__(self, options) -> None:
         self.options = options
-        self.cues = read_cues(Path(options.file).expanduser(), spoken=True)
+        self.path: Path | None = None
+        self.cues: list[Cue] = []
+        if options.file:
+            self._read(Path(options.file).expanduser())
+
+    def _read(self, path: Path) -> None:
+        self.cues = read_cues(path, spoken=True)
         self._starts = [c.start for c in self.cues]
+        self.path = path
+
+    def check(self, ctx: JobContext) -> None:
+        if self.path is None:
+            self._read(beside_input(ctx))
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=1, max_concurrency=1, reason="one file")
@@ -57,6 +70,8 @@ class SubtitleTranslator:
         can take no later segment, and the segments so far can take no later cue — unless
         they reach past its start, or a cue around that start overlaps them. (A recogniser's
         segments often touch, and the next cue starts a little before the next segment.)"""
+        if self.path is None:
+            self._read(beside_input(ctx))
         pending: list[Segment] = []
         first = 0  # cues before this one are matched already
         last_end = None
@@ -72,7 +87,7 @@ class SubtitleTranslator:
             reach = seg.end if len(pending) == 1 else max(reach, seg.end)
             last_end = seg.end
         if last_end is not None and self.cues and self.cues[0].start > last_end + 5:
-            raise VideodubError(f"{self.options.file}: no cue overlaps the speech (wrong file?)")
+            raise VideodubError(f"{self.path}: no cue overlaps the speech (wrong file?)")
         if pending:
             yield from self._match(pending, self.cues[first:])
 
@@ -138,6 +153,28 @@ class SubtitleTranslator:
         source = " ".join(segments[i].source_text for i in seg_ids if best_cue.get(i, (0, -1))[1] == j)
         return Segment(id=-1, start=cue.start, end=cue.end, source_text=source,
                        target_text=cue.text, flags=["from_subtitle_cue"])
+
+
+def beside_input(ctx: JobContext) -> Path:
+    """The subtitle file beside the input for the target language (``talk.es.srt``,
+    ``talk.es.vtt``; ``talk.pt-BR.srt`` or ``talk.pt.srt`` for pt-br), names compared without
+    case; a one-line error naming what was looked for when there is none."""
+    given = ctx.input or ""
+    if not given or is_url(given):
+        raise VideodubError("translate=subtitles: set translate.file (a link has no subtitle "
+                            "file beside it)")
+    source = Path(given).expanduser()
+    langs = dict.fromkeys([ctx.target_lang.lower(), primary(ctx.target_lang.lower())])
+    wanted = [f"{source.stem}.{lang}{ext}".lower() for lang in langs for ext in (".srt", ".vtt")]
+    try:
+        present = {p.name.lower(): p for p in source.parent.iterdir() if p.is_file()}
+    except OSError:
+        present = {}
+    for name in wanted:
+        if name in present:
+            return present[name]
+    raise VideodubError(f"translate=subtitles: no translate.file given, and no "
+                        f"{source.stem}.{ctx.target_lang}.srt or .vtt beside {source.name}")
 
 
 @hookimpl

@@ -189,3 +189,52 @@ def test_touching_segments_stream_though_each_cue_starts_before_its_segment(tmp_
     assert given == [0, 1]
     assert next(out).target_text == "Dos."
     assert given == [0, 1, 2]
+
+
+# -- the subtitle file beside the input ------------------------------------------------------
+
+def beside(tmp_path: Path, target: str, *names: str, given: str = "talk.mp4"):
+    from videodub.builtin.translate_subtitles import beside_input
+
+    for name in ("talk.mp4", *names):
+        (tmp_path / name).write_text(SRT_ONE)
+    ctx = JobContext(tmp_path / "run", target, "en")
+    ctx.input = given if "://" in given else str(tmp_path / given)
+    return beside_input(ctx)
+
+
+SRT_ONE = "1\n00:00:01,000 --> 00:00:02,000\nHola.\n"
+
+
+@pytest.mark.parametrize("target, names, found", [
+    ("es", ["talk.es.srt", "talk.fr.srt"], "talk.es.srt"),
+    ("es", ["talk.ES.vtt"], "talk.ES.vtt"),  # names compared without case
+    ("pt-br", ["talk.pt.srt", "talk.pt-BR.srt"], "talk.pt-BR.srt"),  # the region first
+    ("pt-br", ["talk.pt.srt"], "talk.pt.srt"),
+])
+def test_without_a_file_the_one_beside_the_input_for_the_target_language_is_read(
+        tmp_path, target, names, found):
+    assert beside(tmp_path, target, *names) == tmp_path / found
+
+
+def test_without_a_file_or_one_beside_the_input_the_line_says_what_was_looked_for(tmp_path):
+    with pytest.raises(VideodubError, match=r"^translate=subtitles: no translate.file given, "
+                                            r"and no talk.es.srt or .vtt beside talk.mp4$"):
+        beside(tmp_path, "es", "talk.fr.srt", "other.es.srt")
+    with pytest.raises(VideodubError, match="a link has no subtitle file beside it"):
+        beside(tmp_path, "es", given="https://h/talk.mp4")
+
+
+def test_the_file_beside_the_input_is_read_at_the_check_and_a_given_file_wins(tmp_path):
+    (tmp_path / "talk.es.srt").write_text(SRT_ONE)
+    given = write(tmp_path, "given.es.srt", SRT_ONE.replace("Hola.", "Buenas."))
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    ctx.input = str(tmp_path / "talk.mp4")
+    found = SubtitleTranslator(SimpleNamespace(file="", min_overlap=0.1))
+    found.check(ctx)
+    chosen = SubtitleTranslator(SimpleNamespace(file=str(given), min_overlap=0.1))
+    chosen.check(ctx)
+    segments = [Segment(0, 1.0, 2.0, "Hello.")]
+    assert [s.target_text for s in found.translate(segments, ctx)] == ["Hola."]
+    assert [s.target_text for s in chosen.translate([Segment(0, 1.0, 2.0, "Hello.")], ctx)
+            ] == ["Buenas."]
