@@ -141,10 +141,11 @@ def _kana(c: str) -> bool:
     return "\u3041" <= c <= "\u30ff"
 
 
-def _units(text: str) -> list[str]:
+def _units(text: str, phrases: bool = True) -> list[str]:
     """Spaceless text as the pieces a line may break between: in Japanese (text with kana)
-    phrases, elsewhere (Chinese) characters; kinsoku marks kept with their neighbours."""
-    japanese = any(_kana(c) for c in text)
+    phrases, elsewhere (Chinese, or ``phrases`` off) characters; kinsoku marks kept with
+    their neighbours."""
+    japanese = phrases and any(_kana(c) for c in text)
     units: list[str] = []
     run = 0  # length of the hiragana run that ends the current unit
     for c in text:
@@ -171,19 +172,8 @@ def _tokens(text: str, width: int) -> tuple[list[str], str]:
     if len(words) > 1 or _width(text) <= len(text):
         return words, " "
     units = [piece for unit in _units(text)
-             for piece in (_units_of_chars(unit) if _width(unit) > width else [unit])]
+             for piece in (_units(unit, phrases=False) if _width(unit) > width else [unit])]
     return units, ""
-
-
-def _units_of_chars(text: str) -> list[str]:
-    """Characters, kinsoku marks kept with their neighbours."""
-    pieces: list[str] = []
-    for c in text:
-        if pieces and (c in _NO_START or pieces[-1][-1] in _NO_END):
-            pieces[-1] += c
-        else:
-            pieces.append(c)
-    return pieces
 
 
 def _wrap(tokens: list[str], glue: str, width: int) -> list[str]:
