@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -106,16 +106,27 @@ def write_background(original: Path, out: Path, spans: list[tuple[float, float]]
 
 class StreamingRemoval:
     """The same removal for a mix that streams, a stretch at a time: the source's speech
-    regions are known before the mix starts; the lines where the original is kept arrive
-    with the segments (in start order, ahead of the mix, from another thread)."""
+    regions are found when the mix first asks (``regions`` may be a function: the mix thread
+    starts with the job, and finding the voice then would compete with loading the
+    recogniser, and import its package from two threads at once); the lines where the
+    original is kept arrive with the segments (in start order, ahead of the mix, from
+    another thread)."""
 
-    def __init__(self, regions: Regions) -> None:
-        self.spans = [(max(0.0, s - PAD_S), e + PAD_S) for s, e in regions.spans]
-        self._starts = [s for s, _ in self.spans]
-        self._ends = [e for _, e in self.spans]  # sorted too: regions do not overlap
+    def __init__(self, regions: Regions | Callable[[], Regions],
+                 found: Callable[[int], None] | None = None) -> None:
+        self._regions, self._found = regions, found
+        self.spans: list[tuple[float, float]] | None = None
         self._kept: list[tuple[float, float]] = []
         self._lines: list[tuple[float, float]] = []  # dubbed lines not yet behind the mix
         self._lock = threading.Lock()
+
+    def _find(self) -> None:
+        regions = self._regions() if callable(self._regions) else self._regions
+        self.spans = [(max(0.0, s - PAD_S), e + PAD_S) for s, e in regions.spans]
+        self._starts = [s for s, _ in self.spans]
+        self._ends = [e for _, e in self.spans]  # sorted too: regions do not overlap
+        if self._found is not None:
+            self._found(len(self.spans))
 
     def keep(self, start: float, end: float) -> None:
         with self._lock:
@@ -130,6 +141,8 @@ class StreamingRemoval:
     def gains(self, offset: int, n: int, rate: int) -> np.ndarray:
         """Gain (0..1) for samples ``offset .. offset+n``, from the spans near them only (the
         mix asks in order: lines it has passed are let go)."""
+        if self.spans is None:
+            self._find()
         t0, t1 = offset / rate - FADE_S, (offset + n) / rate + FADE_S
         near = self.spans[bisect.bisect_left(self._ends, t0):bisect.bisect_right(self._starts, t1)]
         with self._lock:

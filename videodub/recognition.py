@@ -196,31 +196,17 @@ class StreamingVad:
         """One, or None where the installed faster-whisper's VAD model is not the one this
         reads (its own ``vad_filter`` then runs as before)."""
         try:
-            import faster_whisper.vad as fv
-
-            session = _answer_precomputed(fv).session
-            names = [i.name for i in session.get_inputs()]
+            return cls(min_silence_ms, vad_session())
         except (ImportError, AttributeError, RuntimeError):
             return None
-        return cls(min_silence_ms, session) if names == ["input", "h", "c"] else None
 
     def _begin(self, at: int) -> None:
-        import numpy as np
-
         self.at = at
-        state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32),
-                 np.zeros((1, VAD_CONTEXT), np.float32))
         self._probs: list[Any] = []  # per batch of VAD_BATCH frames
-        self._states = [state]  # the model's state before each batch
+        self._states = [vad_state()]  # the model's state before each batch
 
     def _run(self, frames: Any, state: tuple) -> tuple[Any, tuple]:
-        import numpy as np
-
-        h, c, context = state
-        contexts = np.concatenate([context, frames[:-1, -VAD_CONTEXT:]])
-        out, h, c = self.session.run(None, {"input": np.concatenate([contexts, frames], 1),
-                                            "h": h, "c": c})
-        return out, (h, c, frames[-1:, -VAD_CONTEXT:].copy())
+        return vad_run(self.session, frames, state)
 
     def feed(self, speech: GrowingWav, at: int, have: int) -> None:
         """Run the model over the whole batches written so far of the window from ``at``."""
@@ -256,6 +242,38 @@ class StreamingVad:
             _precomputed.probs = None
         self._begin(at + len(audio))
         return chunks
+
+
+def vad_state() -> tuple:
+    """The Silero model's state before its first frame: LSTM state and context, zeros."""
+    import numpy as np
+
+    return (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32),
+            np.zeros((1, VAD_CONTEXT), np.float32))
+
+
+def vad_run(session: Any, frames: Any, state: tuple) -> tuple[Any, tuple]:
+    """The model over ``frames`` (n x ``VAD_FRAME`` samples) from ``state``, as
+    faster-whisper's ``SileroVADModel`` runs it: each frame with the ``VAD_CONTEXT`` samples
+    before it. Returns the probabilities and the state after the last frame."""
+    import numpy as np
+
+    h, c, context = state
+    contexts = np.concatenate([context, frames[:-1, -VAD_CONTEXT:]])
+    out, h, c = session.run(None, {"input": np.concatenate([contexts, frames], 1),
+                                   "h": h, "c": c})
+    return out, (h, c, frames[-1:, -VAD_CONTEXT:].copy())
+
+
+def vad_session() -> Any:
+    """faster-whisper's Silero model's ONNX session (loaded once per process); RuntimeError
+    where the installed version's model is not the one :func:`vad_run` reads."""
+    import faster_whisper.vad as fv
+
+    session = _answer_precomputed(fv).session
+    if [i.name for i in session.get_inputs()] != ["input", "h", "c"]:
+        raise RuntimeError("faster-whisper's VAD model takes other inputs than Silero v6")
+    return session
 
 
 class _Precomputed:

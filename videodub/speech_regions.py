@@ -227,7 +227,7 @@ _levels_cache: dict[tuple, Levels] = {}
 _lock = threading.Lock()
 
 
-def _file_key(path: Path, kwargs: dict) -> tuple:
+def file_key(path: Path, kwargs: dict) -> tuple:
     st = path.stat()
     return (str(path.resolve()), st.st_mtime_ns, st.st_size, tuple(sorted(kwargs.items())))
 
@@ -236,7 +236,7 @@ def source_levels(path: str | Path) -> Levels:
     """:func:`levels_of_file` of a sound file, computed once per file version (the source's
     speech: align finds each line's nucleus on it, the quality figures measure on it)."""
     p = Path(path)
-    key = _file_key(p, {})
+    key = file_key(p, {})
     with _lock:
         if key in _levels_cache:
             return _levels_cache[key]
@@ -252,7 +252,7 @@ def regions_of_file(path: str | Path, **kwargs) -> Regions:
     """:func:`detect` on a sound file (mixed to mono), computed once per file version: align,
     the mixer and the quality figures all ask for the source's regions."""
     p = Path(path)
-    key = _file_key(p, kwargs)
+    key = file_key(p, kwargs)
     with _lock:
         if key in _cache:
             return _cache[key]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from videodub.languages import primary
 from videodub.model import JobContext, Segment, WorkerHint
-from videodub.speech_regions import (Regions, nucleus, regions_of_file, snap_end, snap_start,
-                                     source_levels)
+from videodub.speech_regions import Regions, nucleus, snap_end, snap_start, source_levels
+from videodub.voice_activity import voice_regions_of_file
 
 # Characters per second of natural speech (spaces included), by language: the fallback until
 # the job's own voice has been measured (``JobContext.speaking_rate``). espeak-ng speaks
@@ -46,7 +46,7 @@ def source_regions(ctx: JobContext) -> Regions | None:
     """The source's speech regions (measured once per job), or None before ingest."""
     if ctx.media is None:
         return None
-    return regions_of_file(ctx.media.speech_audio)
+    return voice_regions_of_file(ctx.media.speech_audio)
 
 
 def speech_onset(start: float, end: float, regions: Regions,

@@ -72,3 +72,22 @@ def test_written_background_keeps_its_format_and_silences_speech(tmp_path):
     assert np.abs(bg[rate: 2 * rate]).max() == 0.0
     assert np.allclose(bg[3 * rate:], audio[3 * rate:], atol=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bg.wav", "orig.wav"]
+
+
+def test_streaming_removal_finds_the_regions_when_the_mix_first_asks():
+    """Not when the mix thread starts with the job: finding the voice then competed with
+    loading the recogniser, and imported faster-whisper from two threads at once (a quality
+    job failed with ``KeyError: 'faster_whisper'``)."""
+    asked, found = [], []
+
+    def regions():
+        asked.append(True)
+        return Regions(((1.0, 2.0),), 10.0, -30.0)
+
+    removal = StreamingRemoval(regions, found.append)
+    assert asked == [] and removal.spans is None
+    g = removal.gains(0, 3000, 1000)
+    assert asked == [True] and found == [1]
+    assert g[1000:2000].max() == 0.0 and g[2500:].min() == 1.0
+    removal.gains(3000, 1000, 1000)
+    assert asked == [True]  # once

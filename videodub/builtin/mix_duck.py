@@ -30,7 +30,7 @@ from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHi
 from videodub.parallel_encode import EncoderSpec, splices
 from videodub.placement import ClipPlacer, placed
 from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
-from videodub.speech_regions import regions_of_file
+from videodub.voice_activity import voice_regions_of_file
 from videodub.wav import FFMPEG_WAV, wav_format
 
 
@@ -174,8 +174,9 @@ class DuckMixer:
         if self.options.original_voice == "separate":
             background = self._background(media, [], ctx)
         elif removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
-            removal = StreamingRemoval(regions_of_file(media.speech_audio))
-            ctx.note(f"mix: original voice removed in {len(removal.spans)} speech regions")
+            removal = StreamingRemoval(
+                lambda: voice_regions_of_file(media.speech_audio),
+                lambda n: ctx.note(f"mix: original voice removed in {n} speech regions"))
         ctx.artifacts.update(background_ducked=False, background_gain_db=0.0)
         return mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
                              measure=True)
@@ -206,7 +207,7 @@ class DuckMixer:
         if not removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
             ctx.artifacts.update(background=media.full_audio, background_ducked=True)
             return media.full_audio
-        spans = removal_spans(regions_of_file(media.speech_audio), kept, lines)
+        spans = removal_spans(voice_regions_of_file(media.speech_audio), kept, lines)
         ctx.note(f"mix: original voice removed in {len(spans)} speech regions")
         out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans)
         ctx.artifacts.update(background=out, background_ducked=False)

@@ -37,9 +37,10 @@ import numpy as np
 from videodub.model import JobContext, MediaInfo, Segment
 from videodub.run.candidates import candidate_figures
 from videodub.speech_regions import (FRAME_S, Levels, detect_levels, levels_of_file, nucleus,
-                                     regions_of_file, source_levels)
+                                     source_levels)
 from videodub.subtitles import FAST_CPS
 from videodub.timing import speaker_nucleus, speech_onset
+from videodub.voice_activity import voice_regions_of_file
 
 # The dub track is clean (exact zeros between clips): anything above this is dub speech.
 DUB_THRESHOLD_DB = -50.0
@@ -61,16 +62,18 @@ def sync_figures(dubbed: list[Segment], src_spans: Any, dub_spans: Any, src_db: 
     errors: list[float] = []
     per_line: dict[int, int] = {}
     overrun: list[float] = []
+    previous_end = None  # the line before's end, snapped: align finds onsets knowing it
     for seg in dubbed:
         placed = seg.extra["placed_start"]
         # This clip's speech: a span that runs past its start (the clip before ends at least
         # ``placement.GAP_S`` earlier, and is not this line's onset).
         onsets = [max(s, placed - 0.2) for s, e in dub_spans.spans
                   if e > placed + FRAME_S and s < seg.extra["placed_end"]]
+        before, previous_end = previous_end, seg.end
         if not onsets:
             continue
         source_onset = speech_onset(seg.extra.get("asr_start", seg.start),
-                                    seg.extra.get("asr_end", seg.end), src_spans)
+                                    seg.extra.get("asr_end", seg.end), src_spans, before)
         loud = speaker_nucleus(src_db, source_onset)
         err = (onsets[0] + (nucleus(dub_db, onsets[0]) or 0.0)
                - (source_onset if loud is None else loud))
@@ -184,7 +187,7 @@ def track_levels(ctx: JobContext, levels_key: str, path_key: str,
 def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[str, Any]:
     """The ``quality`` section of the report."""
     t0 = time.perf_counter()
-    src_spans = regions_of_file(media.speech_audio)
+    src_spans = voice_regions_of_file(media.speech_audio)
     dubbed = [s for s in segments if s.audio_path and "placed_start" in s.extra]
     out: dict[str, Any] = {"lines": len(segments), "dubbed": len(dubbed)}
     dub = track_levels(ctx, "speech_levels", "speech_track")

@@ -1,0 +1,186 @@
+"""Speech regions by voice: Silero decides what is speech, the energy detector places its edges
+where it hears them. Media is synthesized: espeak-ng lines, white noise, a tune of decaying
+harmonic notes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+import soxr
+
+from videodub import voice_activity
+from videodub.speech_regions import Regions, regions_of_file
+from videodub.testing.samples import ENGLISH_TALK, speak
+from videodub.voice_activity import probabilities, refine, voice_regions_of_file
+
+RATE = 16000
+
+
+def talk(lines: int = 3, lead_in: float = 1.0, pause: float = 1.2):
+    """Mono 16 kHz speech of the demo talk's first ``lines`` lines and their known spans."""
+    pieces, spans, t = [np.zeros(int(lead_in * RATE), np.float32)], [], lead_in
+    for text, _ in ENGLISH_TALK[:lines]:
+        audio, rate = speak(text)
+        audio = soxr.resample(audio, rate, RATE).astype(np.float32) * 0.8
+        spans.append((t, t + len(audio) / RATE))
+        pieces += [audio, np.zeros(int(pause * RATE), np.float32)]
+        t += len(audio) / RATE + pause
+    return np.concatenate(pieces), spans
+
+
+def with_noise(speech: np.ndarray, spans, snr_db: float) -> np.ndarray:
+    """White noise at ``snr_db`` below the speech's own power (measured over its lines)."""
+    voiced = np.concatenate([speech[int(s * RATE):int(e * RATE)] for s, e in spans])
+    noise = np.random.default_rng(7).standard_normal(len(speech)).astype(np.float32)
+    noise *= np.sqrt(np.mean(voiced ** 2) / 10 ** (snr_db / 10))
+    return speech + noise
+
+
+def tune(seconds: float) -> np.ndarray:
+    """Notes with four harmonics, each decaying, two a second: loud, steady, not a voice."""
+    t = np.arange(int(0.5 * RATE)) / RATE
+    notes = [220, 277, 330, 440, 392, 330, 294, 262]
+    out = [sum(np.sin(2 * np.pi * f * k * t) / k for k in (1, 2, 3, 4)) * np.exp(-3 * t) * 0.15
+           for f in (notes * 8)[:int(seconds * 2)]]
+    return np.concatenate(out).astype(np.float32)
+
+
+def onset_errors(regions: Regions, spans) -> list[float]:
+    """For each known line, its onset error against the region that covers its start."""
+    out = []
+    for s, e in spans:
+        near = [r for r, q in regions.spans if q > s and r < e]
+        out.append(near[0] - s if near else float("inf"))
+    return out
+
+
+@pytest.mark.parametrize("snr_db", [0, 5])
+def test_speech_under_noise_is_found_where_the_energy_detector_hears_little(tmp_path, snr_db):
+    speech, spans = talk()
+    path = tmp_path / "noisy.wav"
+    soundfile.write(str(path), with_noise(speech, spans, snr_db), RATE, subtype="PCM_16")
+    energy = regions_of_file(path)
+    said = sum(e - s for s, e in spans)
+    # Why: the energy detector hears under a third of the speech at these levels.
+    assert energy.total() < 0.3 * said
+    regions = voice_regions_of_file(path)
+    assert all(abs(err) <= 0.15 for err in onset_errors(regions, spans)), regions.spans
+    # Every region is in a line (Silero ends a region up to 0.35 s late), and the lines heard.
+    assert all(any(s - 0.15 <= r and q <= e + 0.4 for s, e in spans) for r, q in regions.spans), \
+        regions.spans
+    assert regions.total() == pytest.approx(said, abs=0.3 * len(spans))
+
+
+def test_a_tune_before_the_talk_is_not_speech(tmp_path):
+    speech, spans = talk(lines=2, lead_in=0.5)
+    intro = tune(8.0)
+    path = tmp_path / "intro.wav"
+    soundfile.write(str(path), np.concatenate([intro, speech]), RATE, subtype="PCM_16")
+    start = len(intro) / RATE
+    energy = regions_of_file(path)
+    assert energy.overlap(0.0, start) > 6.0  # loud enough that energy calls it speech
+    regions = voice_regions_of_file(path)
+    assert regions.overlap(0.0, start) == 0.0
+    known = [(s + start, e + start) for s, e in spans]
+    assert all(abs(err) <= 0.05 for err in onset_errors(regions, known)), regions.spans
+
+
+def test_clean_speech_keeps_the_energy_detectors_exact_edges_and_pauses(tmp_path):
+    speech, spans = talk()
+    path = tmp_path / "clean.wav"
+    hum = 0.02 * np.sin(2 * np.pi * 110 * np.arange(len(speech)) / RATE)
+    soundfile.write(str(path), speech + hum.astype(np.float32), RATE, subtype="PCM_16")
+    energy, regions = regions_of_file(path), voice_regions_of_file(path)
+    assert [s for s, _ in regions.spans] == [s for s, _ in energy.spans]
+    assert len(regions.spans) >= len(spans)
+
+
+def test_the_model_read_in_blocks_gives_one_calls_probabilities(tmp_path, monkeypatch):
+    import faster_whisper.vad as fv
+
+    speech, spans = talk(lines=2)
+    audio = with_noise(speech, spans, 10)
+    audio = audio[: len(audio) // 512 * 512 + 100]  # a last frame that needs padding
+    path = tmp_path / "speech.wav"
+    soundfile.write(str(path), audio, RATE, subtype="FLOAT")
+    monkeypatch.setattr(voice_activity, "BATCH", 37)  # many blocks, none a whole batch
+    blocks = probabilities(path)
+    whole = np.asarray(fv.get_vad_model()(np.pad(audio, (0, 512 - 100)))).reshape(-1)
+    assert blocks.shape == whole.shape
+    np.testing.assert_allclose(blocks, whole, atol=1e-4)
+
+
+def test_a_file_at_another_rate_and_in_stereo_gives_the_same_regions(tmp_path):
+    speech, spans = talk(lines=2)
+    noisy = with_noise(speech, spans, 3)
+    mono16, stereo48 = tmp_path / "a.wav", tmp_path / "b.wav"
+    soundfile.write(str(mono16), noisy, RATE, subtype="PCM_16")
+    up = soxr.resample(noisy, RATE, 48000)
+    soundfile.write(str(stereo48), np.stack([up, up], axis=1), 48000, subtype="PCM_16")
+    a, b = voice_regions_of_file(mono16), voice_regions_of_file(stereo48)
+    assert len(a.spans) == len(b.spans) == 2
+    for (s1, e1), (s2, e2) in zip(a.spans, b.spans):
+        assert abs(s1 - s2) <= 0.033 and abs(e1 - e2) <= 0.25
+
+
+def test_refine_keeps_heard_pauses_cuts_music_and_falls_back_to_the_voice():
+    energy = Regions(((0.0, 9.0), (9.4, 10.0), (20.05, 20.1), (30.0, 31.0), (40.5, 41.0)),
+                     50.0, -40.0)
+    voice = [(8.0, 10.1), (20.0, 22.0), (40.0, 41.0)]
+    # (8, 10.1): heard; music from 0 s cut 0.3 s before the voice; its pause at 9.0-9.4 kept.
+    # (20, 22): 50 ms heard of 2 s: the voice span. (30, 31): no voice, not speech.
+    # (40, 41): heard, but the first onset 0.5 s in is lost in noise: the span's start.
+    assert refine(voice, energy) == ((7.7, 9.0), (9.4, 10.0), (20.0, 22.0), (40.0, 41.0))
+
+
+def test_without_a_model_it_can_read_the_energy_regions_stand(tmp_path, monkeypatch):
+    speech, spans = talk(lines=1)
+    path = tmp_path / "s.wav"
+    soundfile.write(str(path), speech, RATE, subtype="PCM_16")
+
+    def no_model(path):
+        raise RuntimeError("faster-whisper's VAD model takes other inputs than Silero v6")
+
+    monkeypatch.setattr(voice_activity, "probabilities", no_model)
+    assert voice_regions_of_file(path) == regions_of_file(path)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["two-pass", "streaming"])
+def test_the_mix_keeps_a_tune_that_plays_before_the_talk(tmp_path, streaming):
+    """The energy detector called the tune speech, and the mix took it out of the dub
+    (-120 dB where the original's intro was -18.5 dB)."""
+    from types import SimpleNamespace
+
+    from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
+    from videodub.config import Effort
+    from videodub.model import JobContext, MediaInfo, Segment
+
+    speech, spans = talk(lines=1, lead_in=0.5, pause=2.0)
+    intro = tune(4.0)
+    source = np.concatenate([intro, speech])
+    start = len(intro) / RATE
+    speech_path, full = tmp_path / "speech.wav", tmp_path / "full.wav"
+    soundfile.write(str(speech_path), source, RATE, subtype="PCM_16")
+    up = soxr.resample(source, RATE, 48000)
+    soundfile.write(str(full), np.stack([up, up], axis=1), 48000, subtype="PCM_16")
+    clip = tmp_path / "clip.wav"
+    soundfile.write(str(clip), talk(lines=1, lead_in=0.0, pause=0.0)[0], RATE)
+    duration = len(source) / RATE
+    media = MediaInfo(path=full, duration=duration, has_video=False, audio_streams=1,
+                      audio_codec="pcm_s16le", video_codec=None, speech_audio=speech_path,
+                      full_audio=full, sample_rate=48000)
+    mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), "streaming": streaming},
+                                      effort=Effort.low))
+    s, e = spans[0][0] + start, spans[0][1] + start
+    seg = Segment(id=0, start=s, end=e, target_text="x", slot_start=s, slot_end=e + 1.0,
+                  audio_path=str(clip))
+    out = mixer.mix([seg], media, JobContext(tmp_path / "run", "es", "en"))
+    mixed = soundfile.read(str(out), dtype="float32", always_2d=True)[0].mean(axis=1)
+    assert regions_of_file(speech_path).overlap(0.0, start) > 3.0  # energy: "speech"
+
+    def level(a: float, b: float) -> float:  # the mix's RMS over the original's, a..b
+        o, m = up[int(a * 48000):int(b * 48000)], mixed[int(a * 48000):int(b * 48000)]
+        return float(np.sqrt(np.mean(m ** 2) / np.mean(o ** 2)))
+
+    assert level(0.2, start - 0.5) > 0.5  # the tune plays, at about the mix's gain
