@@ -221,6 +221,15 @@ class Checked(Protocol):
 
 
 @runtime_checkable
+class KnowsSourceLanguage(Protocol):
+    """A transcriber that knows, before it hears anything, which language its text will be in
+    (an English-only model): the runner sets ``ctx.source_lang`` from it before the checks,
+    so a translator's check can refuse a job before transcription rather than after it."""
+
+    def source_language(self, ctx: JobContext) -> str | None: ...
+
+
+@runtime_checkable
 class HintsWorkers(Protocol):
     """Tells the runner how to size the stage's worker pool."""
 

@@ -119,7 +119,9 @@ def cases(bad: BadFiles, good: Path) -> dict[str, tuple[list[str], list[str]]]:
         "english_model_other_source": ([f"input={good}", "target_lang=es", "source_lang=es",
                                         "transcribe.model=bundled"],
                                        ["tiny.en", "only transcribes English", "source_lang=es"]),
-        "same_language_needed": ([f"input={good}", "target_lang=es", "source_lang=en"],
+        # source_lang not given: the English-only model tells it before any work (it was
+        # found only after transcription).
+        "same_language_needed": ([f"input={good}", "target_lang=es"],
                                  ["translate=none", "target_lang=es"]),
         "audio_track_out_of_range": ([f"input={good}", "target_lang=en", "ingest.audio_track=2"],
                                      ["short.mp4", "1 audio track(s)", "ingest.audio_track=2"]),

@@ -126,6 +126,18 @@ class FasterWhisperTranscriber:
     def _load_named(self, name: str, threads: int):
         return self._load(model_path(name, self.options.download), threads)
 
+    def source_language(self, ctx: JobContext) -> str | None:
+        """English when the model that will run is English-only whatever it hears (the
+        bundled tiny.en, a ``.en`` name); else not known before it listens. A high-effort
+        ``auto`` may still fall back to tiny.en offline: not known either."""
+        opts = self.options
+        name = opts.model
+        if name == "auto":
+            if opts.effort == Effort.high:
+                return None
+            name = self._offline_model(ctx)
+        return "en" if english_only(name) else None
+
     def check(self, ctx: JobContext) -> None:
         """A GPU asked for and missing, or an English-only model with another source language,
         fails before any work."""
