@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 # in the background).
 MARKUP = re.compile(r"</?[A-Za-z][^<>]*>|<\d[\d:.]*>|\{\\[^{}]*\}")
 SOUND_DESCRIPTION = re.compile(r"\[[^\[\]]*\]|♪[^♪]*♪|[♪♫]")
+# Subtitles for the deaf also put sounds in parentheses and name speakers in capitals. Taken
+# out: a parenthesis in capitals anywhere ("(LAUGHS)"), one that is a whole line
+# ("(laughs)"), and a name in capitals of three letters or more that opens a line with a
+# colon ("JOHN:", "- DR. LEE:"). A parenthesis in a sentence ("the API (interface)") is said.
+SOUND_IN_CAPITALS = re.compile(r"\((?=[^()]*[A-ZÀ-Þ])[^()a-zß-ÿ]*\)")
+WHOLE_LINE_PARENTHESIS = re.compile(r"(?m)^[\s-]*\([^()]*\)[\s.,!?]*$")
+SPEAKER_LABEL = re.compile(r"(?m)^([\s-]*)(?=(?:[^a-zß-ÿ:\n]*[A-ZÀ-Þ]){3})[A-ZÀ-Þ][^a-zß-ÿ:\n]{0,30}:(?=\s)")
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,8 @@ def read_cues(path: Path, spoken: bool = False) -> list[Cue]:
 def spoken_text(text: str) -> str:
     """A cue's text as it is said: markup, sound descriptions and entities (``&amp;``) gone,
     on one line. A cue with nothing left to say is empty."""
-    text = SOUND_DESCRIPTION.sub(" ", MARKUP.sub("", text))
+    text = SPEAKER_LABEL.sub(r"\1", SOUND_DESCRIPTION.sub(" ", MARKUP.sub("", text)))
+    text = WHOLE_LINE_PARENTHESIS.sub(" ", SOUND_IN_CAPITALS.sub(" ", text))
     return " ".join(html.unescape(text).split())
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from videodub.errors import VideodubError
 from videodub.model import Segment
-from videodub.subtitles import Cue, SubtitleLayout, layout_cue, read_cues, write_srt
+from videodub.subtitles import Cue, SubtitleLayout, layout_cue, read_cues, spoken_text, write_srt
 
 SRT = """\
 1
@@ -84,6 +84,25 @@ def test_only_what_is_said_is_read_not_markup_or_sound_descriptions(tmp_path):
                 "00:00:03.000 --> 00:00:04.250\n<b>Esta</b> es una &amp;\nprueba.\n")
     assert read_cues(write(tmp_path, "es.vtt", vtt_text), spoken=True) == [
         EXPECTED[0], Cue(3.0, 4.25, "Esta es una & prueba.")]
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("(LAUGHS) Yes, I know.", "Yes, I know."),
+    ("¿Qué? (RISAS)", "¿Qué?"),
+    ("(laughs)", ""),
+    ("(sighs)\nI know.", "I know."),
+    ("JOHN: Hello there.", "Hello there."),
+    ("- DR. LEE: Sit down.\n- MARÍA: Gracias.", "- Sit down. - Gracias."),
+    # Said: a parenthesis in a sentence, a short word before a colon, a time.
+    ("the API (application interface) is new", "the API (application interface) is new"),
+    ("Hola (sic) amigo", "Hola (sic) amigo"),
+    ("OK: fine", "OK: fine"),
+    ("At 10:30 we go.", "At 10:30 we go."),
+])
+def test_sounds_in_parentheses_and_speaker_names_are_not_said(text, said):
+    """Subtitles for the deaf: sounds in parentheses, speakers named in capitals. espeak-ng
+    read "(laughs)" and "JOHN:" aloud."""
+    assert spoken_text(text) == said
 
 
 def test_missing_file(tmp_path):
