@@ -42,7 +42,7 @@ def removal_spans(regions: Regions, keep: Iterable[tuple[float, float]] = (),
     """Speech regions and the dubbed lines' own spans, padded, minus the spans where the
     original is kept on purpose (lines that are not dubbed: the original plays there
     instead). The lines count because the energy detector misses speech under steady noise
-    (none of a talk at 3 dB SNR, a tenth of it at 10 dB), where the recogniser still hears it;
+    (none of a talk at -1 dB SNR, a tenth of it at 5 dB), where the recogniser still hears it;
     the original voice played on under the dub there."""
     spans = sorted((max(0.0, s - PAD_S), e + PAD_S) for s, e in [*regions.spans, *lines])
     return subtract(spans, keep)

@@ -2,14 +2,14 @@
 speech, and the energy detector (``speech_regions``) places its edges.
 
 The energy detector alone hears whatever is loud. Under steady noise it heard none of a talk at
-3 dB SNR and a tenth of it at 10 dB, and there the few bursts it did hear moved lines up to
-1.3 s late when align snapped to them; over a music intro it heard ten seconds of "speech",
-and the mix took the music out. Silero hears the voice in both (its onsets within 30-110 ms
-of the sentences' at 3 dB SNR) but works in 32 ms frames and starts a region a frame or three
-late in clean speech, where the energy detector is exact to 10 ms. So each voice region keeps
-Silero's extent and takes the edges of the energy regions inside it when they lie within
-``REACH_S`` outside it: exact in a quiet room, Silero's in noise, and loud sound that is not a
-voice is not speech.
+-1 dB SNR (over its sentences) and a tenth of it at 5 dB, and there the few bursts it did hear
+moved lines up to 1.3 s late when align snapped to them; in a music intro it heard "speech",
+and the mix cut holes in the music. Silero hears the voice in both (its onsets within
+30-120 ms of the sentences' at -1 dB SNR) but works in 32 ms frames and starts a region a frame or three
+late in clean speech, where the energy detector is exact to 10 ms. So within each voice span
+the energy regions stand where they hear it, edges and pauses, and Silero's edges where they
+do not (see :func:`refine`): exact in a quiet room, Silero's in noise, and loud sound that is
+not a voice is not speech.
 
 The model runs over the file a block at a time with its state carried (the same
 probabilities as one call over the whole file, in bounded memory): about 0.14 s of one CPU a
@@ -38,9 +38,13 @@ ON, OFF = 0.5, 0.35
 # Silero two frames (64 ms) over 0.5; a short word ("Oh", "Yes") is 150 ms and more.
 MERGE_GAP_S = 0.25
 MIN_SPEECH_S = 0.1
-# How far outside a voice span an energy region may reach; how far inside one its first onset
-# (last offset) may lie and still be the span's edge; how much of a span the energy regions
-# must cover for their edges and pauses to be used.
+# How far before a voice span an energy region's onset may lie and still be the span's start:
+# Silero starts 0-70 ms after the energy detector on clean speech, and under a music bed 12 dB
+# down the energy onsets came 0.15-0.28 s before the speaker's (the music), which is Silero's
+# start then. How far after its end an energy region may reach; how far inside a span its
+# first onset (last offset) may lie and still be the edge; how much of a span the energy
+# regions must cover for their edges and pauses to be used.
+LEAD_S = 0.12
 REACH_S = 0.3
 LAG_S = 0.15
 HEARD = 0.5
@@ -103,19 +107,19 @@ def voice_spans(probs: np.ndarray, duration: float) -> list[tuple[float, float]]
 def refine(voice: list[tuple[float, float]], energy: Regions) -> tuple[tuple[float, float], ...]:
     """The speech regions from the voice spans and the energy regions (see the module's
     docstring). Within a voice span that the energy detector hears (``HEARD`` of it or more)
-    its regions stand, with the pauses it found, cut to ``REACH_S`` around the span (music
-    that goes on from before the voice is not speech), and its first and last edge give way to
-    the span's where they lie more than ``LAG_S`` inside it (an onset lost in noise). A span it
+    its regions stand, with the pauses it found, ending at most ``REACH_S`` after the span; its
+    first onset gives way to the span's start where it lies more than ``LEAD_S`` before it
+    (music that goes on into the voice is not speech) or ``LAG_S`` inside it (an onset lost in
+    noise), and its last offset to the span's end where that lies ``LAG_S`` inside. A span it
     does not hear is speech as Silero found it. Energy regions outside every span are not
     speech."""
     out: list[tuple[float, float]] = []
     for a, b in voice:
-        inside = [(max(s, a - REACH_S), min(e, b + REACH_S)) for s, e in energy.spans
-                  if s < b and e > a]
+        inside = [(s, min(e, b + REACH_S)) for s, e in energy.spans if s < b and e > a]
         heard = sum(min(e, b) - max(s, a) for s, e in inside)
         if heard < HEARD * (b - a):
             inside = [(a, b)]
-        if inside[0][0] > a + LAG_S:
+        if not a - LEAD_S <= inside[0][0] <= a + LAG_S:
             inside[0] = (a, inside[0][1])
         if inside[-1][1] < b - LAG_S:
             inside[-1] = (inside[-1][0], b)

@@ -25,7 +25,7 @@ def test_kept_lines_are_cut_out_of_the_removal():
 
 def test_a_dubbed_line_the_detector_missed_is_removed_too():
     """Under steady noise the energy detector finds little or none of the speech (none at
-    3 dB SNR); the dubbed lines say where it is."""
+    -1 dB SNR); the dubbed lines say where it is."""
     spans = removal_spans(Regions(((1.0, 2.0),), 10.0, -30.0), keep=[(7.0, 8.0)],
                           lines=[(4.0, 6.0), (7.0, 8.0)])
     assert spans == [(1.0 - PAD_S, 2.0 + PAD_S), (4.0 - PAD_S, 6.0 + PAD_S),

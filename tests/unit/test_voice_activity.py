@@ -55,7 +55,7 @@ def onset_errors(regions: Regions, spans) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("snr_db", [0, 5])
+@pytest.mark.parametrize("snr_db", [0, 3])
 def test_speech_under_noise_is_found_where_the_energy_detector_hears_little(tmp_path, snr_db):
     speech, spans = talk()
     path = tmp_path / "noisy.wav"
@@ -128,10 +128,13 @@ def test_refine_keeps_heard_pauses_cuts_music_and_falls_back_to_the_voice():
     energy = Regions(((0.0, 9.0), (9.4, 10.0), (20.05, 20.1), (30.0, 31.0), (40.5, 41.0)),
                      50.0, -40.0)
     voice = [(8.0, 10.1), (20.0, 22.0), (40.0, 41.0)]
-    # (8, 10.1): heard; music from 0 s cut 0.3 s before the voice; its pause at 9.0-9.4 kept.
+    # (8, 10.1): heard, its pause at 9.0-9.4 kept; the music from 0 s into it is not speech.
     # (20, 22): 50 ms heard of 2 s: the voice span. (30, 31): no voice, not speech.
     # (40, 41): heard, but the first onset 0.5 s in is lost in noise: the span's start.
-    assert refine(voice, energy) == ((7.7, 9.0), (9.4, 10.0), (20.0, 22.0), (40.0, 41.0))
+    assert refine(voice, energy) == ((8.0, 9.0), (9.4, 10.0), (20.0, 22.0), (40.0, 41.0))
+    # An onset up to 0.12 s before the voice span is the energy detector's (exact on clean
+    # speech, where Silero starts a frame or two late).
+    assert refine([(5.0, 6.0)], Regions(((4.9, 6.0),), 10.0, -40.0)) == ((4.9, 6.0),)
 
 
 def test_without_a_model_it_can_read_the_energy_regions_stand(tmp_path, monkeypatch):

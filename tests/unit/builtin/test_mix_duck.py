@@ -391,7 +391,7 @@ def test_the_track_is_encoded_in_stretches_only_where_that_is_safe(monkeypatch):
 def test_the_original_under_a_dubbed_line_goes_where_the_detector_heard_no_speech(tmp_path,
                                                                                   streaming):
     """Steady noise throughout: the energy detector finds no speech region in it (as in a talk
-    at 3 dB SNR), so before, the original played on under the dub (ducked, -18 dB). The
+    at -1 dB SNR), so before, the original played on under the dub (ducked, -18 dB). The
     dubbed line's own span removes it."""
     from types import SimpleNamespace
 
