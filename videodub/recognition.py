@@ -189,6 +189,8 @@ class StreamingVad:
 
         self.options = VadOptions(min_silence_duration_ms=min_silence_ms)
         self.session = session
+        # Told each window's probabilities: (first sample, samples, probabilities).
+        self.on_window: Callable[[int, int, Any], None] | None = None
         self._begin(0)
 
     @classmethod
@@ -236,6 +238,8 @@ class StreamingVad:
         keep = min(len(self._probs), (len(frames) - 1) // VAD_BATCH)
         rest, _ = self._run(frames[keep * VAD_BATCH:], self._states[keep])
         _precomputed.probs = np.concatenate([*self._probs[:keep], rest])
+        if self.on_window is not None:
+            self.on_window(at, len(audio), _precomputed.probs)
         try:
             chunks = get_speech_timestamps(audio, self.options)
         finally:

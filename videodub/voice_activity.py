@@ -13,7 +13,9 @@ not a voice is not speech.
 
 The model runs over the file a block at a time with its state carried (the same
 probabilities as one call over the whole file, in bounded memory): about 0.14 s of one CPU a
-minute of audio.
+minute of audio. Where the transcriber has already run it over the speech (faster_whisper
+with ``transcribe.vad``, window by window), its probabilities are read instead (``offer``),
+and the model runs only over what it has not reached.
 """
 
 from __future__ import annotations
@@ -52,9 +54,10 @@ HEARD = 0.5
 BATCH = 2000
 
 
-def probabilities(path: str | Path) -> np.ndarray:
+def probabilities(path: str | Path, start: int = 0) -> np.ndarray:
     """Silero's speech probability for each 32 ms frame of a sound file (mixed to mono,
-    resampled to 16 kHz when it is not), read a block at a time."""
+    resampled to 16 kHz when it is not), read a block at a time; from sample ``start`` of a
+    16 kHz file (the model's state fresh there)."""
     import soundfile
     import soxr
 
@@ -65,6 +68,8 @@ def probabilities(path: str | Path) -> np.ndarray:
     with soundfile.SoundFile(str(path)) as f:
         resampler = (None if f.samplerate == RATE
                      else soxr.ResampleStream(f.samplerate, RATE, 1, dtype="float32"))
+        if start:
+            f.seek(start)
         rest = np.zeros(0, np.float32)
         block = BATCH * FRAME * f.samplerate // RATE
         while True:
@@ -86,9 +91,14 @@ def probabilities(path: str | Path) -> np.ndarray:
     return np.concatenate(outputs) if outputs else np.zeros(0, np.float32)
 
 
-def voice_spans(probs: np.ndarray, duration: float) -> list[tuple[float, float]]:
-    """Spans of speech from frame probabilities, with hysteresis (on at ``ON``, off below
+def voice_spans(probs: np.ndarray, duration: float,
+                times: np.ndarray | None = None) -> list[tuple[float, float]]:
+    """Spans of speech from frame probabilities (frames starting at ``times``, seconds; one
+    after the other from 0 when not given), with hysteresis (on at ``ON``, off below
     ``OFF``), short pauses bridged and blips dropped."""
+    if times is None:
+        times = np.arange(len(probs)) * FRAME_S
+    times = np.append(times, duration)
     spans: list[list[float]] = []
     speaking, begin = False, 0
     for i, p in enumerate(np.append(probs, 0.0)):
@@ -96,7 +106,7 @@ def voice_spans(probs: np.ndarray, duration: float) -> list[tuple[float, float]]
             speaking, begin = True, i
         elif speaking and p < OFF:
             speaking = False
-            s, e = begin * FRAME_S, min(i * FRAME_S, duration)
+            s, e = float(times[begin]), min(float(times[i]), duration)
             if spans and s - spans[-1][1] < MERGE_GAP_S:
                 spans[-1][1] = e
             else:
@@ -133,6 +143,42 @@ def refine(voice: list[tuple[float, float]], energy: Regions) -> tuple[tuple[flo
 
 _cache: dict[tuple, Regions] = {}
 _lock = threading.Lock()
+# The probabilities faster-whisper's VAD found for each window of a speech file as the
+# transcriber read it (``offer``): (first sample, samples, probabilities), in order.
+_offered: dict[str, list[tuple[int, int, np.ndarray]]] = {}
+
+
+def offer(path: str | Path, at: int, samples: int, probs: np.ndarray) -> None:
+    """The transcriber's VAD probabilities for the window of the 16 kHz speech file ``path``
+    that starts at sample ``at`` and is ``samples`` long (its last frame padded): the speech
+    regions read them instead of running the model over the file again (0.14 s of CPU a
+    minute, taken from recognition while it ran). Kept only while they join up from 0."""
+    key = str(Path(path).resolve())
+    with _lock:
+        pieces = _offered.setdefault(key, [])
+        if at == 0:
+            pieces.clear()
+            if len(_offered) > 4:
+                for other in [k for k in _offered if k != key]:
+                    del _offered[other]
+        if at == (pieces[-1][0] + pieces[-1][1] if pieces else 0):
+            pieces.append((at, samples, np.asarray(probs, np.float32).reshape(-1)))
+
+
+def file_probabilities(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """The file's probabilities and their frames' start times (None: one after the other
+    from 0): the transcriber's where it offered them, the model run over the rest."""
+    with _lock:
+        pieces = list(_offered.get(str(path.resolve()), ()))
+    if not pieces:
+        return probabilities(path), None
+    covered = pieces[-1][0] + pieces[-1][1]
+    import soundfile
+
+    if covered < soundfile.info(str(path)).frames:
+        pieces.append((covered, 0, probabilities(path, covered)))
+    times = np.concatenate([(at + np.arange(len(p)) * FRAME) / RATE for at, _, p in pieces])
+    return np.concatenate([p for _, _, p in pieces]), times
 
 
 def voice_regions_of_file(path: str | Path) -> Regions:
@@ -145,11 +191,11 @@ def voice_regions_of_file(path: str | Path) -> Regions:
             return _cache[key]
     energy = regions_of_file(p)
     try:
-        probs = probabilities(p)
+        probs, times = file_probabilities(p)
     except (ImportError, AttributeError, RuntimeError) as exc:  # no model this can read
         log.warning("speech regions by energy alone: %s", exc)
         return energy
-    voice = voice_spans(probs, energy.duration)
+    voice = voice_spans(probs, energy.duration, times)
     # No voice anywhere, though a job asks where its lines are spoken: a voice Silero does
     # not know (singing, a synthetic or heavily processed one). The energy regions are the
     # better guess then, as they were before Silero was asked.

@@ -187,3 +187,56 @@ def test_the_mix_keeps_a_tune_that_plays_before_the_talk(tmp_path, streaming):
         return float(np.sqrt(np.mean(m ** 2) / np.mean(o ** 2)))
 
     assert level(0.2, start - 0.5) > 0.5  # the tune plays, at about the mix's gain
+
+
+def offer_windows(path, audio: np.ndarray, cut: int) -> None:
+    """What the transcriber's VAD tells of two windows of ``audio``, cut at sample ``cut``
+    (each its own model state, its last frame padded)."""
+    import faster_whisper.vad as fv
+
+    for at, window in ((0, audio[:cut]), (cut, audio[cut:])):
+        padded = np.pad(window, (0, 512 - len(window) % 512))
+        voice_activity.offer(path, at, len(window), fv.get_vad_model()(padded))
+
+
+def test_the_transcribers_probabilities_are_read_not_computed_again(tmp_path, monkeypatch):
+    speech, spans = talk()
+    audio = with_noise(speech, spans, 0)
+    path, copy = tmp_path / "speech.wav", tmp_path / "copy.wav"
+    for p in (path, copy):
+        soundfile.write(str(p), audio, RATE, subtype="PCM_16")
+    audio = soundfile.read(str(path), dtype="float32")[0]  # as the transcriber reads it
+    expected = voice_regions_of_file(copy)
+    offer_windows(path, audio, cut=5 * RATE + 123)
+
+    def computed(*args):
+        raise AssertionError("the model ran again")
+
+    monkeypatch.setattr(voice_activity, "probabilities", computed)
+    found = voice_regions_of_file(path)
+    assert len(found.spans) == len(expected.spans)
+    for (s1, e1), (s2, e2) in zip(found.spans, expected.spans):
+        assert abs(s1 - s2) <= 0.033 and abs(e1 - e2) <= 0.07
+
+
+def test_only_what_the_transcriber_has_not_reached_is_computed(tmp_path, monkeypatch):
+    speech, spans = talk()
+    path = tmp_path / "speech.wav"
+    soundfile.write(str(path), with_noise(speech, spans, 0), RATE, subtype="PCM_16")
+    audio = soundfile.read(str(path), dtype="float32")[0]
+    cut = 6 * RATE + 77
+    offer_windows(path, audio[:cut + 4 * RATE], cut)  # two windows, 10 s of 13
+    starts = []
+    real = voice_activity.probabilities
+
+    def computed(p, start=0):
+        starts.append(start)
+        return real(p, start)
+
+    monkeypatch.setattr(voice_activity, "probabilities", computed)
+    found = voice_regions_of_file(path)
+    assert starts == [cut + 4 * RATE]
+    assert all(abs(err) <= 0.15 for err in onset_errors(found, spans)), found.spans
+    # A window that does not follow on is not taken: a new pass starts at 0.
+    voice_activity.offer(path, 3 * RATE, RATE, np.zeros(32))
+    assert [at for at, _, _ in voice_activity._offered[str(path.resolve())]] == [0, cut]

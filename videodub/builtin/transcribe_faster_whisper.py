@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
-from videodub import hookimpl
+from videodub import hookimpl, voice_activity
 from videodub.config import Effort
 from videodub.errors import VideodubError
 from videodub.languages import primary
@@ -166,6 +167,8 @@ class FasterWhisperTranscriber:
         # Voice activity found while the speech is still being extracted; faster-whisper's
         # own vad_filter where the installed version's model is not the one it reads.
         vad = StreamingVad.create(opts.vad_min_silence_ms) if opts.vad else None
+        if vad is not None:  # the speech regions read them rather than run the model again
+            vad.on_window = partial(voice_activity.offer, getattr(speech, "path", speech))
         at = 0
         for offset, audio in audio_windows(speech, opts.window_s, ctx.check_cancelled,
                                            feed=vad.feed if vad else None):
