@@ -6,7 +6,6 @@ exchange :class:`Segment` objects; a stage never reaches back into another."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from videodub.errors import Cancelled
+from videodub.scope import JobScope
 
 if TYPE_CHECKING:
     from videodub.plugins import Registry
@@ -222,9 +222,8 @@ class Checked(Protocol):
 
 @runtime_checkable
 class KnowsSourceLanguage(Protocol):
-    """A transcriber that knows, before it hears anything, which language its text will be in
-    (an English-only model): the runner sets ``ctx.source_lang`` from it before the checks,
-    so a translator's check can refuse a job before transcription rather than after it."""
+    """A transcriber that knows its text's language before it hears anything (an English-only
+    model): ``ctx.source_lang`` is set from it before the checks."""
 
     def source_language(self, ctx: JobContext) -> str | None: ...
 
@@ -355,47 +354,6 @@ class ShortensLines(Protocol):
     def shorten(self, segment: Segment, max_chars: int, ctx: JobContext) -> str | None: ...
 
 
-class JobScope:
-    """What one job gives its stages beyond their options.
-
-    - ``registry``: the implementations the job was composed from, for an implementation
-      that wraps another (create it with ``registry.get(stage, name).create(options, scope)``).
-    - :meth:`shared`: one object per key for every stage of the job (an HTTP client, the
-      rate limiter of an endpoint), closed by :meth:`close` when the job ends, so nothing
-      carries over into the next job of the same process.
-    """
-
-    def __init__(self, registry: Registry | None = None) -> None:
-        self.registry = registry
-        self._objects: dict[Any, Any] = {}
-        self._closers: list[Any] = []
-        # Re-entrant: creating one shared object may ask for another.
-        self._lock = threading.RLock()
-
-    def shared(self, key: Any, create: Any, close: Any = None) -> Any:
-        """The object under ``key``, made with ``create()`` on first use; ``close(obj)`` is
-        called when the job ends."""
-        with self._lock:
-            if key not in self._objects:
-                obj = self._objects[key] = create()
-                if close is not None:
-                    self._closers.append(lambda: close(obj))
-            return self._objects[key]
-
-    def close(self) -> None:
-        """Close every shared object, last created first. A closer that fails is logged and
-        the others still run: closing never replaces the job's own outcome."""
-        with self._lock:
-            closers, self._closers = self._closers, []
-            self._objects.clear()
-        for closer in reversed(closers):
-            try:
-                closer()
-            except Exception:  # noqa: BLE001 - see the docstring
-                logging.getLogger(__name__).warning("closing a shared object failed",
-                                                    exc_info=True)
-
-
 def worker_hint(stage_obj: Any) -> WorkerHint:
     """The stage's own hint, or a conservative default."""
     return stage_obj.worker_hint() if isinstance(stage_obj, HintsWorkers) else WorkerHint()
@@ -404,6 +362,6 @@ def worker_hint(stage_obj: Any) -> WorkerHint:
 __all__ = [
     "STAGES", "Segment", "MediaInfo", "WorkerHint", "JobContext", "JobScope", "Cancelled",
     "Ingester", "Transcriber", "Translator", "Aligner", "Synthesizer", "Mixer", "Muxer",
-    "Checked", "HintsWorkers", "Scoped", "CallsProvider", "EstimatesUsage", "ResumableTranslator",
+    "Checked", "KnowsSourceLanguage", "HintsWorkers", "Scoped", "CallsProvider", "EstimatesUsage", "ResumableTranslator",
     "UsesSpeakingRate", "RefitsClips", "RegroupsLines", "ShortensLines", "ReadsGrowingSpeech",
 ]

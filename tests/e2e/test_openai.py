@@ -377,7 +377,7 @@ def test_a_model_without_timestamps_is_refused_for_openai(run_cli, short_talk):
 
 
 def test_a_voice_openai_does_not_have_is_refused(run_cli, short_talk):
-    run = run_cli(f"input={short_talk.path}", "target_lang=es", "tts=openai", "tts.voice=klingon",
+    run = run_cli(f"input={short_talk.path}", "target_lang=en", "tts=openai", "tts.voice=klingon",
                   f"tts.api_key_env={TEST_KEY_ENV}",
                   env={TEST_KEY_ENV: "sk-dummy", "OPENAI_BASE_URL": ""})
     assert_preflight_failure(run, "tts.voice=klingon", "alloy")

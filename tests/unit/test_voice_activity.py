@@ -240,3 +240,30 @@ def test_only_what_the_transcriber_has_not_reached_is_computed(tmp_path, monkeyp
     # A window that does not follow on is not taken: a new pass starts at 0.
     voice_activity.offer(path, 3 * RATE, RATE, np.zeros(32))
     assert [at for at, _, _ in voice_activity._offered[str(path.resolve())]] == [0, cut]
+
+
+def test_the_hysteresis_without_a_loop_is_the_loop_s():
+    """voice_spans decides every frame at once (two hours are 225,000 frames); a frame by
+    frame reading of the same rule gives the same spans."""
+    from videodub.voice_activity import FRAME_S, MERGE_GAP_S, MIN_SPEECH_S, OFF, ON, voice_spans
+
+    def by_frame(probs, duration):
+        spans, speaking, begin = [], False, 0
+        for i, p in enumerate(np.append(probs, 0.0)):
+            if not speaking and p >= ON:
+                speaking, begin = True, i
+            elif speaking and p < OFF:
+                speaking = False
+                s, e = begin * FRAME_S, min(i * FRAME_S, duration)
+                if spans and s - spans[-1][1] < MERGE_GAP_S:
+                    spans[-1][1] = e
+                else:
+                    spans.append([s, e])
+        return [(s, e) for s, e in spans if e - s >= MIN_SPEECH_S]
+
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        probs = np.clip(np.cumsum(rng.normal(0, 0.15, rng.integers(1, 400))), 0, 1)
+        probs = probs.astype(np.float32)
+        expected = by_frame(probs, len(probs) * FRAME_S)
+        assert voice_spans(probs, len(probs) * FRAME_S) == pytest.approx(expected)
