@@ -214,9 +214,10 @@ def test_the_transcribers_probabilities_are_read_not_computed_again(tmp_path, mo
 
     monkeypatch.setattr(voice_activity, "probabilities", computed)
     found = voice_regions_of_file(path)
-    assert len(found.spans) == len(expected.spans)
-    for (s1, e1), (s2, e2) in zip(found.spans, expected.spans):
-        assert abs(s1 - s2) <= 0.033 and abs(e1 - e2) <= 0.15
+    # Each window's model starts afresh: a short pause may be bridged in one and not in the
+    # other, but every line starts within a frame or so, and as much is speech.
+    assert np.allclose(onset_errors(found, spans), onset_errors(expected, spans), atol=0.05)
+    assert found.total() == pytest.approx(expected.total(), abs=0.4)
 
 
 def test_only_what_the_transcriber_has_not_reached_is_computed(tmp_path, monkeypatch):
