@@ -9,6 +9,7 @@ The original is processed in blocks, never held whole in memory.
 from __future__ import annotations
 
 import bisect
+import math
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -106,27 +107,29 @@ def write_background(original: Path, out: Path, spans: list[tuple[float, float]]
 
 class StreamingRemoval:
     """The same removal for a mix that streams, a stretch at a time: the source's speech
-    regions are found when the mix first asks (``regions`` may be a function: the mix thread
-    starts with the job, and finding the voice then would compete with loading the
-    recogniser, and import its package from two threads at once); the lines where the
-    original is kept arrive with the segments (in start order, ahead of the mix, from
-    another thread)."""
+    regions are found when the mix first asks, and again as it passes where they were good
+    to (``regions`` may be a function of the time they must reach, returning them and how far
+    they are good: the mix thread starts with the job, and finding the voice then would
+    compete with loading the recogniser, and import its package from two threads at once);
+    the lines where the original is kept arrive with the segments (in start order, ahead of
+    the mix, from another thread)."""
 
-    def __init__(self, regions: Regions | Callable[[], Regions],
-                 found: Callable[[int], None] | None = None) -> None:
-        self._regions, self._found = regions, found
+    def __init__(self, regions: Regions | Callable[[float], tuple[Regions, float]]) -> None:
+        self._regions = regions
         self.spans: list[tuple[float, float]] | None = None
+        self._good_to = -math.inf
         self._kept: list[tuple[float, float]] = []
         self._lines: list[tuple[float, float]] = []  # dubbed lines not yet behind the mix
         self._lock = threading.Lock()
 
-    def _find(self) -> None:
-        regions = self._regions() if callable(self._regions) else self._regions
+    def _find(self, until: float) -> None:
+        if callable(self._regions):
+            regions, self._good_to = self._regions(until)
+        else:
+            regions, self._good_to = self._regions, math.inf
         self.spans = [(max(0.0, s - PAD_S), e + PAD_S) for s, e in regions.spans]
         self._starts = [s for s, _ in self.spans]
         self._ends = [e for _, e in self.spans]  # sorted too: regions do not overlap
-        if self._found is not None:
-            self._found(len(self.spans))
 
     def keep(self, start: float, end: float) -> None:
         with self._lock:
@@ -141,9 +144,9 @@ class StreamingRemoval:
     def gains(self, offset: int, n: int, rate: int) -> np.ndarray:
         """Gain (0..1) for samples ``offset .. offset+n``, from the spans near them only (the
         mix asks in order: lines it has passed are let go)."""
-        if self.spans is None:
-            self._find()
         t0, t1 = offset / rate - FADE_S, (offset + n) / rate + FADE_S
+        if t1 + PAD_S > self._good_to:
+            self._find(t1 + PAD_S)
         near = self.spans[bisect.bisect_left(self._ends, t0):bisect.bisect_right(self._starts, t1)]
         with self._lock:
             self._lines = [ln for ln in self._lines if ln[1] > t0]

@@ -7,10 +7,12 @@ Shared by the align implementations (they are built-ins and may not import each 
 
 from __future__ import annotations
 
+import math
+
 from videodub.languages import primary
 from videodub.model import JobContext, Segment, WorkerHint
 from videodub.speech_regions import Regions, nucleus, snap_end, snap_start, source_levels
-from videodub.voice_activity import voice_regions_of_file
+from videodub.voice_activity import voice_regions_of_file, voice_regions_until
 
 # Characters per second of natural speech (spaces included), by language: the fallback until
 # the job's own voice has been measured (``JobContext.speaking_rate``). espeak-ng speaks
@@ -42,11 +44,14 @@ def speaking_rate(ctx: JobContext, override: float = 0.0) -> float:
     return CHARS_PER_SECOND.get(primary(ctx.target_lang), DEFAULT_CPS)
 
 
-def source_regions(ctx: JobContext) -> Regions | None:
-    """The source's speech regions (measured once per job), or None before ingest."""
+def source_regions(ctx: JobContext, until: float = math.inf) -> Regions | None:
+    """The source's speech regions, good up to ``until`` seconds at least (found once per
+    job, a minute at a time on long media), or None before ingest."""
     if ctx.media is None:
         return None
-    return voice_regions_of_file(ctx.media.speech_audio)
+    if math.isinf(until):
+        return voice_regions_of_file(ctx.media.speech_audio)
+    return voice_regions_until(ctx.media.speech_audio, until)[0]
 
 
 def speech_onset(start: float, end: float, regions: Regions,
@@ -71,7 +76,8 @@ def snap(segment: Segment, next_start: float, ctx: JobContext,
     """Move ``segment`` onto the speech measured in the source (keeping the recogniser's times
     in ``extra``; ``previous_end``: where the line before it ended, snapped) and return the
     next line's start, snapped the same way."""
-    regions = source_regions(ctx)
+    # Onsets are looked for up to LATE_MAX_S after the line's start and the next one's.
+    regions = source_regions(ctx, until=max(segment.end, next_start) + LATE_MAX_S + 0.5)
     if regions is None or not regions.spans:
         return next_start
     segment.extra.setdefault("asr_start", segment.start)

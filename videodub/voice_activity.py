@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import math
 import threading
 from pathlib import Path
 
@@ -53,12 +54,17 @@ LAG_S = 0.15
 HEARD = 0.5
 # Frames per model call (64 s of audio): memory stays the same whatever the file's length.
 BATCH = 2000
+# Asked for regions up to a time, the model is run this far past it (``voice_regions_until``),
+# and the regions are good to this much before where its probabilities end (a region there
+# may go on).
+AHEAD_S = 60.0
+EDGE_S = 1.0
 
 
-def probabilities(path: str | Path, start: int = 0) -> np.ndarray:
+def probabilities(path: str | Path, start: int = 0, count: int = -1) -> np.ndarray:
     """Silero's speech probability for each 32 ms frame of a sound file (mixed to mono,
-    resampled to 16 kHz when it is not), read a block at a time; from sample ``start`` of a
-    16 kHz file (the model's state fresh there)."""
+    resampled to 16 kHz when it is not), read a block at a time; ``count`` samples (all:
+    -1) from sample ``start`` of a 16 kHz file (the model's state fresh there)."""
     import soundfile
     import soxr
 
@@ -73,9 +79,12 @@ def probabilities(path: str | Path, start: int = 0) -> np.ndarray:
             f.seek(start)
         rest = np.zeros(0, np.float32)
         block = BATCH * FRAME * f.samplerate // RATE
+        left = count
         while True:
-            data = f.read(block, dtype="float32", always_2d=True)
-            last = len(data) < block
+            want = block if left < 0 else min(block, left)
+            data = f.read(want, dtype="float32", always_2d=True)
+            last = len(data) < block or len(data) == left
+            left -= len(data)
             mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
             if resampler is not None:
                 mono = resampler.resample_chunk(mono, last=last)
@@ -151,7 +160,9 @@ def refine(voice: list[tuple[float, float]], energy: Regions) -> tuple[tuple[flo
 
 
 _cache: dict[tuple, Regions] = {}
+_prefix_cache: dict[tuple, Regions] = {}
 _lock = threading.Lock()
+_extend_lock = threading.Lock()
 # The probabilities faster-whisper's VAD found for each window of a speech file as the
 # transcriber read it (``offer``): (first sample, samples, probabilities), in order.
 _offered: dict[str, list[tuple[int, int, np.ndarray]]] = {}
@@ -162,7 +173,7 @@ def offer(path: str | Path, at: int, samples: int, probs: np.ndarray) -> None:
     that starts at sample ``at`` and is ``samples`` long (its last frame padded): the speech
     regions read them instead of running the model over the file again (0.14 s of CPU a
     minute, taken from recognition while it ran). Kept only while they join up from 0."""
-    key = str(Path(path).resolve())
+    key = _store_key(Path(path))
     with _lock:
         pieces = _offered.setdefault(key, [])
         if at == 0:
@@ -174,11 +185,75 @@ def offer(path: str | Path, at: int, samples: int, probs: np.ndarray) -> None:
             pieces.append((at, samples, np.asarray(probs, np.float32).reshape(-1)))
 
 
+def _store_key(path: Path) -> tuple[str, int]:
+    """A speech file, as long as it is the same file: one that grows keeps its inode, a new
+    one written where an earlier job's was does not."""
+    return str(path.resolve()), path.stat().st_ino
+
+
+def _reach(path: Path, until_sample: int, total: int) -> int:
+    """Probabilities for the file up to ``until_sample`` at least: the model is run from
+    where the store ends (the transcriber's windows, or earlier runs of this) to a minute
+    past it. Returns how far the store reaches."""
+    key = _store_key(path)
+    with _extend_lock:  # align and the mix may both ask; the model runs once
+        with _lock:
+            pieces = _offered.setdefault(key, [])
+            covered = pieces[-1][0] + pieces[-1][1] if pieces else 0
+        if covered >= until_sample:
+            return covered
+        count = min(total, until_sample + int(AHEAD_S * RATE)) - covered
+        probs = probabilities(path, covered, count)
+        with _lock:
+            if covered == (pieces[-1][0] + pieces[-1][1] if pieces else 0):
+                pieces.append((covered, count, probs))
+            return pieces[-1][0] + pieces[-1][1]
+
+
+def voice_regions_until(path: str | Path, until: float) -> tuple[Regions, float]:
+    """Speech regions good up to ``until`` seconds at least, and how far they are good: read
+    from the probabilities of the file's start (the transcriber's, or the model run a minute
+    ahead of what is asked), so that on long media align's first line does not wait for the
+    model over the whole file. The whole file's (good to its end) once it is all covered."""
+    p = Path(path)
+    import soundfile
+
+    info = soundfile.info(str(p))
+    if info.samplerate != RATE:
+        return voice_regions_of_file(p), math.inf
+    try:
+        covered = _reach(p, min(info.frames, int((until + EDGE_S) * RATE)), info.frames)
+    except (ImportError, AttributeError, RuntimeError):
+        return voice_regions_of_file(p), math.inf
+    if covered >= info.frames:
+        return voice_regions_of_file(p), math.inf
+    key = (_store_key(p), covered)
+    with _lock:
+        if key in _prefix_cache:
+            return _prefix_cache[key], covered / RATE - EDGE_S
+        pieces = [piece for piece in _offered.get(key[0], ()) if piece[0] < covered]
+    energy = regions_of_file(p)
+    probs, times = _joined(pieces)
+    voice = voice_spans(probs, covered / RATE, times)
+    found = (Regions(refine(voice, energy), energy.duration, energy.threshold_db) if voice
+             else energy)
+    with _lock:
+        if len(_prefix_cache) > 8:
+            _prefix_cache.clear()
+        _prefix_cache[key] = found
+    return found, covered / RATE - EDGE_S
+
+
+def _joined(pieces: list[tuple[int, int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    times = np.concatenate([(at + np.arange(len(p)) * FRAME) / RATE for at, _, p in pieces])
+    return np.concatenate([p for _, _, p in pieces]), times
+
+
 def file_probabilities(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """The file's probabilities and their frames' start times (None: one after the other
     from 0): the transcriber's where it offered them, the model run over the rest."""
     with _lock:
-        pieces = list(_offered.get(str(path.resolve()), ()))
+        pieces = list(_offered.get(_store_key(path), ()))
     if not pieces:
         return probabilities(path), None
     covered = pieces[-1][0] + pieces[-1][1]
@@ -186,8 +261,7 @@ def file_probabilities(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
     if covered < soundfile.info(str(path)).frames:
         pieces.append((covered, 0, probabilities(path, covered)))
-    times = np.concatenate([(at + np.arange(len(p)) * FRAME) / RATE for at, _, p in pieces])
-    return np.concatenate([p for _, _, p in pieces]), times
+    return _joined(pieces)
 
 
 def voice_regions_of_file(path: str | Path) -> Regions:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import shutil
 import sys
 import threading
@@ -177,10 +178,10 @@ def test_recognition_starts_on_the_speech_while_ingest_is_still_extracting(
     aligned_without_media: list[float] = []
     real_source_regions = timing.source_regions
 
-    def source_regions(ctx):
+    def source_regions(ctx, until=math.inf):
         if ctx.media is None:
             aligned_without_media.append(time.monotonic())
-        return real_source_regions(ctx)
+        return real_source_regions(ctx, until)
 
     monkeypatch.setattr(ingest_local, "same_channels", ingest_holds_until_recognition_ends)
     monkeypatch.setattr(timing, "source_regions", source_regions)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile
@@ -74,20 +76,25 @@ def test_written_background_keeps_its_format_and_silences_speech(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bg.wav", "orig.wav"]
 
 
-def test_streaming_removal_finds_the_regions_when_the_mix_first_asks():
+def test_streaming_removal_finds_the_regions_when_the_mix_first_asks_and_as_it_passes_them():
     """Not when the mix thread starts with the job: finding the voice then competed with
     loading the recogniser, and imported faster-whisper from two threads at once (a quality
-    job failed with ``KeyError: 'faster_whisper'``)."""
-    asked, found = [], []
+    job failed with ``KeyError: 'faster_whisper'``). Asked again once the mix passes where
+    the regions were good to (long media: found a minute at a time)."""
+    asked = []
 
-    def regions():
-        asked.append(True)
-        return Regions(((1.0, 2.0),), 10.0, -30.0)
+    def regions(until):
+        asked.append(until)
+        if len(asked) == 1:  # good to 2.5 s: the second region is not known yet
+            return Regions(((1.0, 2.0),), 10.0, -30.0), 2.5
+        return Regions(((1.0, 2.0), (3.0, 3.5)), 10.0, -30.0), math.inf
 
-    removal = StreamingRemoval(regions, found.append)
+    removal = StreamingRemoval(regions)
     assert asked == [] and removal.spans is None
-    g = removal.gains(0, 3000, 1000)
-    assert asked == [True] and found == [1]
-    assert g[1000:2000].max() == 0.0 and g[2500:].min() == 1.0
-    removal.gains(3000, 1000, 1000)
-    assert asked == [True]  # once
+    g = removal.gains(0, 2000, 1000)
+    assert len(asked) == 1 and asked[0] >= 2.0
+    assert g[1000:2000].max() == 0.0 and g[:800].min() == 1.0
+    g = removal.gains(2000, 2000, 1000)
+    assert len(asked) == 2 and g[1000:1500].max() == 0.0  # 3.0-3.5 s
+    removal.gains(4000, 1000, 1000)
+    assert len(asked) == 2  # good to the end

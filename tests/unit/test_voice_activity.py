@@ -240,7 +240,7 @@ def test_only_what_the_transcriber_has_not_reached_is_computed(tmp_path, monkeyp
     assert all(abs(err) <= 0.15 for err in onset_errors(found, spans)), found.spans
     # A window that does not follow on is not taken: a new pass starts at 0.
     voice_activity.offer(path, 3 * RATE, RATE, np.zeros(32))
-    assert [at for at, _, _ in voice_activity._offered[str(path.resolve())]] == [0, cut]
+    assert [at for at, _, _ in voice_activity._offered[voice_activity._store_key(path)]] == [0, cut]
 
 
 def test_the_hysteresis_without_a_loop_is_the_loop_s():
@@ -270,3 +270,33 @@ def test_the_hysteresis_without_a_loop_is_the_loop_s():
         found = voice_spans(probs, len(probs) * FRAME_S)
         assert len(found) == len(expected)
         assert np.allclose(np.array(found).reshape(-1), np.array(expected).reshape(-1))
+
+
+def test_regions_up_to_a_time_run_the_model_only_a_little_past_it(tmp_path, monkeypatch):
+    """align asks about each line as it comes: on long media the model runs a stretch ahead
+    of it, not over the whole file before the first line (with transcribe=openai, 1000
+    lines, that held align 7 s at its first line)."""
+    from videodub.voice_activity import voice_regions_until
+
+    speech, spans = talk()
+    path = tmp_path / "speech.wav"
+    soundfile.write(str(path), with_noise(speech, spans, 0), RATE, subtype="PCM_16")
+    monkeypatch.setattr(voice_activity, "AHEAD_S", 2.0)
+    counts = []
+    real = voice_activity.probabilities
+
+    def computed(p, start=0, count=-1):
+        counts.append((start, count))
+        return real(p, start, count)
+
+    monkeypatch.setattr(voice_activity, "probabilities", computed)
+    regions, good_to = voice_regions_until(path, 3.0)
+    assert counts == [(0, 6 * RATE)] and good_to == pytest.approx(5.0)
+    assert regions.spans[0][0] == pytest.approx(spans[0][0], abs=0.15)
+    regions, good_to = voice_regions_until(path, 4.0)  # already reached: nothing run
+    assert len(counts) == 1
+    regions, good_to = voice_regions_until(path, 8.0)
+    assert counts[1] == (6 * RATE, 5 * RATE) and good_to == pytest.approx(10.0)
+    whole = voice_regions_of_file(tmp_path / "speech.wav")
+    assert np.allclose(onset_errors(regions, spans[:2]), onset_errors(whole, spans[:2]),
+                       atol=0.05)

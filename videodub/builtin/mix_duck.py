@@ -30,7 +30,7 @@ from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHi
 from videodub.parallel_encode import EncoderSpec, splices
 from videodub.placement import ClipPlacer, placed
 from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
-from videodub.voice_activity import voice_regions_of_file
+from videodub.voice_activity import AHEAD_S, voice_regions_of_file, voice_regions_until
 from videodub.wav import FFMPEG_WAV, wav_format
 
 
@@ -174,12 +174,14 @@ class DuckMixer:
         if self.options.original_voice == "separate":
             background = self._background(media, [], ctx)
         elif removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
-            removal = StreamingRemoval(
-                lambda: voice_regions_of_file(media.speech_audio),
-                lambda n: ctx.note(f"mix: original voice removed in {n} speech regions"))
+            removal = StreamingRemoval(lambda until: voice_regions_until(media.speech_audio,
+                                                                        until + AHEAD_S))
         ctx.artifacts.update(background_ducked=False, background_gain_db=0.0)
-        return mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
-                             measure=True)
+        out = mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
+                            measure=True)
+        if removal is not None:
+            ctx.note(f"mix: original voice removed in {len(removal.spans or ())} speech regions")
+        return out
 
     def _levels(self):
         """The options the graph uses: a separated background is already free of the voice
