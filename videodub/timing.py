@@ -12,7 +12,7 @@ import math
 from videodub.languages import primary
 from videodub.model import JobContext, Segment, WorkerHint
 from videodub.speech_regions import Regions, nucleus, snap_end, snap_start, source_levels
-from videodub.voice_activity import voice_regions_of_file, voice_regions_until
+from videodub.voice_activity import source_regions_of_file, source_regions_until
 
 # Characters per second of natural speech (spaces included), by language: the fallback until
 # the job's own voice has been measured (``JobContext.speaking_rate``). espeak-ng speaks
@@ -50,8 +50,8 @@ def source_regions(ctx: JobContext, until: float = math.inf) -> Regions | None:
     if ctx.media is None:
         return None
     if math.isinf(until):
-        return voice_regions_of_file(ctx.media.speech_audio)
-    return voice_regions_until(ctx.media.speech_audio, until)[0]
+        return source_regions_of_file(ctx.media.speech_audio)
+    return source_regions_until(ctx.media.speech_audio, until)[0]
 
 
 def speech_onset(start: float, end: float, regions: Regions,

@@ -168,6 +168,37 @@ _extend_lock = threading.Lock()
 _offered: dict[str, list[tuple[int, int, np.ndarray]]] = {}
 
 
+# Speech files whose job finds its speech regions by voice (``by_voice``).
+_by_voice: set[str] = set()
+
+
+def by_voice(path: str | Path) -> None:
+    """The job reading the speech file ``path`` finds its speech regions by voice: its
+    transcriber runs Silero over the speech (faster_whisper with ``transcribe.vad``), or
+    would have (its transcript came from the cache). Without this they are the energy
+    detector's alone: a transcriber that sends the audio away runs no model here, and Silero
+    on align's path cost 1000 lines over the API 10 s of wall (0.14 s of CPU a minute)."""
+    with _lock:
+        if len(_by_voice) > 16:
+            _by_voice.clear()
+        _by_voice.add(str(Path(path).resolve()))
+
+
+def source_regions_until(path: str | Path, until: float) -> tuple[Regions, float]:
+    """The job's speech regions good up to ``until`` at least, and how far they are good:
+    by voice (``voice_regions_until``) where the job said so, else the energy detector's."""
+    with _lock:
+        voice = str(Path(path).resolve()) in _by_voice
+    return voice_regions_until(path, until) if voice else (regions_of_file(path), math.inf)
+
+
+def source_regions_of_file(path: str | Path) -> Regions:
+    """The job's speech regions over the whole file (see :func:`source_regions_until`)."""
+    with _lock:
+        voice = str(Path(path).resolve()) in _by_voice
+    return voice_regions_of_file(path) if voice else regions_of_file(path)
+
+
 def offer(path: str | Path, at: int, samples: int, probs: np.ndarray) -> None:
     """The transcriber's VAD probabilities for the window of the 16 kHz speech file ``path``
     that starts at sample ``at`` and is ``samples`` long (its last frame padded): the speech

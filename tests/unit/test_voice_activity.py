@@ -4,6 +4,8 @@ harmonic notes."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile
@@ -175,6 +177,7 @@ def test_the_mix_keeps_a_tune_that_plays_before_the_talk(tmp_path, streaming):
                       full_audio=full, sample_rate=48000)
     mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), "streaming": streaming},
                                       effort=Effort.low))
+    voice_activity.by_voice(speech_path)  # as faster_whisper's job says
     s, e = spans[0][0] + start, spans[0][1] + start
     seg = Segment(id=0, start=s, end=e, target_text="x", slot_start=s, slot_end=e + 1.0,
                   audio_path=str(clip))
@@ -300,3 +303,19 @@ def test_regions_up_to_a_time_run_the_model_only_a_little_past_it(tmp_path, monk
     whole = voice_regions_of_file(tmp_path / "speech.wav")
     assert np.allclose(onset_errors(regions, spans[:2]), onset_errors(whole, spans[:2]),
                        atol=0.05)
+
+
+def test_a_job_finds_its_regions_by_voice_only_where_its_transcriber_runs_silero(tmp_path):
+    """faster_whisper (with transcribe.vad) says so; a transcriber that sends the audio away
+    does not, and its job keeps the energy detector's regions (no model on align's path)."""
+    from videodub.voice_activity import source_regions_of_file, source_regions_until
+
+    speech, spans = talk(lines=1, lead_in=0.5)
+    path = tmp_path / "speech.wav"
+    soundfile.write(str(path), np.concatenate([tune(4.0), speech]), RATE, subtype="PCM_16")
+    energy = regions_of_file(path)
+    assert source_regions_of_file(path) == energy
+    assert source_regions_until(path, 2.0) == (energy, math.inf)
+    voice_activity.by_voice(path)
+    assert source_regions_of_file(path) == voice_regions_of_file(path) != energy
+    assert source_regions_of_file(path).overlap(0.0, 4.0) == 0.0

@@ -30,7 +30,7 @@ from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHi
 from videodub.parallel_encode import EncoderSpec, splices
 from videodub.placement import ClipPlacer, placed
 from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
-from videodub.voice_activity import AHEAD_S, voice_regions_of_file, voice_regions_until
+from videodub.voice_activity import AHEAD_S, source_regions_of_file, source_regions_until
 from videodub.wav import FFMPEG_WAV, wav_format
 
 
@@ -174,8 +174,8 @@ class DuckMixer:
         if self.options.original_voice == "separate":
             background = self._background(media, [], ctx)
         elif removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
-            removal = StreamingRemoval(lambda until: voice_regions_until(media.speech_audio,
-                                                                        until + AHEAD_S))
+            removal = StreamingRemoval(lambda until: source_regions_until(media.speech_audio,
+                                                                         until + AHEAD_S))
         ctx.artifacts.update(background_ducked=False, background_gain_db=0.0)
         out = mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
                             measure=True)
@@ -209,7 +209,7 @@ class DuckMixer:
         if not removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
             ctx.artifacts.update(background=media.full_audio, background_ducked=True)
             return media.full_audio
-        spans = removal_spans(voice_regions_of_file(media.speech_audio), kept, lines)
+        spans = removal_spans(source_regions_of_file(media.speech_audio), kept, lines)
         ctx.note(f"mix: original voice removed in {len(spans)} speech regions")
         out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans)
         ctx.artifacts.update(background=out, background_ducked=False)

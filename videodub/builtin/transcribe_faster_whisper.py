@@ -82,6 +82,12 @@ class FasterWhisperTranscriber:
         self.model_used: str | None = None
         self.device: str | None = None
 
+    @property
+    def finds_voice(self) -> bool:
+        """Silero runs over the speech (``vad``): the job's speech regions are found by voice
+        from its probabilities (``videodub.voice_activity``)."""
+        return bool(self.options.vad)
+
     def _device(self) -> str:
         if self.device is None:
             self.device = resolve_device(self.options.device)
@@ -167,6 +173,8 @@ class FasterWhisperTranscriber:
         # Voice activity found while the speech is still being extracted; faster-whisper's
         # own vad_filter where the installed version's model is not the one it reads.
         vad = StreamingVad.create(opts.vad_min_silence_ms) if opts.vad else None
+        if self.finds_voice:
+            voice_activity.by_voice(media.speech_audio)
         if vad is not None:  # the speech regions read them rather than run the model again
             vad.on_window = partial(voice_activity.offer, getattr(speech, "path", speech))
         at = 0

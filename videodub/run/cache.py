@@ -26,6 +26,7 @@ from typing import Any
 
 from collections.abc import Callable, Iterator
 
+from videodub import voice_activity
 from videodub.cachefiles import use
 from videodub.config import result_options
 from videodub.errors import is_no_space, no_space
@@ -152,6 +153,8 @@ class CachedTranscriber:
         hit = self.cache.get_json("transcripts", ck)
         if hit is not None:
             self.on_hit()
+            if getattr(self.inner, "finds_voice", False):  # as the transcriber would have
+                voice_activity.by_voice(media.speech_audio)
             ctx.source_lang = hit["language"]
             yield from (reread_no_speech(Segment.from_json(s)) for s in hit["segments"])
             return

@@ -40,7 +40,7 @@ from videodub.speech_regions import (FRAME_S, Levels, detect_levels, levels_of_f
                                      source_levels)
 from videodub.subtitles import FAST_CPS
 from videodub.timing import speaker_nucleus, speech_onset
-from videodub.voice_activity import voice_regions_of_file
+from videodub.voice_activity import source_regions_of_file
 
 # The dub track is clean (exact zeros between clips): anything above this is dub speech.
 DUB_THRESHOLD_DB = -50.0
@@ -187,7 +187,7 @@ def track_levels(ctx: JobContext, levels_key: str, path_key: str,
 def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[str, Any]:
     """The ``quality`` section of the report."""
     t0 = time.perf_counter()
-    src_spans = voice_regions_of_file(media.speech_audio)
+    src_spans = source_regions_of_file(media.speech_audio)
     dubbed = [s for s in segments if s.audio_path and "placed_start" in s.extra]
     out: dict[str, Any] = {"lines": len(segments), "dubbed": len(dubbed)}
     dub = track_levels(ctx, "speech_levels", "speech_track")

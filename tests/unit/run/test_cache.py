@@ -249,6 +249,23 @@ def test_a_cached_transcript_is_reread_with_the_current_no_speech_rule(tmp_path,
     assert [s.flags for s in again] == [[], ["suspect_no_speech"]]
 
 
+def test_a_transcript_from_the_cache_keeps_the_regions_by_voice(tmp_path, talk_file):
+    """A rerun gives the same speech regions as the first run: by voice, when the transcriber
+    would have run Silero (it did not run, so it could not say so itself)."""
+    from videodub import voice_activity
+
+    class VoiceTranscriber(CountingTranscriber):
+        finds_voice = True
+
+    cache, inner = Cache(tmp_path / "cache"), VoiceTranscriber()
+    media = media_of(talk_file)
+    transcribe(inner, cache, FakeOptions(), media, tmp_path / "a")
+    assert str(talk_file.resolve()) not in voice_activity._by_voice  # the fake runs none
+    transcribe(inner, cache, FakeOptions(), media, tmp_path / "b")
+    assert inner.calls == 1
+    assert str(talk_file.resolve()) in voice_activity._by_voice
+
+
 def test_a_transcript_not_read_to_the_end_is_not_kept(tmp_path, talk_file):
     cache, inner = Cache(tmp_path / "cache"), CountingTranscriber()
     wrapper = CachedTranscriber(inner, cache, FakeOptions(), None)
