@@ -15,7 +15,10 @@ The model runs over the file a block at a time with its state carried (the same
 probabilities as one call over the whole file, in bounded memory): about 0.14 s of one CPU a
 minute of audio. Where the transcriber has already run it over the speech (faster_whisper
 with ``transcribe.vad``, window by window), its probabilities are read instead (``offer``),
-and the model runs only over what it has not reached.
+and the model runs only over what it has not reached; regions are asked for up to a time
+(``voice_regions_until``), so on long media nothing waits for the whole file. A job finds its
+regions by voice only where its transcriber says so (``by_voice``): one that sends the audio
+away runs no model here, and the energy detector's regions stand.
 """
 
 from __future__ import annotations
