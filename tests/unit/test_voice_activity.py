@@ -5,6 +5,7 @@ harmonic notes."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -319,3 +320,24 @@ def test_a_job_finds_its_regions_by_voice_only_where_its_transcriber_runs_silero
     voice_activity.by_voice(path)
     assert source_regions_of_file(path) == voice_regions_of_file(path) != energy
     assert source_regions_of_file(path).overlap(0.0, 4.0) == 0.0
+
+
+def test_regions_for_where_the_mix_is_do_not_run_the_model_ahead_of_the_transcriber(tmp_path, monkeypatch):
+    """The mix asks for what it has reached; the transcriber's windows reach further. Asking
+    a minute ahead had the model run over the next window itself, and every window after it
+    (the transcriber's no longer joined up)."""
+    from videodub.background import StreamingRemoval
+    from videodub.voice_activity import source_regions_until
+
+    speech, spans = talk()
+    path = tmp_path / "speech.wav"
+    soundfile.write(str(path), with_noise(speech, spans, 0), RATE, subtype="PCM_16")
+    audio = soundfile.read(str(path), dtype="float32")[0]
+    cut = 6 * RATE
+    offer_windows(path, audio[:cut + 4 * RATE], cut)  # the first two of three windows
+    voice_activity.by_voice(path)
+    monkeypatch.setattr(voice_activity, "probabilities",
+                        lambda *args: pytest.fail("the model ran ahead of the transcriber"))
+    removal = StreamingRemoval(partial(source_regions_until, path))
+    removal.gains(0, 4 * RATE, RATE)  # the mix at 4 s of the 10 s the windows cover
+    assert removal.spans and removal._good_to == pytest.approx(9.0)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHi
 from videodub.parallel_encode import EncoderSpec, splices
 from videodub.placement import ClipPlacer, placed
 from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
-from videodub.voice_activity import AHEAD_S, source_regions_of_file, source_regions_until
+from videodub.voice_activity import source_regions_of_file, source_regions_until
 from videodub.wav import FFMPEG_WAV, wav_format
 
 
@@ -174,8 +175,10 @@ class DuckMixer:
         if self.options.original_voice == "separate":
             background = self._background(media, [], ctx)
         elif removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
-            removal = StreamingRemoval(lambda until: source_regions_until(media.speech_audio,
-                                                                         until + AHEAD_S))
+            # Asked for what the mix has reached: the regions come good as far as the
+            # transcriber's probabilities go (further than any clip that has arrived);
+            # asking ahead of them would run the model over windows it is about to give.
+            removal = StreamingRemoval(partial(source_regions_until, media.speech_audio))
         ctx.artifacts.update(background_ducked=False, background_gain_db=0.0)
         out = mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
                             measure=True)
