@@ -16,6 +16,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -232,6 +233,15 @@ def file_key(path: Path, kwargs: dict) -> tuple:
     return (str(path.resolve()), st.st_mtime_ns, st.st_size, tuple(sorted(kwargs.items())))
 
 
+def remember(cache: dict, key: Any, value: Any, limit: int, lock: threading.Lock) -> None:
+    """Keep ``value`` under ``key`` in a per-process cache of a few files' results (emptied
+    when it holds more than ``limit``: a job asks about one source, a batch one at a time)."""
+    with lock:
+        if len(cache) > limit:
+            cache.clear()
+        cache[key] = value
+
+
 def source_levels(path: str | Path) -> Levels:
     """:func:`levels_of_file` of a sound file, computed once per file version (the source's
     speech: align finds each line's nucleus on it, the quality figures measure on it)."""
@@ -241,10 +251,7 @@ def source_levels(path: str | Path) -> Levels:
         if key in _levels_cache:
             return _levels_cache[key]
     levels = levels_of_file(p)
-    with _lock:
-        if len(_levels_cache) > 4:
-            _levels_cache.clear()
-        _levels_cache[key] = levels
+    remember(_levels_cache, key, levels, 4, _lock)
     return levels
 
 
@@ -258,10 +265,7 @@ def regions_of_file(path: str | Path, **kwargs) -> Regions:
             return _cache[key]
     levels = source_levels(p)
     found = detect_levels(levels.db, levels.duration, **kwargs)
-    with _lock:
-        if len(_cache) > 16:
-            _cache.clear()
-        _cache[key] = found
+    remember(_cache, key, found, 16, _lock)
     return found
 
 

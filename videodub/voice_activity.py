@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videodub.speech_regions import Regions, file_key, regions_of_file
+from videodub.speech_regions import Regions, file_key, regions_of_file, remember
 
 log = logging.getLogger(__name__)
 
@@ -187,19 +187,22 @@ def by_voice(path: str | Path) -> None:
         _by_voice.add(str(Path(path).resolve()))
 
 
+def _is_by_voice(path: str | Path) -> bool:
+    with _lock:
+        return str(Path(path).resolve()) in _by_voice
+
+
 def source_regions_until(path: str | Path, until: float) -> tuple[Regions, float]:
     """The job's speech regions good up to ``until`` at least, and how far they are good:
     by voice (``voice_regions_until``) where the job said so, else the energy detector's."""
-    with _lock:
-        voice = str(Path(path).resolve()) in _by_voice
-    return voice_regions_until(path, until) if voice else (regions_of_file(path), math.inf)
+    if _is_by_voice(path):
+        return voice_regions_until(path, until)
+    return regions_of_file(path), math.inf
 
 
 def source_regions_of_file(path: str | Path) -> Regions:
     """The job's speech regions over the whole file (see :func:`source_regions_until`)."""
-    with _lock:
-        voice = str(Path(path).resolve()) in _by_voice
-    return voice_regions_of_file(path) if voice else regions_of_file(path)
+    return voice_regions_of_file(path) if _is_by_voice(path) else regions_of_file(path)
 
 
 def offer(path: str | Path, at: int, samples: int, probs: np.ndarray) -> None:
@@ -266,16 +269,22 @@ def voice_regions_until(path: str | Path, until: float) -> tuple[Regions, float]
         if key in _prefix_cache:
             return _prefix_cache[key], covered / RATE - EDGE_S
         pieces = [piece for piece in _offered.get(key[0], ()) if piece[0] < covered]
-    energy = regions_of_file(p)
     probs, times = _joined(pieces)
-    voice = voice_spans(probs, covered / RATE, times)
-    found = (Regions(refine(voice, energy), energy.duration, energy.threshold_db) if voice
-             else energy)
-    with _lock:
-        if len(_prefix_cache) > 8:
-            _prefix_cache.clear()
-        _prefix_cache[key] = found
+    found = _regions(regions_of_file(p), probs, times, covered / RATE)
+    remember(_prefix_cache, key, found, 8, _lock)
     return found, covered / RATE - EDGE_S
+
+
+def _regions(energy: Regions, probs: np.ndarray, times: np.ndarray | None,
+             heard_to: float) -> Regions:
+    """The speech regions from the energy regions and Silero's probabilities up to
+    ``heard_to`` seconds. No voice anywhere, though a job asks where its lines are spoken: a
+    voice Silero does not know (singing, a synthetic or heavily processed one). The energy
+    regions are the better guess then, as they were before Silero was asked."""
+    voice = voice_spans(probs, heard_to, times)
+    if not voice:
+        return energy
+    return Regions(refine(voice, energy), energy.duration, energy.threshold_db)
 
 
 def _joined(pieces: list[tuple[int, int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -312,14 +321,6 @@ def voice_regions_of_file(path: str | Path) -> Regions:
     except (ImportError, AttributeError, RuntimeError) as exc:  # no model this can read
         log.warning("speech regions by energy alone: %s", exc)
         return energy
-    voice = voice_spans(probs, energy.duration, times)
-    # No voice anywhere, though a job asks where its lines are spoken: a voice Silero does
-    # not know (singing, a synthetic or heavily processed one). The energy regions are the
-    # better guess then, as they were before Silero was asked.
-    found = (Regions(refine(voice, energy), energy.duration, energy.threshold_db) if voice
-             else energy)
-    with _lock:
-        if len(_cache) > 4:
-            _cache.clear()
-        _cache[key] = found
+    found = _regions(energy, probs, times, energy.duration)
+    remember(_cache, key, found, 4, _lock)
     return found
