@@ -26,6 +26,11 @@ talk as well (as videos open), and the row's ``extra`` says how much of that int
 kept: its level against the original's, and the share of its 100 ms frames cut by 20 dB or
 more.
 
+With ``--music FILE --surround DB`` the first talk (dubbed into Spanish) and the JFK sample
+(re-voiced) are also given as films carry dialogue: 5.1, the voice in the centre channel alone
+and the music DB under it in the other channels. The row's ``extra`` says how much of the music
+the dub kept under the voice, against its level elsewhere in the dub (0 dB: kept whole).
+
 With ``--noise-snr 10,3`` the first talk is also dubbed and re-voiced with white noise under
 it at each of those SNRs (against the speech's own power): the recogniser's times and the
 energy of the track are both unreliable there, and the placed-nucleus columns say where the
@@ -94,15 +99,19 @@ def off_the_picture(talk: Path, script, folder: Path) -> list[tuple[str, Path, l
     return [("talk-en-late", late, [s + 1.5 for s in starts]), ("talk-en-gaps", gaps, starts)]
 
 
-def decode(path: Path, rate: int = 16000) -> np.ndarray:
+def decode(path: Path, rate: int = 16000, layout: str = "mono") -> np.ndarray:
+    """The first audio track, mono; with ``layout="stereo"``, downmixed to stereo as ingest
+    does (to 16 bits: FFmpeg then scales a 5.1 downmix so it cannot clip), then averaged."""
     import av
 
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    fmt = "flt" if layout == "mono" else "s16"
+    resampler = av.AudioResampler(format=fmt, layout=layout, rate=rate)
     chunks = []
     with av.open(str(path)) as container:
         for frame in container.decode(container.streams.audio[0]):
             chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-    return np.concatenate(chunks)
+    audio = np.concatenate(chunks)
+    return audio if layout == "mono" else audio.reshape(-1, 2).mean(axis=1) / 32768.0
 
 
 def known_onset_errors(video: Path, segments: list[dict], starts: list[float]) -> list[float]:
@@ -141,10 +150,6 @@ def with_music(talk: Path, music: Path, below_db: float, folder: Path,
     ``intro_s`` seconds of the music alone at 6 dB under the speech's RMS over its loudest
     half (the sentences: the talk's pauses carry a hum above -50 dBFS)."""
     import av
-    import soundfile
-    from scipy.signal import resample_poly
-
-    from videodub.media import run_ffmpeg
 
     rate = 44100
     resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
@@ -154,11 +159,7 @@ def with_music(talk: Path, music: Path, below_db: float, folder: Path,
             chunks += [f.to_ndarray() for f in resampler.resample(frame)]
     speech = np.concatenate(chunks, axis=1).T
     speech = np.concatenate([np.zeros((int(intro_s * rate), 2), np.float32), speech])
-    bed, bed_rate = soundfile.read(str(music), dtype="float32", always_2d=True)
-    bed = resample_poly(bed[:, :2] if bed.shape[1] > 1 else np.repeat(bed, 2, axis=1),
-                        rate, bed_rate, axis=0)
-    bed = bed[min(30 * rate, max(0, len(bed) - len(speech))):]
-    bed = np.tile(bed, (-(-len(speech) // len(bed)), 1))[:len(speech)]
+    bed = music_bed(music, len(speech), rate)
     frames = speech[: len(speech) // 441 * 441].reshape(-1, 441, 2)
     power = (frames ** 2).mean(axis=(1, 2))
     voiced = power[power > 10 ** (-50 / 10)]
@@ -168,6 +169,80 @@ def with_music(talk: Path, music: Path, below_db: float, folder: Path,
     bed[:int(intro_s * rate)] *= loud / target * 10 ** (-6 / 20)
     return with_track(talk, speech + bed, rate, folder, f"music{below_db:g}-intro{intro_s:g}",
                       intro_s)
+
+
+def music_bed(music: Path, samples: int, rate: int) -> np.ndarray:
+    """``samples`` of ``music`` in stereo at ``rate``, from 30 s into it, looped if short."""
+    import soundfile
+    from scipy.signal import resample_poly
+
+    bed, bed_rate = soundfile.read(str(music), dtype="float32", always_2d=True)
+    bed = resample_poly(bed[:, :2] if bed.shape[1] > 1 else np.repeat(bed, 2, axis=1),
+                        rate, bed_rate, axis=0)
+    bed = bed[min(30 * rate, max(0, len(bed) - samples)):]
+    return np.tile(bed, (-(-samples // len(bed)), 1))[:samples]
+
+
+def with_surround(speech_file: Path, music: Path, below_db: float, folder: Path,
+                  name: str) -> tuple[Path, np.ndarray, np.ndarray]:
+    """A 5.1 track as films carry dialogue: ``speech_file``'s voice in the centre channel
+    alone, ``music`` ``below_db`` under it (RMS over the voice's frames above -50 dBFS) in the
+    front pair and at half that in the surround pair, no LFE; AAC 5.1 in an MP4 without
+    picture. Returns it, the voice and the music (mono) at 48 kHz, to measure the dub."""
+    import soundfile
+
+    from videodub.media import run_ffmpeg
+
+    rate = 48000
+    voice = decode(speech_file, rate)
+    bed = music_bed(music, len(voice), rate)
+    frames = voice[: len(voice) // 480 * 480].reshape(-1, 480)
+    power = (frames ** 2).mean(axis=1)
+    target = np.sqrt(power[power > 10 ** (-50 / 10)].mean()) * 10 ** (-below_db / 20)
+    bed *= target / max(float(np.sqrt(np.mean(bed ** 2))), 1e-9)
+    zero = np.zeros_like(voice)
+    channels = np.stack([bed[:, 0], bed[:, 1], voice, zero, bed[:, 0] / 2, bed[:, 1] / 2], 1)
+    wav, out = folder / f"{name}.wav", folder / f"{name}.mp4"
+    soundfile.write(str(wav), channels.astype(np.float32), rate, subtype="PCM_16")
+    run_ffmpeg(["-v", "error", "-i", str(wav), "-af", "aformat=channel_layouts=5.1",
+                "-c:a", "aac", "-b:a", "384k", str(out)])
+    wav.unlink()
+    return out, voice, bed.mean(axis=1)
+
+
+def surround_kept(dub: Path, original: Path, voice: np.ndarray, music: np.ndarray,
+                  notes: list[str]) -> str:
+    """The original's music, and its voice, under the voice: how loud in the dub against the
+    original (0 dB: kept whole; -60 dB: cut), the mix's own gain aside (from its note). Each
+    100 ms where the voice is within 12 dB of its loudest gives least-squares gains of the
+    known music and voice in the dub, and in the original's downmix; their medians are
+    compared (the dub's own voice makes each frame's gains noisy, not biased)."""
+    import re
+
+    rate, frame = 48000, 4800
+    gains = [float(g) for note in notes if note.startswith("mix: streamed")
+             for g in re.findall(r"gain ([-+][0-9.]+) dB", note)]
+    mix_gain = 10 ** (float(np.mean(gains or [0.0])) / 20)
+
+    def median_gain(path: Path) -> np.ndarray:
+        d = decode(path, rate, "stereo")
+        n = min(len(d), len(voice)) // frame * frame
+        d, v, m = d[:n], voice[:n], music[:n]
+        size = min(n, 30 * rate)
+        corr = np.fft.irfft(np.fft.rfft(d[:size], 2 * size)
+                            * np.conj(np.fft.rfft(m[:size], 2 * size)))
+        lag = int(np.argmax(np.abs(corr[:2000])))  # the limiter's delay in a dub
+        d = np.concatenate([d[lag:], np.zeros(lag)])
+        db = 10 * np.log10((v.reshape(-1, frame) ** 2).mean(axis=1) + 1e-12)
+        coefs = [np.linalg.lstsq(np.stack([m[i * frame:(i + 1) * frame],
+                                           v[i * frame:(i + 1) * frame]], 1),
+                                 d[i * frame:(i + 1) * frame], rcond=None)[0]
+                 for i in np.flatnonzero(db > db.max() - 12)]
+        return np.median(coefs, axis=0)
+
+    music_kept, voice_kept = np.abs(median_gain(dub) / (median_gain(original) * mix_gain))
+    return (f"music under the voice {20 * np.log10(max(music_kept, 1e-3)):+.1f} dB, "
+            f"original voice {20 * np.log10(max(voice_kept, 1e-3)):+.1f} dB")
 
 
 def with_noise(talk: Path, script, snr_db: float, folder: Path) -> Path:
@@ -325,12 +400,16 @@ def main() -> None:
                     help="seconds of the music alone before the talk")
     ap.add_argument("--noise-snr", default="",
                     help="SNRs in dB of white noise under the first talk, comma-separated")
+    ap.add_argument("--surround", type=float, default=None, metavar="DB",
+                    help="also the first talk and the JFK sample in 5.1, the voice in the "
+                         "centre and --music DB under it in the others")
     args = ap.parse_args()
     profiles = [p for p in args.profiles.replace(" ", ",").split(",") if p]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         root = Path(tmp)
         talks = []
+        surround: dict[str, tuple[Path, np.ndarray, np.ndarray]] = {}  # name: file, voice, music
         for name, longer, ratio in (("talk-es", False, 0.0), ("talk-es-natural", False, 1.2),
                                     ("talk-es-1.6x", True, 0.0)):
             folder = root / name
@@ -355,12 +434,24 @@ def main() -> None:
                     shifted = [f"translate.file={shift_srt(srt, intro, folder)}"]
                     talks += [(f"talk-es-{label}", music, None, late, subtitles[:2] + shifted),
                               (f"talk-en-{label}", music, None, late, revoice)]
+                if args.music and args.surround is not None:
+                    known = folder / "talk.mp4", args.music, args.surround, folder
+                    surround[f"talk-es-surround{args.surround:g}"] = with_surround(
+                        *known, f"surround{args.surround:g}")
+                    track = surround[f"talk-es-surround{args.surround:g}"][0]
+                    talks += [(f"talk-es-surround{args.surround:g}", track, None, nuclei,
+                               subtitles)]
                 for snr in [float(d) for d in args.noise_snr.split(",") if d]:
                     noisy = with_noise(folder / "talk.mp4", script, snr, folder)
                     talks += [(f"talk-es-noise{snr:g}", noisy, None, nuclei, subtitles),
                               (f"talk-en-noise{snr:g}", noisy, None, nuclei, revoice)]
         if JFK.is_file():
             talks.append(("jfk-en", JFK, None, None, ["target_lang=en", "translate=none"]))
+            if args.music and args.surround is not None:
+                name = f"jfk-en-surround{args.surround:g}"
+                surround[name] = with_surround(JFK, args.music, args.surround, root, name)
+                talks.append((name, surround[name][0], None, None,
+                              ["target_lang=en", "translate=none"]))
         else:
             print(f"(the JFK sample is not at {JFK}: skipped)", file=sys.stderr)
         duration = args.lines * 4.0
@@ -382,8 +473,11 @@ def main() -> None:
                 extra = ""
                 if "-intro" in name:
                     extra = intro_kept(path, result.video, args.music_intro)
-                if name == "jfk-en":
+                if name.startswith("jfk-en"):
                     extra = f"WER {wer(JFK_TEXT, back_transcribe(result.video)):.2f}"
+                if name in surround:
+                    extra = ", ".join(filter(None, [extra, surround_kept(
+                        result.video, *surround[name], result.report.get("notes", []))]))
                 rows.append(row(name, profile, result, wall, known, heard, extra, placed))
                 print(json.dumps(rows[-1]), flush=True)
     cols = ["talk", "profile", "onset_p95_ms", "known_onset_p95_ms", "known_nucleus_p95_ms",

@@ -89,19 +89,29 @@ def gain_envelope(n: int, offset: int, rate: int, spans: list[tuple[float, float
     return gain
 
 
-def write_background(original: Path, out: Path, spans: list[tuple[float, float]]) -> Path:
-    """``original`` with ``spans`` removed, written to ``out`` (atomically)."""
+def write_background(original: Path, out: Path, spans: list[tuple[float, float]],
+                     centre: Path | None = None) -> Path:
+    """``original`` with ``spans`` removed, written to ``out`` (atomically); given a surround
+    original's ``centre`` (as ``original`` carries it in each channel), only it is removed
+    there, and the other channels play on."""
     import soundfile
 
     with soundfile.SoundFile(str(original)) as src, atomic_path(out) as tmp:
         with soundfile.SoundFile(str(tmp), "w", samplerate=src.samplerate,
                                  channels=src.channels, subtype="FLOAT",
                                  format=wav_format(src.frames, src.channels, 4)) as dst:
+            c = soundfile.SoundFile(str(centre)) if centre is not None else None
             offset = 0
             for block in src.blocks(blocksize=BLOCK, dtype="float32", always_2d=True):
                 gain = gain_envelope(len(block), offset, src.samplerate, spans)
-                dst.write(block * gain[:, None])
+                if c is None:
+                    dst.write(block * gain[:, None])
+                else:
+                    voice = c.read(len(block), dtype="float32", fill_value=0.0)
+                    dst.write(block - ((1.0 - gain) * voice)[:, None])
                 offset += len(block)
+            if c is not None:
+                c.close()
     return out
 
 

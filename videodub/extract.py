@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from videodub.errors import VideodubError, is_no_space, no_space
+from videodub.surround import CentreShare
 from videodub.wav import WavWriter
 
 # Source samples gathered before each resampling (about a second at 48 kHz).
@@ -72,15 +73,24 @@ class Decoded:
     filled_s: float = 0.0
     dropped_s: float = 0.0
     resets: int = 0  # timestamp jumps the audio was kept continuous over
+    # A source with a front-centre channel and others beside it (5.1, 7.1, 3.0...): how much
+    # of the other channels is the centre's signal where the centre is loud (see
+    # :class:`CentreShare`); None when there is no such channel.
+    centre_share: float | None = None
 
 
 @dataclass(frozen=True)
 class WavOut:
-    """One output: a 16-bit PCM WAV at ``rate`` with ``channels`` (1 or 2)."""
+    """One output: a 16-bit PCM WAV at ``rate`` with ``channels`` (1 or 2). With ``centre``
+    (one channel): only the source's front-centre channel, at the share of it the stereo
+    output carries in each of its channels (the same downmix with the others silent), so
+    that the stereo output less it is the source without its centre; silence when the
+    source has no centre beside other channels (a mono source's one channel is not one)."""
 
     path: Path
     rate: int
     channels: int
+    centre: bool = False
 
 
 class _Writer:
@@ -95,12 +105,15 @@ class _Writer:
     def start(self, av) -> None:
         """A new resampler (at the start, and after the source's format changed)."""
         self.flush()
-        layout = "mono" if self.out.channels == 1 else "stereo"
+        layout = "mono" if self.out.channels == 1 and not self.out.centre else "stereo"
         self.resampler = av.AudioResampler(format="s16", layout=layout, rate=self.out.rate)
 
     def write(self, frame) -> None:
         for part in self.resampler.resample(frame):
-            data = bytes(part.planes[0])[:part.samples * 2 * self.out.channels]
+            if self.out.centre:  # the stereo downmix's left channel (both carry the centre)
+                data = np.frombuffer(part.planes[0], np.int16, part.samples * 2)[::2].tobytes()
+            else:
+                data = bytes(part.planes[0])[:part.samples * 2 * self.out.channels]
             self.file.write(data)
 
     def flush(self) -> None:
@@ -177,6 +190,8 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
             for out in outputs:
                 writers.append(_Writer(out))
                 writers[-1].start(av)
+            centre_writers = any(out.centre for out in outputs)
+            share = CentreShare(key[1] if key else "mono")
             block: list[np.ndarray] = []
             held = decoded = 0
             declared = _declared_samples(container, stream)
@@ -188,11 +203,18 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                     return
                 data = np.concatenate(block, axis=1) if len(block) > 1 else block[0]
                 block = [data[:, held - keep:]] if keep else []
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data[:, :held - keep]),
-                                                   format="fltp", layout=key[1])
+                data = np.ascontiguousarray(data[:, :held - keep])
+                frame = av.AudioFrame.from_ndarray(data, format="fltp", layout=key[1])
                 frame.sample_rate = key[0]
+                if centre_writers:
+                    share.add(data, key[0])
+                    only = np.zeros_like(data)
+                    if share.centre is not None:
+                        only[share.centre] = data[share.centre]
+                    centre_frame = av.AudioFrame.from_ndarray(only, format="fltp", layout=key[1])
+                    centre_frame.sample_rate = key[0]
                 for w in writers:
-                    w.write(frame)
+                    w.write(centre_frame if w.out.centre else frame)
                 held = keep
 
             for frame in _frames(first, decoded_packets):
@@ -203,6 +225,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                 if k != key:  # the stream changed rate or layout: resample anew from here
                     emit()
                     key, declared = k, None
+                    share.layout(key[1])
                     for w in writers:
                         w.start(av)
                 for data in timeline.place(frame, _planar(frame)):
@@ -238,7 +261,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                 pass
         container.close()
     return Decoded(skipped, timeline.gaps, round(timeline.filled, 3), round(timeline.dropped, 3),
-                   timeline.resets)
+                   timeline.resets, share.result() if centre_writers else None)
 
 
 class Timeline:

@@ -80,6 +80,9 @@ class MediaInfo:
     sample_rate: int = 48000
     channels: int = 2  # the dub's: 1 for a mono original (or one signal in both channels)
     audio_stream: int = 0  # which of the input's audio tracks is dubbed (0: the first)
+    # A surround original's front-centre channel as ``full_audio`` carries it (mono WAV),
+    # when its voice is there alone: the mix takes the voice out by taking this out.
+    centre_audio: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

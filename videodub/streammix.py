@@ -97,12 +97,16 @@ class StreamingMix:
     def __init__(self, background: Path, out: Path, options: StreamOptions,
                  ctx: JobContext, encode_args: tuple[str, ...] | None = None,
                  removal: Any = None, measure: bool = False,
-                 channels: int | None = None, stretches: EncoderSpec | None = None) -> None:
+                 channels: int | None = None, stretches: EncoderSpec | None = None,
+                 centre: Path | None = None) -> None:
         import soundfile
 
         self.options, self.out, self.ctx = options, out, ctx
-        # Gains that take the original voice out (``background.StreamingRemoval``), or none.
+        # Gains that take the original voice out (``background.StreamingRemoval``), or none;
+        # out of the whole background, or, given a surround original's ``centre`` (mono, as
+        # the background carries it in each channel), out of the centre alone.
         self.removal = removal
+        self.centre = soundfile.SoundFile(str(centre)) if centre and removal else None
         # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV; or
         # the limiter's output encoded in stretches on several CPUs (``parallel_encode``).
         self.encode_args = list(encode_args or FFMPEG_WAV)
@@ -184,21 +188,27 @@ class StreamingMix:
         while self.done < upto:
             self.ctx.check_cancelled()
             n = min(chunk, upto - self.done)
-            bg = self.bg.read(n, dtype="float32", always_2d=True)
+            bg = _read(self.bg, n)
             if self.downmix:
                 bg = to_mono(bg)[:, None]
-            if len(bg) < n:
-                bg = np.concatenate([bg, np.zeros((n - len(bg), self.channels), np.float32)])
             speech = self.speech[:n]
             if len(speech) < n:
                 speech = np.concatenate([speech, np.zeros(n - len(speech), np.float32)])
             gains = self.bg_gain * self.envelope.gains(self.done, self.done + n)
+            voice = None  # what is left of a surround original's centre, mono
             if self.removal is not None:
-                gains = gains * self.removal.gains(self.done, n, self.rate)
+                kept = self.removal.gains(self.done, n, self.rate)
+                if self.centre is None:
+                    gains = gains * kept
+                else:
+                    centre = _read(self.centre, n)[:, 0]
+                    bg = bg - ((1.0 - kept) * centre)[:, None]
+                    voice = kept * centre * gains
             mixed = bg * gains[:, None]
             if self.levels:
+                # The original's voice as mixed: the background, or the centre it is in alone.
                 self.levels[0].add(speech)
-                self.levels[1].add(to_mono(mixed))
+                self.levels[1].add(to_mono(mixed) if voice is None else voice)
             mixed += speech[:, None]
             self.speech = self.speech[n:]
             self.done += n
@@ -243,8 +253,9 @@ class StreamingMix:
             self.feed.join()
         if self.encoder is not None:
             self.encoder.abort()
-        if not self.bg.closed:
-            self.bg.close()
+        for f in (self.bg, self.centre):
+            if f is not None and not f.closed:
+                f.close()
         if not self.log.closed:
             self.log.close()
         self.tmp.unlink(missing_ok=True)
@@ -264,6 +275,8 @@ class StreamingMix:
         finally:
             self.ctx.untrack_process(self.proc)
             self.bg.close()
+            if self.centre is not None:
+                self.centre.close()
             if self.proc.poll() is None:
                 self.proc.kill()
         if self.ctx.cancel_event.is_set():
@@ -292,6 +305,14 @@ class StreamingMix:
         result.update(first_gain=self.first_gain_db or 0.0, last_gain=self.gain_db or 0.0)
         self.tmp.replace(self.out)
         return result
+
+
+def _read(f, n: int) -> np.ndarray:
+    """The next ``n`` samples of ``f`` (samples x channels), silence past its end."""
+    block = f.read(n, dtype="float32", always_2d=True)
+    if len(block) < n:
+        block = np.concatenate([block, np.zeros((n - len(block), f.channels), np.float32)])
+    return block
 
 
 def encoding_failed(exc: BaseException) -> BaseException:

@@ -8,6 +8,7 @@ import re
 import av
 import pytest
 
+from conftest import TONE_HZ
 from videodub.testing.samples import ENGLISH_TALK
 
 
@@ -39,3 +40,53 @@ def test_the_speech_track_is_dubbed_and_the_films_other_tracks_kept(run_cli, mul
                    "translate=none", "profile=quality", "ingest.audio_track=0", cache_dir=cache)
     assert tone.returncode == 2, tone.describe()
     assert tone.error_lines == ["error: no speech found in multi.mkv"]
+
+
+@pytest.mark.slow
+def test_a_surround_films_voice_is_taken_out_of_its_centre_and_its_music_stays(
+        run_cli, short_talk, tmp_path):
+    """5.1 as films carry dialogue: the talk in the centre channel alone, a 5 kHz tone (the
+    film's music) in the four others. Dubbed into Spanish, the tone plays on under the lines
+    at its level (it was cut there, with the voice, before the centre was read apart), and
+    what is left of the centre where the source speaks is nothing."""
+    import numpy as np
+    import soundfile
+
+    from videodub.media import run_ffmpeg
+
+    rate = 48000
+    mono = tmp_path / "talk.wav"
+    run_ffmpeg(["-v", "error", "-i", str(short_talk.path), "-ac", "1", "-ar", str(rate),
+                str(mono)])
+    voice = soundfile.read(str(mono), dtype="float32")[0]
+    tone = 0.05 * np.sin(2 * np.pi * TONE_HZ * np.arange(len(voice)) / rate)
+    zero = np.zeros_like(voice)
+    wav, film = tmp_path / "film.wav", tmp_path / "film.m4a"
+    soundfile.write(str(wav), np.stack([tone, tone, voice, zero, tone, tone], 1), rate)
+    run_ffmpeg(["-v", "error", "-i", str(wav), "-af", "aformat=channel_layouts=5.1",
+                "-c:a", "aac", "-b:a", "384k", str(film)])
+
+    run = run_cli(f"input={film}", "target_lang=es", "translate=subtitles",
+                  f"translate.file={short_talk.translation_srt}", "profile=speed").check()
+    notes = run.report()["notes"]
+    assert any(n.startswith("ingest: the voice of film.m4a is in its centre channel")
+               for n in notes), notes
+    assert any(n.endswith("speech regions of the centre channel") for n in notes), notes
+    left = run.report()["quality"]["original_voice"]
+    assert left["centre_only"] and left["original_where_source_speaks_db"] < -60, left
+
+    with av.open(str(run.video)) as container:
+        dub = np.concatenate([f.to_ndarray().mean(axis=0)
+                              for f in container.decode(container.streams.audio[0])])
+        dub_rate = container.streams.audio[0].rate
+
+    def tone_db(a: float, b: float) -> float:  # its peak: the dub's voice spreads thin
+        window = dub[int(a * dub_rate):int(b * dub_rate)] * np.hanning(int(b * dub_rate)
+                                                                      - int(a * dub_rate))
+        spectrum = np.abs(np.fft.rfft(window)) / window.size
+        return 20 * np.log10(spectrum[int((TONE_HZ - 3) * (b - a)):
+                                      int((TONE_HZ + 3) * (b - a))].max())
+
+    before = tone_db(0.1, short_talk.script[0].start - 0.3)
+    for line in short_talk.script:
+        assert abs(tone_db(line.start + 0.2, line.end - 0.2) - before) < 3.0

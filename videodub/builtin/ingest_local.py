@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from videodub.extract import START_TOLERANCE_S, Decoded, Unsupported, WavOut, de
 from videodub.audio import GrowingWav
 from videodub.media import Ffmpeg, decode_check, probe
 from videodub.model import JobContext, MediaInfo, WorkerHint
+from videodub.surround import centre_voice
 from videodub.tracks import check_track_choice, pick_audio_track
 from videodub.wav import FFMPEG_WAV
 
@@ -103,12 +105,14 @@ class LocalIngester:
         if ctx.input_path is None:
             return
         path, info = self._probe(ctx.input_path)
-        self._track(info, path, ctx)
+        _, track = self._track(info, path, ctx)
         duration = float(info["duration"])
         ctx.input_duration = duration
-        # Extracted WAVs (16 kHz mono + stereo at the mix rate), the mixed track, the output
-        # (about the input's size) and a margin.
-        need = duration * (32000 + 2 * 2 * 2 * self.options.mix_sample_rate) + path.stat().st_size
+        # Extracted WAVs (16 kHz mono + stereo at the mix rate, and a surround track's centre
+        # in mono), the mixed track, the output (about the input's size) and a margin.
+        rate = self.options.mix_sample_rate
+        centre = 2 * rate if (track.get("channels") or 0) >= 3 else 0
+        need = duration * (32000 + 2 * 2 * 2 * rate + centre) + path.stat().st_size
         need = int(need * 1.2) + 50 * 2**20
         free = shutil.disk_usage(ctx.run_dir).free
         if free < need:
@@ -131,19 +135,23 @@ class LocalIngester:
 
         duration = float(info["duration"])
 
-        def media(channels: int, **extra) -> MediaInfo:
+        def media(channels: int, centre_audio: Path | None = None, **extra) -> MediaInfo:
             return MediaInfo(
                 path=input_path, duration=duration, has_video=bool(video),
                 audio_streams=len(audio), audio_stream=n, audio_codec=track["codec"],
                 video_codec=video[0]["codec"] if video else None, speech_audio=speech,
                 full_audio=full, sample_rate=rate, channels=channels,
-                extra={"format": info["format"], **timeline, **extra})
+                centre_audio=centre_audio, extra={"format": info["format"], **timeline, **extra})
 
         what = f"extracting audio from {input_path.name}"
         # 16 kHz mono for recognition, which may start on it while it is written (``early``),
         # and the mixing rate in stereo: one decode in this process (``videodub.extract``),
         # or two ffmpeg processes for a stream it cannot set up.
         outputs = [WavOut(speech, 16000, 1), WavOut(full, rate, 2)]
+        centre = ctx.work_dir / "centre.wav"
+        if (track.get("channels") or 0) >= 3:  # a centre beside others, maybe: 3.0, 5.1, 7.1
+            outputs.append(WavOut(centre, rate, 1, centre=True))
+        share: list[float | None] = [None]
 
         def extract(early: bool, strict: bool = False) -> None:
             growing = GrowingWav(speech, 16000)
@@ -155,12 +163,15 @@ class LocalIngester:
                     decoded = decode_to_wavs(input_path, outputs, what, ctx.check_cancelled,
                                              strict=strict, track=n)
                 except Unsupported:
-                    extract_with_ffmpeg(input_path, outputs, growing, ctx, what, n)
+                    share[0] = math.nan  # one ffmpeg per output: no centre read apart
+                    extract_with_ffmpeg(input_path, [o for o in outputs if not o.centre],
+                                        growing, ctx, what, n)
                     if strict:  # the audio the in-process decode did not check
                         decode_check(input_path, ctx, (f"0:a:{n}",))
                 else:
                     growing.finish(ok=True)
                     noted(decoded, input_path.name, ctx)
+                    share[0] = decoded.centre_share
             except BaseException:
                 growing.finish(ok=False)
                 raise
@@ -170,7 +181,7 @@ class LocalIngester:
             # stream as it is extracted (strictly), the others by ffmpeg beside it.
             others = len(info["streams"]) > 1
             checked_while_extracting(input_path, lambda: extract(early=False, strict=True),
-                                     (speech, full), ctx, others, n)
+                                     tuple(o.path for o in outputs), ctx, others, n)
         else:
             extract(early=True)
         if timeline:
@@ -193,7 +204,10 @@ class LocalIngester:
         if mono and track.get("channels") != 1:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
                      "mixed and encoded in mono")
-        return media(1 if mono else 2)
+        voice_centre = centre_voice(share[0], track, input_path.name, ctx)
+        if not voice_centre:
+            centre.unlink(missing_ok=True)
+        return media(1 if mono else 2, centre_audio=centre if voice_centre else None)
 
 
 def noted(decoded: Decoded, name: str, ctx: JobContext) -> None:

@@ -171,7 +171,7 @@ class DuckMixer:
         """The streaming mix over the background this mode asks for: a separated one (neither
         lowered nor ducked), the original with its voice taken out a stretch at a time as the
         mix advances, or the original ducked."""
-        o, background, removal = self._levels(), media.full_audio, None
+        o, background, removal = self._levels(media), media.full_audio, None
         if self.options.original_voice == "separate":
             background = self._background(media, [], ctx)
         elif removes_original(self.options.original_voice, ctx.source_lang, ctx.target_lang):
@@ -181,15 +181,24 @@ class DuckMixer:
             removal = StreamingRemoval(partial(source_regions_until, media.speech_audio))
         ctx.artifacts.update(background_ducked=False, background_gain_db=0.0)
         out = mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
-                            measure=True)
+                            measure=True, centre=self._centre(media))
         if removal is not None:
-            ctx.note(f"mix: original voice removed in {len(removal.spans or ())} speech regions")
+            ctx.note(f"mix: original voice removed in {len(removal.spans or ())} speech regions"
+                     + (" of the centre channel" if self._centre(media) else ""))
         return out
 
-    def _levels(self):
+    def _centre(self, media: MediaInfo | None) -> Path | None:
+        """A surround original's centre, when the voice is taken out there: the mix removes
+        the voice by removing it, and the other channels play on."""
+        if media is None or self.options.original_voice not in ("auto", "remove"):
+            return None
+        return media.centre_audio
+
+    def _levels(self, media: MediaInfo | None = None):
         """The options the graph uses: a separated background is already free of the voice
-        and plays at its own level, neither lowered nor ducked."""
-        if self.options.original_voice != "separate":
+        and plays at its own level, neither lowered nor ducked; so is a surround original
+        once its centre, where the voice was, is taken out under the lines."""
+        if self.options.original_voice != "separate" and self._centre(media) is None:
             return self.options
         import copy
 
@@ -213,19 +222,22 @@ class DuckMixer:
             ctx.artifacts.update(background=media.full_audio, background_ducked=True)
             return media.full_audio
         spans = removal_spans(source_regions_of_file(media.speech_audio), kept, lines)
-        ctx.note(f"mix: original voice removed in {len(spans)} speech regions")
-        out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans)
-        ctx.artifacts.update(background=out, background_ducked=False)
+        centre = self._centre(media)
+        ctx.note(f"mix: original voice removed in {len(spans)} speech regions"
+                 + (" of the centre channel" if centre else ""))
+        out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans, centre)
+        ctx.artifacts.update(background=out, background_ducked=False,
+                             background_gain_db=self._levels(media).background_db)
         return out
 
-    def _graph(self, samples: int, tail: str) -> str:
+    def _graph(self, samples: int, tail: str, media: MediaInfo) -> str:
         """The ducking mix, ``samples`` long, followed by ``tail`` (a measurement or the gain).
 
         Both inputs are padded with silence and the mix is cut at ``samples``: left to end on
         their own, ``sidechaincompress`` stops at whichever input's end it sees first, and with
         ffmpeg's threaded decoders that varies from run to run (seen: 0.02-0.5 s lost).
         """
-        o = self._levels()
+        o = self._levels(media)
         return (
             "[1:a]aformat=channel_layouts=stereo,apad,asplit=2[sc][voice];"
             f"[0:a]volume={o.background_db}dB,apad[bgin];"
@@ -249,8 +261,8 @@ class DuckMixer:
         o = self.options
         inputs = ["-i", str(background or media.full_audio), "-i", str(speech)]
         samples = soundfile.info(str(media.full_audio)).frames
-        measured = measure_loudness(inputs, self._graph(samples, "ebur128=peak=true:framelog=quiet"),
-                                    ctx)
+        measured = measure_loudness(
+            inputs, self._graph(samples, "ebur128=peak=true:framelog=quiet", media), ctx)
         gain = o.loudness - measured["I"] if measured["I"] > -70 else 0.0
         # Sample-peak limiting leaves inter-sample peaks; keep 0.5 dB of headroom for them.
         ceiling = o.true_peak - 0.5
@@ -258,7 +270,8 @@ class DuckMixer:
             limiter = (f"alimiter=limit={10 ** (ceiling / 20):.5f}:level=false:attack=5:release=50"
                        if measured["peak"] + gain > ceiling else "anull")
             run_ffmpeg(["-v", "error", *inputs, "-filter_complex",
-                        self._graph(samples, f"volume={gain:.3f}dB,{limiter}"), "-map", "[out]",
+                        self._graph(samples, f"volume={gain:.3f}dB,{limiter}", media),
+                        "-map", "[out]",
                         "-ar", str(media.sample_rate), *FFMPEG_WAV, str(out)],
                        ctx, what="mixing the dubbed audio")
             if o.effort != Effort.high:
@@ -288,7 +301,8 @@ def encoder_spec(encoding: DubEncoding | None, channels: int,
 
 def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext,
                   encoding: DubEncoding | None = None, background: Path | None = None,
-                  removal: StreamingRemoval | None = None, measure: bool = False) -> Path:
+                  removal: StreamingRemoval | None = None, measure: bool = False,
+                  centre: Path | None = None) -> Path:
     """The track finished as clips arrive (and encoded, given the muxer's ``encoding``);
     checked by the limiter's own meter, and corrected in one more pass only if it missed.
     With ``measure``, the frame levels of the dub and of the background as laid under it go
@@ -302,7 +316,7 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
         loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
         duck_db=duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
         measure_true_peak=o.effort == Effort.high), ctx, args, removal, measure, media.channels,
-        stretches=encoder_spec(encoding, media.channels, o.encode_workers))
+        stretches=encoder_spec(encoding, media.channels, o.encode_workers), centre=centre)
 
     def unvoiced(seg: Segment) -> None:
         if removal is not None and "kept_original" in seg.flags:
@@ -322,7 +336,8 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
         stream.abort()
     if stream.levels:
         ctx.artifacts.update(speech_levels=stream.levels[0].levels(),
-                             background_levels=stream.levels[1].levels())
+                             background_levels=stream.levels[1].levels(),
+                             voice_in_centre=stream.centre is not None)
     note = (f"mix: streamed, gain {result['first_gain']:+.1f} dB then {result['last_gain']:+.1f}"
             f" dB, speech peak {20 * np.log10(max(peak, 1e-6)):.1f} dBFS before gain, "
             f"result {result['I']:.1f} LUFS")

@@ -156,7 +156,8 @@ def residual_figures(src_spans: Any, dub_spans: Any, segments: list[Segment], du
     dub_level = float(p_dub[dubbing].mean()) if dubbing.any() else 0.0
 
     # All of the original that is left there counts (its background too): without a
-    # separator the two cannot be told apart, and an upper bound is the honest figure.
+    # separator the two cannot be told apart, and an upper bound is the honest figure. (For a
+    # surround original whose voice is in its centre alone, ``orig`` is that centre.)
     def rel_db(mask: np.ndarray) -> float | None:
         if not mask.any() or dub_level <= 0:
             return None
@@ -203,6 +204,8 @@ def measure(segments: list[Segment], media: MediaInfo, ctx: JobContext) -> dict[
             out["original_voice"] = residual_figures(
                 src_spans, dub_spans, segments, dub, background,
                 bool(ctx.artifacts.get("background_ducked", False)))
+            # A surround original's voice is in its centre alone: what is left of that.
+            out["original_voice"]["centre_only"] = bool(ctx.artifacts.get("voice_in_centre"))
     out["speed"] = speed_figures(dubbed)
     out.update(fit_figures(dubbed, media.duration))
     out["suspect"] = suspect_figures(segments)

@@ -1,0 +1,189 @@
+"""A surround original's centre channel (``videodub.surround``, ``extract``): written as the
+stereo downmix carries it, so the downmix less it is the original without its centre; the
+voice judged to be there alone, or not; and ingest handing it to the mix only then."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from videodub.builtin import ingest_local
+from videodub.builtin.ingest_local import LocalIngester, LocalIngestOptions
+from videodub.config import implementation_config
+from videodub.extract import Unsupported, WavOut, decode_to_wavs
+from videodub.media import ffmpeg_exe
+from videodub.model import JobContext
+from videodub.surround import CENTRE_SHARE_MAX
+
+RATE = 48000
+
+
+def spoken(seconds: float, rate: int = RATE) -> np.ndarray:
+    """A stand-in for dialogue: a 300 Hz buzz with harmonics, on 1.2 s and off 0.8 s."""
+    t = np.arange(int(seconds * rate)) / rate
+    buzz = sum(np.sin(2 * np.pi * 300 * k * t) / k for k in range(1, 6))
+    return (0.2 * buzz * (np.mod(t, 2.0) < 1.2)).astype(np.float32)
+
+
+def surround(folder: Path, name: str, centre: np.ndarray, front_voice: float = 0.0,
+             codec: tuple[str, ...] = ("-c:a", "pcm_s16le")) -> Path:
+    """5.1: ``centre`` in FC, music stand-ins (other tones and noise) in the four others,
+    and ``front_voice`` times the centre in FL and FR as well (an upmix)."""
+    n = len(centre)
+    t = np.arange(n) / RATE
+    rng = np.random.default_rng(5)
+    fl = 0.05 * np.sin(2 * np.pi * 5000 * t) + 0.02 * rng.standard_normal(n)
+    fr = 0.05 * np.sin(2 * np.pi * 5500 * t) + 0.02 * rng.standard_normal(n)
+    channels = [fl + front_voice * centre, fr + front_voice * centre, centre, np.zeros(n),
+                0.5 * fl, 0.5 * fr]
+    wav = folder / f"{name}.src.wav"
+    soundfile.write(str(wav), np.stack(channels, 1).astype(np.float32), RATE, subtype="FLOAT")
+    out = folder / name
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(wav), "-af",
+                    "aformat=channel_layouts=5.1", *codec, str(out)],
+                   check=True, capture_output=True, timeout=60)
+    wav.unlink()
+    return out
+
+
+def extracted(path: Path, folder: Path):
+    stereo, centre = folder / "stereo.wav", folder / "centre.wav"
+    decoded = decode_to_wavs(path, [WavOut(stereo, RATE, 2), WavOut(centre, RATE, 1, True)],
+                             "extracting audio")
+    return (decoded, soundfile.read(str(stereo), dtype="int32")[0] >> 16,
+            soundfile.read(str(centre), dtype="int32")[0] >> 16)
+
+
+def test_the_downmix_less_the_centre_is_the_original_without_its_centre(tmp_path):
+    """The same file with its centre silenced, downmixed by the ffmpeg command, is the
+    extracted stereo less the extracted centre in each channel, to a bit or two."""
+    path = surround(tmp_path, "film.wav", spoken(4.0))
+    _, stereo, centre = extracted(path, tmp_path)
+    without = tmp_path / "without.wav"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(path), "-af",
+                    "pan=5.1|FL=FL|FR=FR|FC=0*FC|LFE=LFE|BL=BL|BR=BR", "-ac", "2",
+                    "-c:a", "pcm_s16le", str(without)], check=True, capture_output=True,
+                   timeout=60)
+    reference = soundfile.read(str(without), dtype="int16")[0].astype(np.int32)
+    assert np.abs(centre).max() > 3000  # the centre is there, loud
+    rest = stereo - centre[:, None]
+    assert len(rest) == len(reference)
+    assert np.abs(rest - reference).max() <= 2
+
+
+def test_a_dialogue_centre_is_told_from_a_voice_in_the_front_channels_too(tmp_path):
+    """Where the centre is loud the other channels carry other sounds: a share near 0. The
+    same voice at -6 dB in the front pair (as an upmix from stereo leaves it): over the
+    limit, and ingest would take the voice out of the whole downmix."""
+    voice = spoken(6.0)
+    alone = extracted(surround(tmp_path, "alone.m4a", voice, codec=("-c:a", "aac")),
+                      tmp_path)[0].centre_share
+    upmixed = extracted(surround(tmp_path, "upmix.m4a", voice, 0.5, ("-c:a", "aac")),
+                        tmp_path)[0].centre_share
+    assert alone is not None and alone < 0.05
+    assert upmixed is not None and upmixed > CENTRE_SHARE_MAX
+
+
+def test_a_silent_centre_and_a_stereo_source_have_none(tmp_path):
+    silent = extracted(surround(tmp_path, "silent.wav", np.zeros(2 * RATE, np.float32)),
+                       tmp_path)
+    assert silent[0].centre_share is None
+    assert not silent[2].any()
+    stereo = tmp_path / "stereo.wav"
+    soundfile.write(str(stereo), np.stack([spoken(2.0), spoken(2.0)], 1), RATE)
+    decoded, _, centre = extracted(stereo, tmp_path)
+    assert decoded.centre_share is None and not centre.any()
+
+
+def ingested(path: Path, tmp_path: Path):
+    ctx = JobContext(tmp_path / f"run-{path.stem}", "es", "en")
+    options = implementation_config("ingest", "local", LocalIngestOptions)()
+    media = LocalIngester(options).ingest(path, ctx)
+    return media, [n for n in ctx.notes if n.startswith("ingest:")]
+
+
+def test_ingest_hands_the_mix_the_centre_only_when_the_voice_is_there_alone(tmp_path):
+    voice = spoken(4.0)
+    media, notes = ingested(surround(tmp_path, "film.wav", voice), tmp_path)
+    assert media.centre_audio is not None and media.centre_audio.is_file()
+    assert soundfile.info(str(media.centre_audio)).frames == \
+        soundfile.info(str(media.full_audio)).frames
+    assert any("is in its centre channel" in n for n in notes), notes
+
+    media, notes = ingested(surround(tmp_path, "upmix.wav", voice, 0.5), tmp_path)
+    assert media.centre_audio is None
+    assert not (media.full_audio.parent / "centre.wav").exists()
+    assert any("is not in its centre channel alone" in n for n in notes), notes
+
+    stereo = tmp_path / "stereo.wav"
+    soundfile.write(str(stereo), np.stack([voice, 0.5 * voice], 1), RATE)
+    media, notes = ingested(stereo, tmp_path)
+    assert media.centre_audio is None and not any("centre" in n for n in notes)
+
+
+def test_a_stream_left_to_the_ffmpeg_command_is_not_read_apart(tmp_path, monkeypatch):
+    """The ffmpeg command's one process per output cannot give the centre apart: the mix
+    removes the voice from the whole downmix, and the note says why."""
+    def unsupported(*args, **kwargs):
+        raise Unsupported("no decoder")
+
+    monkeypatch.setattr(ingest_local, "decode_to_wavs", unsupported)
+    media, notes = ingested(surround(tmp_path, "film.wav", spoken(3.0)), tmp_path)
+    assert media.centre_audio is None
+    assert soundfile.info(str(media.full_audio)).channels == 2
+    assert any("does not give its centre apart" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["two-pass", "streaming"])
+@pytest.mark.parametrize("with_centre", [True, False], ids=["centre", "no-centre"])
+def test_under_a_line_the_centre_goes_and_the_other_channels_stay(tmp_path, streaming,
+                                                                  with_centre):
+    """The mix takes out the centre (a 1 kHz tone standing in for the voice) under a dubbed
+    line and keeps the other channels (noise above 4 kHz) at their level there; without the
+    centre it takes out everything there, as before."""
+    from types import SimpleNamespace
+
+    from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
+    from videodub.config import Effort
+    from videodub.model import MediaInfo, Segment
+
+    n = 6 * RATE
+    t = np.arange(n) / RATE
+    rng = np.random.default_rng(3)
+    hiss = np.diff(rng.standard_normal((n + 1, 2)), axis=0) * 0.02  # mostly high
+    voice = (0.1 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    full, centre, clip = tmp_path / "full.wav", tmp_path / "centre.wav", tmp_path / "clip.wav"
+    soundfile.write(str(full), (hiss + voice[:, None]).astype(np.float32), RATE, subtype="FLOAT")
+    soundfile.write(str(centre), voice, RATE, subtype="FLOAT")
+    soundfile.write(str(clip), (0.3 * np.sin(2 * np.pi * 440 * t[:int(1.5 * RATE)])), RATE)
+    media = MediaInfo(path=full, duration=6.0, has_video=False, audio_streams=1,
+                      audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
+                      full_audio=full, sample_rate=RATE,
+                      centre_audio=centre if with_centre else None)
+    mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), "streaming": streaming},
+                                      effort=Effort.low))
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    seg = Segment(id=0, start=2.0, end=3.5, target_text="x", slot_start=2.0, slot_end=3.5,
+                  audio_path=str(clip))
+    mixed = soundfile.read(str(mixer.mix([seg], media, ctx)), dtype="float32",
+                           always_2d=True)[0].mean(axis=1)
+
+    def band(a: float, b: float, lo: float, hi: float) -> float:
+        spectrum = np.abs(np.fft.rfft(mixed[int(a * RATE):int(b * RATE)])) ** 2
+        return float(spectrum[int(lo * (b - a)):int(hi * (b - a))].mean())
+
+    def db(x: float, y: float) -> float:
+        return 10 * np.log10(x / y)
+
+    # the centre's 1 kHz under the line against after it: gone either way
+    assert db(band(2.2, 3.3, 990, 1010), band(4.4, 5.5, 990, 1010)) < -40
+    under, after = band(2.2, 3.3, 6000, 20000), band(4.4, 5.5, 6000, 20000)
+    if with_centre:
+        assert abs(db(under, after)) < 1.0, db(under, after)
+        assert any("of the centre channel" in n for n in ctx.notes), ctx.notes
+    else:
+        assert db(under, after) < -40

@@ -1,0 +1,113 @@
+"""A surround original's centre channel, where films and series put their dialogue.
+
+Taken out under the dub's lines, it takes the original voice with it while the other
+channels (music, effects, ambience) play on: the background a viewer expects to stay, kept
+without a separation model. ``extract`` writes the centre as the stereo downmix carries it
+(the same downmix with the other channels silent: the downmix less it is the original
+without its centre, to a least significant bit) and measures with :class:`CentreShare`
+whether the voice is there alone; ``mix=duck`` subtracts it where the source speaks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from videodub.model import JobContext
+
+# The centre's share of a surround source's other channels (:class:`CentreShare`) is measured
+# in frames this long (seconds), where the centre is within LOUD_DB of its loudest (its 95th
+# percentile) and louder than SILENT_DB (dBFS).
+SHARE_FRAME_S = 0.1
+LOUD_DB = 15.0
+SILENT_DB = -60.0
+# A surround original whose other channels follow its centre more than this where the centre
+# is loud (:class:`CentreShare`: a squared correlation, 0 to 1) has its voice there too;
+# taking the centre out would leave it. A dialogue centre over music measures near 0 (0.003
+# on a talk over a music bed), the same voice at -3 dB in the front pair 0.66.
+CENTRE_SHARE_MAX = 0.25
+
+
+def centre_voice(share: float | None, track: dict, name: str, ctx: JobContext) -> bool:
+    """Whether the voice of a surround original is in its centre channel alone, so the mix
+    can take it out there and keep the other channels under the dub (noted either way)."""
+    channels = track.get("channels") or 0
+    if channels < 3:
+        return False
+    if share is None or math.isnan(share):
+        why = ("no centre channel with sound in it" if share is None else
+               "a codec read by the ffmpeg command, which does not give its centre apart")
+        ctx.note(f"ingest: {name} has {channels} audio channels and {why}; its voice is taken "
+                 f"out of the whole downmix")
+        return False
+    if share > CENTRE_SHARE_MAX:
+        ctx.note(f"ingest: the voice of {name} is not in its centre channel alone (the other "
+                 f"channels follow it: {share:.2f}); it is taken out of the whole downmix")
+        return False
+    ctx.note(f"ingest: the voice of {name} is in its centre channel ({share:.3f} of it in the "
+             f"others); the other channels play on under the dub")
+    return True
+
+
+class CentreShare:
+    """How much of a surround source's other channels is its centre's signal where the
+    centre is loud (where a film's dialogue is): over the 0.1 s frames within ``LOUD_DB`` of
+    the centre's loudest, the median of the largest squared correlation between the centre
+    and any other channel (the LFE aside). A dialogue centre over music and effects gives
+    near 0, since the other channels carry other sounds; a voice in the front channels too
+    (a surround track upmixed from stereo) near 1, and the centre alone would not take it
+    out. None when the source has no centre beside other channels, or a silent one."""
+
+    def __init__(self, layout: str) -> None:
+        self.powers: list[np.ndarray] = []
+        self.shares: list[np.ndarray] = []
+        self.pending: np.ndarray | None = None
+        self.layout(layout)
+
+    def layout(self, name: str) -> None:
+        import av
+
+        try:
+            names = [c.name for c in av.AudioLayout(name).channels]
+        except (ValueError, av.error.FFmpegError):  # a layout FFmpeg cannot name: no centre
+            names = []
+        self.others = [i for i, n in enumerate(names) if n not in ("FC", "LFE")]
+        self.centre = names.index("FC") if "FC" in names and self.others else None
+        self.pending = None
+
+    def add(self, data: np.ndarray, rate: int) -> None:
+        """``data``: the source's samples, channels x samples, in order."""
+        if self.centre is None:
+            return
+        if self.pending is not None:
+            data = np.concatenate([self.pending, data], axis=1)
+        size = max(1, int(rate * SHARE_FRAME_S))
+        n = data.shape[1] // size
+        self.pending = data[:, n * size:]
+        if not n:
+            return
+        def frames(i: int) -> np.ndarray:
+            return data[i, :n * size].reshape(n, size)
+
+        def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # per frame, without copies
+            return np.einsum("ij,ij->i", a, b).astype(np.float64)
+
+        c = frames(self.centre)
+        cc = dot(c, c)
+        share = np.zeros(n)
+        for i in self.others:
+            o = frames(i)
+            co = dot(c, o)
+            share = np.maximum(share, co * co / (cc * dot(o, o) + 1e-20))
+        self.powers.append(cc / size)
+        self.shares.append(share)
+
+    def result(self) -> float | None:
+        if not self.powers:
+            return None
+        db = 10 * np.log10(np.concatenate(self.powers) + 1e-20)
+        loud = db > max(SILENT_DB, float(np.percentile(db, 95)) - LOUD_DB)
+        if not loud.any():
+            return None
+        return round(float(np.median(np.concatenate(self.shares)[loud])), 3)
