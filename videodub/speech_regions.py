@@ -59,6 +59,8 @@ class Regions:
     spans: tuple[tuple[float, float], ...]
     duration: float
     threshold_db: float
+    # Found by voice (``voice_activity``): between the spans is no voice, whatever is loud.
+    by_voice: bool = False
 
     def starts(self) -> np.ndarray:
         return np.array([s for s, _ in self.spans], dtype=float)

@@ -59,8 +59,13 @@ def speech_onset(start: float, end: float, regions: Regions,
     """The speech onset of a line the recogniser put at ``start``..``end`` (the previous
     line's speech ending at ``previous_end``, when known). A line that starts in silence has
     its speech later, before its end: without word timing, Whisper's lines often start where
-    the previous sentence stopped, a second early."""
+    the previous sentence stopped, a second early. A line that starts where no voice is
+    heard (regions found by voice), with none in its first ``LATE_MAX_S`` either, has its
+    speech anywhere in its first 60 %: a recogniser that hears the audio whole puts a first
+    line over a music intro at 0.0 s, seconds before the speaker."""
     late = min(LATE_MAX_S, max(LATE_MIN_S, 0.6 * (end - start)))
+    if regions.by_voice and not regions.overlap(start, start + late):
+        late = max(late, 0.6 * (end - start))
     return snap_start(start, regions, late=late, previous_end=previous_end)
 
 

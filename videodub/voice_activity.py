@@ -17,8 +17,9 @@ minute of audio. Where the transcriber has already run it over the speech (faste
 with ``transcribe.vad``, window by window), its probabilities are read instead (``offer``),
 and the model runs only over what it has not reached; regions are asked for up to a time
 (``voice_regions_until``), so on long media nothing waits for the whole file. A job finds its
-regions by voice only where its transcriber says so (``by_voice``): one that sends the audio
-away runs no model here, and the energy detector's regions stand.
+regions by voice where its transcriber says so (``by_voice``): faster_whisper with its VAD,
+and a transcriber that sends the audio away, which has the model run ahead of align in a
+thread (:class:`RunAhead`) while it waits on the API.
 """
 
 from __future__ import annotations
@@ -57,23 +58,26 @@ LAG_S = 0.15
 HEARD = 0.5
 # Frames per model call (64 s of audio): memory stays the same whatever the file's length.
 BATCH = 2000
-# Asked for regions up to a time, the model is run this far past it (``voice_regions_until``),
-# and the regions are good to this much before where its probabilities end (a region there
-# may go on).
-AHEAD_S = 60.0
+# Asked for regions up to a time (``voice_regions_until``), the model is run up to it in
+# pieces this long (seconds), and the regions are good to EDGE_S before where its
+# probabilities end (a region there may go on).
+PIECE_S = 60.0
 EDGE_S = 1.0
 
 
-def probabilities(path: str | Path, start: int = 0, count: int = -1) -> np.ndarray:
+def probabilities(path: str | Path, start: int = 0, count: int = -1,
+                  carry: list | None = None) -> np.ndarray:
     """Silero's speech probability for each 32 ms frame of a sound file (mixed to mono,
     resampled to 16 kHz when it is not), read a block at a time; ``count`` samples (all:
-    -1) from sample ``start`` of a 16 kHz file (the model's state fresh there)."""
+    -1) from sample ``start`` of a 16 kHz file, the model's state fresh there or
+    ``carry[0]`` (the state where an earlier call ended, which it is set to at the end)."""
     import soundfile
     import soxr
 
     from videodub.recognition import vad_run, vad_session, vad_state
 
-    session, state = vad_session(), vad_state()
+    session = vad_session()
+    state = carry[0] if carry and carry[0] is not None else vad_state()
     outputs: list[np.ndarray] = []
     with soundfile.SoundFile(str(path)) as f:
         resampler = (None if f.samplerate == RATE
@@ -101,6 +105,8 @@ def probabilities(path: str | Path, start: int = 0, count: int = -1) -> np.ndarr
             rest = samples[whole:]
             if last:
                 break
+    if carry is not None:
+        carry[:] = [state]
     return np.concatenate(outputs) if outputs else np.zeros(0, np.float32)
 
 
@@ -169,6 +175,9 @@ _extend_lock = threading.Lock()
 # The probabilities faster-whisper's VAD found for each window of a speech file as the
 # transcriber read it (``offer``): (first sample, samples, probabilities), in order.
 _offered: dict[str, list[tuple[int, int, np.ndarray]]] = {}
+# Where the model's own runs over a file ended (``_reach``), and its state there: the next
+# piece goes on from it, so pieces give one pass's probabilities.
+_carried: dict[str, tuple[int, tuple]] = {}
 
 
 # Speech files whose job finds its speech regions by voice (``by_voice``).
@@ -177,10 +186,9 @@ _by_voice: set[str] = set()
 
 def by_voice(path: str | Path) -> None:
     """The job reading the speech file ``path`` finds its speech regions by voice: its
-    transcriber runs Silero over the speech (faster_whisper with ``transcribe.vad``), or
-    would have (its transcript came from the cache). Without this they are the energy
-    detector's alone: a transcriber that sends the audio away runs no model here, and Silero
-    on align's path cost 1000 lines over the API 10 s of wall (0.14 s of CPU a minute)."""
+    transcriber runs Silero over the speech (faster_whisper with ``transcribe.vad``) or has
+    it run ahead (:class:`RunAhead`), or would have (its transcript came from the cache).
+    Without this they are the energy detector's alone."""
     with _lock:
         if len(_by_voice) > 16:
             _by_voice.clear()
@@ -215,9 +223,11 @@ def offer(path: str | Path, at: int, samples: int, probs: np.ndarray) -> None:
         pieces = _offered.setdefault(key, [])
         if at == 0:
             pieces.clear()
+            _carried.pop(key, None)
             if len(_offered) > 4:
                 for other in [k for k in _offered if k != key]:
                     del _offered[other]
+                    _carried.pop(other, None)
         if at == (pieces[-1][0] + pieces[-1][1] if pieces else 0):
             pieces.append((at, samples, np.asarray(probs, np.float32).reshape(-1)))
 
@@ -230,28 +240,66 @@ def _store_key(path: Path) -> tuple[str, int]:
 
 def _reach(path: Path, until_sample: int, total: int) -> int:
     """Probabilities for the file up to ``until_sample`` at least: the model is run from
-    where the store ends (the transcriber's windows, or earlier runs of this) to a minute
-    past it. Returns how far the store reaches."""
+    where the store ends (the transcriber's windows, or earlier runs of this) a piece of
+    ``PIECE_S`` at a time. The pieces fall where they fall whoever asks (align, the mix,
+    :class:`RunAhead`), so the regions do not depend on which asked first. Returns how far
+    the store reaches."""
     key = _store_key(path)
-    with _extend_lock:  # align and the mix may both ask; the model runs once
-        with _lock:
-            pieces = _offered.setdefault(key, [])
-            covered = pieces[-1][0] + pieces[-1][1] if pieces else 0
-        if covered >= until_sample:
-            return covered
-        count = min(total, until_sample + int(AHEAD_S * RATE)) - covered
-        probs = probabilities(path, covered, count)
-        with _lock:
-            if covered == (pieces[-1][0] + pieces[-1][1] if pieces else 0):
-                pieces.append((covered, count, probs))
-            return pieces[-1][0] + pieces[-1][1]
+    step = int(PIECE_S * RATE) // FRAME * FRAME  # whole frames: nothing padded between them
+    while True:
+        with _extend_lock:  # align, the mix and the run ahead may all ask; one piece runs once
+            with _lock:
+                pieces = _offered.setdefault(key, [])
+                covered = pieces[-1][0] + pieces[-1][1] if pieces else 0
+                at, state = _carried.get(key, (-1, None))
+            if covered >= min(until_sample, total):
+                return covered
+            count = min(total - covered, step)
+            carry = [state if at == covered else None]  # on from the piece before it
+            probs = probabilities(path, covered, count, carry)
+            with _lock:
+                if covered == (pieces[-1][0] + pieces[-1][1] if pieces else 0):
+                    pieces.append((covered, count, probs))
+                    _carried[key] = (covered + count, carry[0])
+
+
+class RunAhead:
+    """The model run over a speech file a piece at a time in a thread of its own, ahead of
+    the stages that ask for regions: for a transcriber that sends the audio away, whose
+    job waits on the network meanwhile (0.14 s of CPU a minute of audio, off align's path).
+    What it has not reached when asked is run by whoever asks, in the same pieces."""
+
+    def __init__(self, path: str | Path, cancel: threading.Event) -> None:
+        self.path, self.cancel, self.stopping = Path(path), cancel, threading.Event()
+        self.thread = threading.Thread(target=self._run, name="videodub-voice-ahead",
+                                       daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        import soundfile
+
+        try:
+            info = soundfile.info(str(self.path))
+            if info.samplerate != RATE:
+                return
+            covered = 0
+            while covered < info.frames and not (self.stopping.is_set()
+                                                 or self.cancel.is_set()):
+                covered = _reach(self.path, covered + 1, info.frames)
+        except (ImportError, AttributeError, RuntimeError, OSError) as exc:
+            log.warning("voice activity not run ahead: %s", exc)
+
+    def stop(self) -> None:
+        """Stop after the piece it is running (the job has ended)."""
+        self.stopping.set()
+        self.thread.join()
 
 
 def voice_regions_until(path: str | Path, until: float) -> tuple[Regions, float]:
     """Speech regions good up to ``until`` seconds at least, and how far they are good: read
-    from the probabilities of the file's start (the transcriber's, or the model run a minute
-    ahead of what is asked), so that on long media align's first line does not wait for the
-    model over the whole file. The whole file's (good to its end) once it is all covered."""
+    from the probabilities of the file's start (the transcriber's, or the model run up to
+    what is asked, a piece at a time), so that on long media align's first line does not
+    wait for the model over the whole file. The whole file's (good to its end) once it is all covered."""
     p = Path(path)
     import soundfile
 
@@ -284,7 +332,7 @@ def _regions(energy: Regions, probs: np.ndarray, times: np.ndarray | None,
     voice = voice_spans(probs, heard_to, times)
     if not voice:
         return energy
-    return Regions(refine(voice, energy), energy.duration, energy.threshold_db)
+    return Regions(refine(voice, energy), energy.duration, energy.threshold_db, by_voice=True)
 
 
 def _joined(pieces: list[tuple[int, int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -295,15 +343,18 @@ def _joined(pieces: list[tuple[int, int, np.ndarray]]) -> tuple[np.ndarray, np.n
 def file_probabilities(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """The file's probabilities and their frames' start times (None: one after the other
     from 0): the transcriber's where it offered them, the model run over the rest."""
+    key = _store_key(path)
     with _lock:
-        pieces = list(_offered.get(_store_key(path), ()))
+        pieces = list(_offered.get(key, ()))
+        at, state = _carried.get(key, (-1, None))
     if not pieces:
         return probabilities(path), None
     covered = pieces[-1][0] + pieces[-1][1]
     import soundfile
 
     if covered < soundfile.info(str(path)).frames:
-        pieces.append((covered, 0, probabilities(path, covered)))
+        carry = [state if at == covered else None]
+        pieces.append((covered, 0, probabilities(path, covered, carry=carry)))
     return _joined(pieces)
 
 

@@ -5,7 +5,9 @@ harmonic notes."""
 from __future__ import annotations
 
 import math
+import threading
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,9 +236,9 @@ def test_only_what_the_transcriber_has_not_reached_is_computed(tmp_path, monkeyp
     starts = []
     real = voice_activity.probabilities
 
-    def computed(p, start=0):
+    def computed(p, start=0, count=-1, carry=None):
         starts.append(start)
-        return real(p, start)
+        return real(p, start, count, carry)
 
     monkeypatch.setattr(voice_activity, "probabilities", computed)
     found = voice_regions_of_file(path)
@@ -277,33 +279,73 @@ def test_the_hysteresis_without_a_loop_is_the_loop_s():
 
 
 def test_regions_up_to_a_time_run_the_model_only_a_little_past_it(tmp_path, monkeypatch):
-    """align asks about each line as it comes: on long media the model runs a stretch ahead
-    of it, not over the whole file before the first line (with transcribe=openai, 1000
-    lines, that held align 7 s at its first line)."""
-    from videodub.voice_activity import voice_regions_until
+    """align asks about each line as it comes: on long media the model runs up to it, a
+    piece at a time (its state carried from one to the next), not over the whole file before
+    the first line (with transcribe=openai, 1000 lines, that held align 7 s at its first
+    line)."""
+    from videodub.voice_activity import FRAME, voice_regions_until
 
     speech, spans = talk()
     path = tmp_path / "speech.wav"
     soundfile.write(str(path), with_noise(speech, spans, 0), RATE, subtype="PCM_16")
-    monkeypatch.setattr(voice_activity, "AHEAD_S", 2.0)
+    monkeypatch.setattr(voice_activity, "PIECE_S", 2.0)
+    step = 2 * RATE // FRAME * FRAME  # whole frames
     counts = []
     real = voice_activity.probabilities
 
-    def computed(p, start=0, count=-1):
+    def computed(p, start=0, count=-1, carry=None):
         counts.append((start, count))
-        return real(p, start, count)
+        return real(p, start, count, carry)
 
     monkeypatch.setattr(voice_activity, "probabilities", computed)
-    regions, good_to = voice_regions_until(path, 3.0)
-    assert counts == [(0, 6 * RATE)] and good_to == pytest.approx(5.0)
+    regions, good_to = voice_regions_until(path, 3.0)  # 4 s needed: the edge beyond it
+    assert counts == [(0, step), (step, step), (2 * step, step)]
+    assert good_to == pytest.approx(3 * step / RATE - 1.0)
     assert regions.spans[0][0] == pytest.approx(spans[0][0], abs=0.15)
-    regions, good_to = voice_regions_until(path, 4.0)  # already reached: nothing run
-    assert len(counts) == 1
+    regions, good_to = voice_regions_until(path, good_to - 0.5)  # reached: nothing run
+    assert len(counts) == 3
     regions, good_to = voice_regions_until(path, 8.0)
-    assert counts[1] == (6 * RATE, 5 * RATE) and good_to == pytest.approx(10.0)
-    whole = voice_regions_of_file(tmp_path / "speech.wav")
-    assert np.allclose(onset_errors(regions, spans[:2]), onset_errors(whole, spans[:2]),
-                       atol=0.05)
+    assert [start for start, _ in counts[3:]] == [3 * step, 4 * step]  # to 9 s and past
+    assert good_to >= 8.0
+    # the pieces, each on from the one before, are one pass's regions
+    fresh = tmp_path / "fresh.wav"
+    fresh.write_bytes(path.read_bytes())
+    whole = voice_regions_of_file(fresh)
+    assert [s for s in regions.spans if s[1] < good_to] == \
+        [s for s in whole.spans if s[1] < good_to]
+
+
+def test_run_ahead_gives_one_pass_s_regions_and_leaves_align_nothing_to_run(tmp_path,
+                                                                           monkeypatch):
+    """transcribe=openai has the model run ahead in a thread while it waits on the API: the
+    regions are those of one pass over the file, whoever ran which piece, and align then
+    asks for nothing more. A cancelled job's thread runs nothing."""
+    from videodub.voice_activity import RunAhead, voice_regions_until
+
+    speech, spans = talk()
+    first = tmp_path / "first.wav"
+    soundfile.write(str(first), with_noise(speech, spans, 0), RATE, subtype="PCM_16")
+    for name in ("second.wav", "third.wav"):
+        (tmp_path / name).write_bytes(first.read_bytes())
+    monkeypatch.setattr(voice_activity, "PIECE_S", 2.0)
+    counts = []
+    real = voice_activity.probabilities
+
+    def computed(p, start=0, count=-1, carry=None):
+        counts.append(Path(p).name)
+        return real(p, start, count, carry)
+
+    monkeypatch.setattr(voice_activity, "probabilities", computed)
+    whole = voice_regions_of_file(first)
+    RunAhead(tmp_path / "second.wav", threading.Event()).thread.join()
+    ran = len(counts)
+    assert counts.count("second.wav") == ran - 1 > 3
+    assert voice_regions_until(tmp_path / "second.wav", 5.0)[0] == whole
+    assert len(counts) == ran
+    cancel = threading.Event()
+    cancel.set()
+    RunAhead(tmp_path / "third.wav", cancel).thread.join()
+    assert "third.wav" not in counts
 
 
 def test_a_job_finds_its_regions_by_voice_only_where_its_transcriber_runs_silero(tmp_path):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from videodub import hookimpl
+from videodub import hookimpl, voice_activity
 from videodub.config import transport
 from videodub.errors import VideodubError
 from videodub.languages import code_of, primary
@@ -150,9 +150,17 @@ class OpenAITranscriber:
         self.provider = OpenAIProvider("transcribe", options, "transcriptions", options.model)
         self.provider_stats = self.provider.stats
         self.limit_bytes = int(options.max_upload_mb * MIB)
+        self.scope: JobScope | None = None
 
     def attach(self, scope: JobScope) -> None:
         self.provider.attach(scope)
+        self.scope = scope
+
+    @property
+    def finds_voice(self) -> bool:
+        """The job's speech regions are found by voice: Silero runs here while the audio is
+        away (``videodub.voice_activity.RunAhead``), not on align's path."""
+        return True
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=False, memory_mb=50, max_concurrency=1,
@@ -182,6 +190,14 @@ class OpenAITranscriber:
     def transcribe(self, media: MediaInfo, ctx: JobContext) -> Iterator[Segment]:
         import soundfile
 
+        # Where the source speaks, found by voice while the chunks are away: the model runs
+        # in a thread of its own until the job ends, and align reads what it has found.
+        voice_activity.by_voice(media.speech_audio)
+        if self.scope is not None:
+            self.scope.shared(("voice ahead", str(media.speech_audio)),
+                              lambda: voice_activity.RunAhead(media.speech_audio,
+                                                              ctx.cancel_event),
+                              voice_activity.RunAhead.stop)
         audio, rate = soundfile.read(str(media.speech_audio), dtype="int16")
         energy = frame_energy(audio, rate)
         duration = len(audio) / rate

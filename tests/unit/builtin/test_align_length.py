@@ -202,3 +202,19 @@ def test_the_line_before_is_the_same_job_s(tmp_path):
     align = aligner()
     align.align(line(1.05, 3.95), 5.76, one)
     assert align.align(line(5.76, 7.9), 9.0, other).start == 5.76
+
+
+def test_a_line_over_a_music_intro_starts_where_the_voice_does():
+    """Whisper over the whole audio puts a first line at 0.0 s over a music intro. With the
+    regions found by voice (nothing heard where the tune plays) its onset is looked for in
+    its first 60 %; with the energy detector's (the tune is sound too) it is not moved, as
+    before, nor is a line whose start the voice regions cover."""
+    from videodub.speech_regions import Regions
+    from videodub.timing import speech_onset
+
+    by_voice = Regions(((4.5, 8.04),), 9.0, -50.0, by_voice=True)
+    energy = Regions(((0.0, 4.0), (4.5, 8.04)), 9.0, -50.0)
+    assert speech_onset(0.0, 8.0, by_voice) == 4.5
+    assert speech_onset(0.0, 8.0, energy) == 0.0
+    assert speech_onset(0.0, 5.0, by_voice) == 0.0  # 4.5 s is past its first 60 %
+    assert speech_onset(4.6, 8.0, by_voice) == 4.5
