@@ -66,6 +66,10 @@ class OpenAITranscribeOptions(OpenAIOptions):
     first_chunk_s: float = 60.0
     # Words and names that help recognition (Whisper's prompt).
     prompt: str = ""
+    # Silero finds where the source speaks (what align snaps lines to and the mix takes the
+    # original voice out of), run here while the audio is away; off: the energy detector
+    # alone. Not the transcript: not in its cache key.
+    vad: bool = transport(True)
     # A whole upload can take minutes to transcribe (still a transport option: not in cache keys).
     timeout_s: float = transport(600.0)
 
@@ -160,7 +164,7 @@ class OpenAITranscriber:
     def finds_voice(self) -> bool:
         """The job's speech regions are found by voice: Silero runs here while the audio is
         away (``videodub.voice_activity.RunAhead``), not on align's path."""
-        return True
+        return bool(self.options.vad)
 
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=False, memory_mb=50, max_concurrency=1,
@@ -192,8 +196,9 @@ class OpenAITranscriber:
 
         # Where the source speaks, found by voice while the chunks are away: the model runs
         # in a thread of its own until the job ends, and align reads what it has found.
-        voice_activity.by_voice(media.speech_audio)
-        if self.scope is not None:
+        if self.finds_voice:
+            voice_activity.by_voice(media.speech_audio)
+        if self.finds_voice and self.scope is not None:
             self.scope.shared(("voice ahead", str(media.speech_audio)),
                               lambda: voice_activity.RunAhead(media.speech_audio,
                                                               ctx.cancel_event),
