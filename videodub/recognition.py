@@ -271,13 +271,45 @@ def vad_run(session: Any, frames: Any, state: tuple) -> tuple[Any, tuple]:
 
 def vad_session() -> Any:
     """faster-whisper's Silero model's ONNX session (loaded once per process); RuntimeError
-    where the installed version's model is not the one :func:`vad_run` reads."""
-    import faster_whisper.vad as fv
+    where the installed version's model is not the one :func:`vad_run` reads. Where
+    faster-whisper is not imported (a job whose transcriber sends the audio away), the model
+    file is loaded as faster-whisper loads it, without importing its package (CTranslate2,
+    tokenizers: 50 MB)."""
+    if "faster_whisper" in sys.modules:
+        import faster_whisper.vad as fv
 
-    session = _answer_precomputed(fv).session
+        session = _answer_precomputed(fv).session
+    else:
+        session = _own_session()
     if [i.name for i in session.get_inputs()] != ["input", "h", "c"]:
         raise RuntimeError("faster-whisper's VAD model takes other inputs than Silero v6")
     return session
+
+
+_own: list[Any] = []
+
+
+def _own_session() -> Any:
+    import importlib.util
+
+    with _vad_lock:
+        if not _own:
+            spec = importlib.util.find_spec("faster_whisper")  # found, not imported
+            if spec is None or not spec.submodule_search_locations:
+                raise RuntimeError("faster-whisper, which ships the Silero VAD model, is not "
+                                   "installed")
+            path = Path(spec.submodule_search_locations[0]) / "assets" / "silero_vad_v6.onnx"
+            if not path.is_file():
+                raise RuntimeError(f"faster-whisper's Silero VAD model is not at {path}")
+            import onnxruntime
+
+            opts = onnxruntime.SessionOptions()  # faster_whisper.vad.SileroVADModel's
+            opts.inter_op_num_threads = opts.intra_op_num_threads = 1
+            opts.enable_cpu_mem_arena = False
+            opts.log_severity_level = 4
+            _own.append(onnxruntime.InferenceSession(
+                str(path), providers=["CPUExecutionProvider"], sess_options=opts))
+        return _own[0]
 
 
 class _Precomputed:

@@ -383,3 +383,28 @@ def test_regions_for_where_the_mix_is_do_not_run_the_model_ahead_of_the_transcri
     removal = StreamingRemoval(partial(source_regions_until, path))
     removal.gains(0, 4 * RATE, RATE)  # the mix at 4 s of the 10 s the windows cover
     assert removal.spans and removal._good_to == pytest.approx(9.0)
+
+
+def test_the_model_is_read_without_importing_faster_whisper_where_it_is_not(tmp_path):
+    """A job that sends its audio away has no faster-whisper loaded: the run ahead loads the
+    model file as faster-whisper does, without its package (CTranslate2, tokenizers: 50 MB),
+    and hears the same probabilities."""
+    import subprocess
+    import sys
+
+    speech, spans = talk(lines=2)
+    path = tmp_path / "speech.wav"
+    soundfile.write(str(path), speech, RATE, subtype="PCM_16")
+    script = (
+        "import sys, threading, numpy as np\n"
+        "from videodub import voice_activity as va\n"
+        f"va.RunAhead({str(path)!r}, threading.Event()).thread.join()\n"
+        f"np.save({str(tmp_path / 'own.npy')!r}, va.file_probabilities(__import__('pathlib')"
+        f".Path({str(path)!r}))[0])\n"
+        "print('faster_whisper' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+    import faster_whisper.vad  # noqa: F401  (this process: the transcriber's session)
+
+    assert np.array_equal(np.load(tmp_path / "own.npy"), probabilities(path))
