@@ -122,12 +122,17 @@ class SubtitleLayout:
                              f"{self.max_line_chars} and {self.max_lines}")
 
 
+# Text in Thai script: broken between words found by a dictionary (``_thai_words``).
+_THAI = re.compile(r"[\u0e00-\u0e7f]")
 # Punctuation that ends a clause: a cue preferably ends after one.
 _CLAUSE_END = re.compile(r"[.!?;:,、。，！？؟،।]$")
 
 
 def _width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    """Columns: East Asian wide characters take two, combining marks (Thai vowels and tone
+    marks above and below a consonant) none."""
+    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) == "Mn"
+               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 # Line breaking in text written without spaces (Chinese, Japanese), after the kinsoku rules:
@@ -172,10 +177,34 @@ def _units(text: str, phrases: bool = True) -> list[str]:
     return units
 
 
+def _thai_words(text: str) -> list[str]:
+    """Thai, written without spaces between words (a space ends a phrase), as its words
+    (PyThaiNLP's dictionary-based ``newmm``); a word after a space carries it, which marks a
+    phrase's end to :func:`_chunks`. The repetition mark ``ๆ`` and closing punctuation stay
+    with the word before them."""
+    from pythainlp.tokenize import word_tokenize
+
+    words: list[str] = []
+    space = False
+    for piece in word_tokenize(text, engine="newmm", keep_whitespace=True):
+        if piece.isspace():
+            space = True
+            continue
+        if words and not space and (piece[0] in "ๆฯ" or piece[0] in _NO_START
+                                    or unicodedata.category(piece[0]) in ("Pe", "Pf", "Po")):
+            words[-1] += piece
+        else:
+            words.append((" " if space and words else "") + piece)
+        space = False
+    return words
+
+
 def _tokens(text: str, width: int) -> tuple[list[str], str]:
     """Words and the glue between them; text written without spaces (Chinese, Japanese) is
     broken between phrases or characters (:func:`_units`), a phrase wider than a line
-    between its characters."""
+    between its characters; Thai between its words (:func:`_thai_words`)."""
+    if _THAI.search(text):
+        return _thai_words(text), ""
     words = text.split()
     if len(words) > 1 or _width(text) <= len(text):
         return words, " "
@@ -190,16 +219,16 @@ def _wrap(tokens: list[str], glue: str, width: int) -> list[str]:
         if lines and _width(lines[-1] + glue + token) <= width:
             lines[-1] += glue + token
         else:
-            lines.append(token)
+            lines.append(token.lstrip())  # a Thai word after a phrase's space
     return lines
 
 
 def _balanced(tokens: list[str], glue: str, width: int, most: int) -> list[str] | None:
     """The lines of ``tokens`` in at most ``most`` lines of ``width``, as even as they can
     be (the narrowest width that still takes ``most`` lines); None when they do not fit."""
-    whole = _width(glue.join(tokens))
+    whole = _width(glue.join(tokens).lstrip())
     if whole <= width:
-        return [glue.join(tokens)]  # a line that fits stays one line
+        return [glue.join(tokens).lstrip()]  # a line that fits stays one line
     for narrow in range(min(width, math.ceil(whole / most)), width + 1):
         lines = _wrap(tokens, glue, narrow)
         if len(lines) <= most and all(_width(x) <= narrow for x in lines):
@@ -242,7 +271,8 @@ def _chunks(tokens: list[str], glue: str, count: int, leeway: float) -> list[lis
         if not candidates:
             break
         best = min(candidates, key=lambda i: abs(ends[i - 1] - goal))
-        clause = [i for i in candidates if _CLAUSE_END.search(tokens[i - 1])
+        clause = [i for i in candidates
+                  if (_CLAUSE_END.search(tokens[i - 1]) or tokens[i].startswith(" "))
                   and abs(ends[i - 1] - goal) <= run * leeway]
         cut = min(clause, key=lambda i: abs(ends[i - 1] - goal)) if clause else best
         cuts.append(cut)

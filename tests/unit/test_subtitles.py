@@ -235,6 +235,42 @@ def test_chinese_breaks_between_characters_but_no_line_starts_with_closing_punct
         assert not any(line[0] in "，。”" or line[-1] == "“" for line in lines), lines
 
 
+def test_thai_breaks_between_words_and_its_marks_take_no_column():
+    """Thai has no spaces between words (a space ends a phrase): a phrase wider than a line
+    was left whole (67 columns here), and breaking between letters would split words and
+    strand vowel and tone marks. Each line now ends at a word's end (PyThaiNLP's
+    dictionary), a cue preferably at a phrase's space, and a mark above or below a consonant
+    takes no column."""
+    from pythainlp.tokenize import word_tokenize
+
+    from videodub.subtitles import _width
+
+    assert _width("ที่ดี") == 2  # ท and ด: the vowels ี and the tone mark ่ above take none
+
+    def word_ends(text: str) -> set[int]:
+        ends, at = set(), 0
+        for word in word_tokenize(text.replace(" ", ""), engine="newmm"):
+            at += len(word)
+            ends.add(at)
+        return ends
+
+    phrase = "การทำวิดีโอสำหรับทุกคนเป็นเรื่องที่ต้องใช้เวลาและความอดทนอย่างมากสำหรับผู้สร้างทุกคน"
+    talk = ("ยินดีต้อนรับสู่การบรรยายสั้นๆ เกี่ยวกับการทำวิดีโอสำหรับทุกคน "
+            "วันนี้เราจะดูว่าเสียงพากย์ที่ดีเป็นอย่างไร และทำไมจังหวะจึงสำคัญมาก")
+    for text, count in ((phrase, 1), (talk, 2)):
+        cues = layout_cue(text, SubtitleLayout())
+        lines = [line for cue in cues for line in cue.split("\n")]
+        assert len(cues) == count and all(len(c.split("\n")) <= 2 for c in cues)
+        assert all(_width(line) <= 42 for line in lines), lines
+        assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+        ends, at = word_ends(text), 0
+        for line in lines:  # every line ends where a word does
+            at += len(line.replace(" ", ""))
+            assert at in ends, line
+        assert not any(line.startswith(("ๆ", " ")) for line in lines)
+    assert layout_cue(talk, SubtitleLayout())[0].endswith("ทุกคน")  # at the phrase's space
+
+
 def test_no_wrapping_and_a_word_wider_than_a_line():
     assert layout_cue(LONG, SubtitleLayout(max_line_chars=0)) == [LONG]
     word = "Donaudampfschifffahrtsgesellschaftskapitänsmützen"
