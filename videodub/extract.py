@@ -183,7 +183,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                     break
             key = _key(first[0]) if first else None
             if key is not None:
-                av.AudioFrame.from_ndarray(_planar(first[0]), format="fltp", layout=key[1])
+                _frame(av, _planar(first[0]), *key)
         except (av.error.FFmpegError, ValueError, IndexError, KeyError, AttributeError) as exc:
             raise Unsupported(str(exc)) from exc
         try:
@@ -204,15 +204,13 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                 data = np.concatenate(block, axis=1) if len(block) > 1 else block[0]
                 block = [data[:, held - keep:]] if keep else []
                 data = np.ascontiguousarray(data[:, :held - keep])
-                frame = av.AudioFrame.from_ndarray(data, format="fltp", layout=key[1])
-                frame.sample_rate = key[0]
+                frame = _frame(av, data, *key)
                 if centre_writers:
                     share.add(data, key[0])
                     only = np.zeros_like(data)
                     if share.centre is not None:
                         only[share.centre] = data[share.centre]
-                    centre_frame = av.AudioFrame.from_ndarray(only, format="fltp", layout=key[1])
-                    centre_frame.sample_rate = key[0]
+                    centre_frame = _frame(av, only, *key)
                 for w in writers:
                     w.write(centre_frame if w.out.centre else frame)
                 held = keep
@@ -307,6 +305,19 @@ class Timeline:
                 data = data[:, cut:]
         self.at += data.shape[1] / rate
         return [data]
+
+
+def _frame(av, data: np.ndarray, rate: int, layout: str):
+    """An audio frame of ``data`` (float32, channels x samples). Planar, or packed from eight
+    channels on (7.1): PyAV's ``from_ndarray`` asks a planar frame of eight channels for a
+    ninth plane."""
+    if data.shape[0] < 8:
+        frame = av.AudioFrame.from_ndarray(data, format="fltp", layout=layout)
+    else:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.T).reshape(1, -1),
+                                           format="flt", layout=layout)
+    frame.sample_rate = rate
+    return frame
 
 
 def _declared_samples(container, stream) -> int | None:

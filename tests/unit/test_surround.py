@@ -30,21 +30,21 @@ def spoken(seconds: float, rate: int = RATE) -> np.ndarray:
 
 
 def surround(folder: Path, name: str, centre: np.ndarray, front_voice: float = 0.0,
-             codec: tuple[str, ...] = ("-c:a", "pcm_s16le")) -> Path:
-    """5.1: ``centre`` in FC, music stand-ins (other tones and noise) in the four others,
-    and ``front_voice`` times the centre in FL and FR as well (an upmix)."""
+             codec: tuple[str, ...] = ("-c:a", "pcm_s16le"), layout: str = "5.1") -> Path:
+    """5.1 (or 7.1): ``centre`` in FC, music stand-ins (other tones and noise) in the
+    others, and ``front_voice`` times the centre in FL and FR as well (an upmix)."""
     n = len(centre)
     t = np.arange(n) / RATE
     rng = np.random.default_rng(5)
     fl = 0.05 * np.sin(2 * np.pi * 5000 * t) + 0.02 * rng.standard_normal(n)
     fr = 0.05 * np.sin(2 * np.pi * 5500 * t) + 0.02 * rng.standard_normal(n)
     channels = [fl + front_voice * centre, fr + front_voice * centre, centre, np.zeros(n),
-                0.5 * fl, 0.5 * fr]
+                0.5 * fl, 0.5 * fr] + ([0.3 * fr, 0.3 * fl] if layout == "7.1" else [])
     wav = folder / f"{name}.src.wav"
     soundfile.write(str(wav), np.stack(channels, 1).astype(np.float32), RATE, subtype="FLOAT")
     out = folder / name
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(wav), "-af",
-                    "aformat=channel_layouts=5.1", *codec, str(out)],
+                    f"aformat=channel_layouts={layout}", *codec, str(out)],
                    check=True, capture_output=True, timeout=60)
     wav.unlink()
     return out
@@ -58,18 +58,22 @@ def extracted(path: Path, folder: Path):
             soundfile.read(str(centre), dtype="int32")[0] >> 16)
 
 
-def test_the_downmix_less_the_centre_is_the_original_without_its_centre(tmp_path):
+@pytest.mark.parametrize("layout, pan", [
+    ("5.1", "FL=FL|FR=FR|FC=0*FC|LFE=LFE|BL=BL|BR=BR"),
+    ("7.1", "FL=FL|FR=FR|FC=0*FC|LFE=LFE|BL=BL|BR=BR|SL=SL|SR=SR")])
+def test_the_downmix_less_the_centre_is_the_original_without_its_centre(tmp_path, layout, pan):
     """The same file with its centre silenced, downmixed by the ffmpeg command, is the
     extracted stereo less the extracted centre in each channel, to a bit or two."""
-    path = surround(tmp_path, "film.wav", spoken(4.0))
-    _, stereo, centre = extracted(path, tmp_path)
+    path = surround(tmp_path, "film.wav", spoken(4.0), layout=layout)
+    decoded, stereo, centre = extracted(path, tmp_path)
+    assert decoded.centre_share is not None and decoded.centre_share < 0.05
     without = tmp_path / "without.wav"
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-i", str(path), "-af",
-                    "pan=5.1|FL=FL|FR=FR|FC=0*FC|LFE=LFE|BL=BL|BR=BR", "-ac", "2",
+                    f"pan={layout}|{pan}", "-ac", "2",
                     "-c:a", "pcm_s16le", str(without)], check=True, capture_output=True,
                    timeout=60)
     reference = soundfile.read(str(without), dtype="int16")[0].astype(np.int32)
-    assert np.abs(centre).max() > 3000  # the centre is there, loud
+    assert np.abs(centre).max() > 1500  # the centre is there, loud
     rest = stereo - centre[:, None]
     assert len(rest) == len(reference)
     assert np.abs(rest - reference).max() <= 2
@@ -123,6 +127,29 @@ def test_ingest_hands_the_mix_the_centre_only_when_the_voice_is_there_alone(tmp_
     soundfile.write(str(stereo), np.stack([voice, 0.5 * voice], 1), RATE)
     media, notes = ingested(stereo, tmp_path)
     assert media.centre_audio is None and not any("centre" in n for n in notes)
+
+
+def test_a_fully_checked_input_hands_on_its_centre_and_a_failed_one_leaves_none(tmp_path):
+    """validation=full (the quality profile) decodes the file strictly while extracting:
+    the centre comes with the rest; a file that fails the check leaves no centre behind."""
+    from videodub.config import Validation
+    from videodub.errors import VideodubError
+
+    options = implementation_config("ingest", "local", LocalIngestOptions)()
+    options.validation = Validation.full
+    film = surround(tmp_path, "film.m4a", spoken(4.0), codec=("-c:a", "aac"))
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    media = LocalIngester(options).ingest(film, ctx)
+    assert media.centre_audio is not None and media.centre_audio.is_file()
+    damaged = tmp_path / "damaged.m4a"
+    data = bytearray(film.read_bytes())
+    for at in range(len(data) // 3, len(data) * 2 // 3, 997):  # the middle of the audio
+        data[at] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    bad = JobContext(tmp_path / "bad", "es", "en")
+    with pytest.raises(VideodubError):
+        LocalIngester(options).ingest(damaged, bad)
+    assert not list(bad.work_dir.glob("*.wav"))
 
 
 def test_a_stream_left_to_the_ffmpeg_command_is_not_read_apart(tmp_path, monkeypatch):
