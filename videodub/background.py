@@ -12,6 +12,7 @@ import bisect
 import math
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -90,10 +91,11 @@ def gain_envelope(n: int, offset: int, rate: int, spans: list[tuple[float, float
 
 
 def write_background(original: Path, out: Path, spans: list[tuple[float, float]],
-                     centre: Path | None = None) -> Path:
+                     centre: Path | None = None, kept: Any = None) -> Path:
     """``original`` with ``spans`` removed, written to ``out`` (atomically); given a surround
     original's ``centre`` (as ``original`` carries it in each channel), only it is removed
-    there, and the other channels play on."""
+    there, and the other channels play on, and what is left of the centre goes to ``kept``
+    (a ``speech_regions.LevelMeter``) for the quality figures."""
     import soundfile
 
     with soundfile.SoundFile(str(original)) as src, atomic_path(out) as tmp:
@@ -109,6 +111,8 @@ def write_background(original: Path, out: Path, spans: list[tuple[float, float]]
                 else:
                     voice = c.read(len(block), dtype="float32", fill_value=0.0)
                     dst.write(block - ((1.0 - gain) * voice)[:, None])
+                    if kept is not None:
+                        kept.add(gain * voice)
                 offset += len(block)
             if c is not None:
                 c.close()

@@ -212,5 +212,10 @@ def test_under_a_line_the_centre_goes_and_the_other_channels_stay(tmp_path, stre
     if with_centre:
         assert abs(db(under, after)) < 1.0, db(under, after)
         assert any("of the centre channel" in n for n in ctx.notes), ctx.notes
+        # the quality figures read what is left of the centre, not the kept music
+        assert ctx.artifacts["voice_in_centre"]
+        left = ctx.artifacts["background_levels"].db
+        assert left[int(2.2 / 0.01):int(3.3 / 0.01)].max() < -90
+        assert left[int(4.4 / 0.01):int(5.5 / 0.01)].min() > -30  # the voice where kept
     else:
         assert db(under, after) < -40

@@ -31,6 +31,7 @@ from videodub.model import DubEncoding, JobContext, MediaInfo, Segment, WorkerHi
 from videodub.parallel_encode import EncoderSpec, splices
 from videodub.placement import ClipPlacer, placed
 from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
+from videodub.speech_regions import LevelMeter
 from videodub.voice_activity import source_regions_of_file, source_regions_until
 from videodub.wav import FFMPEG_WAV, wav_format
 
@@ -225,9 +226,13 @@ class DuckMixer:
         centre = self._centre(media)
         ctx.note(f"mix: original voice removed in {len(spans)} speech regions"
                  + (" of the centre channel" if centre else ""))
-        out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans, centre)
+        kept = LevelMeter(media.sample_rate) if centre else None  # the centre left: the voice
+        out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans, centre,
+                               kept)
         ctx.artifacts.update(background=out, background_ducked=False,
                              background_gain_db=self._levels(media).background_db)
+        if kept is not None:
+            ctx.artifacts.update(background_levels=kept.levels(), voice_in_centre=True)
         return out
 
     def _graph(self, samples: int, tail: str, media: MediaInfo) -> str:
