@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import logging
+import functools
 import math
 import re
 import unicodedata
@@ -16,6 +17,7 @@ from pathlib import Path
 import srt
 
 from videodub.errors import VideodubError
+from videodub.languages import primary
 from videodub.media import write_text_atomic
 from videodub.model import Segment
 
@@ -140,40 +142,45 @@ def _width(text: str) -> int:
 _NO_START = set("、。，．・：；！？）」』】〉》〕］｝”’ー〜…ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々")
 # ... and these never end one (opening marks).
 _NO_END = set("（「『【〈《〔［｛“‘")
-# Where a Japanese line breaks well: after punctuation, and where a particle or verb ending (a
-# run of hiragana) meets the next word (kanji, katakana, Latin): "皆さんのための|ビデオ作り".
-# An honorific prefix (お, ご) stays with its word.
-_PREFIXES = {"お", "ご"}
-
-
-def _hiragana(c: str) -> bool:
-    return "\u3041" <= c <= "\u309f"
+# Chinese characters and kana: a word holding them is broken between phrases (``_units``).
+_HAN_OR_KANA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def _kana(c: str) -> bool:
     return "\u3041" <= c <= "\u30ff"
 
 
-def _units(text: str, phrases: bool = True) -> list[str]:
-    """Spaceless text as the pieces a line may break between: in Japanese (text with kana)
-    phrases, elsewhere (Chinese, or ``phrases`` off) characters; kinsoku marks kept with
-    their neighbours."""
-    japanese = phrases and any(_kana(c) for c in text)
+@functools.cache
+def _phrases(model: str):
+    """BudouX's parser for ``model`` (``ja``, ``zh-hans``, ``zh-hant``): where a line of that
+    language breaks well, learnt from its text ("皆さんの|ための|ビデオ作りに|ついての")."""
+    import budoux
+
+    return {"ja": budoux.load_default_japanese_parser,
+            "zh-hans": budoux.load_default_simplified_chinese_parser,
+            "zh-hant": budoux.load_default_traditional_chinese_parser}[model]()
+
+
+def _model(text: str, lang: str | None) -> str:
+    """Japanese for text with kana (or a line of a Japanese track without any); Chinese
+    otherwise, in traditional characters when the language tag says so (zh-Hant, zh-TW)."""
+    tag = (lang or "").lower().replace("_", "-")
+    if any(_kana(c) for c in text) or primary(tag) == "ja":
+        return "ja"
+    if primary(tag) == "zh" and any(part in ("hant", "tw", "hk", "mo") for part in tag.split("-")):
+        return "zh-hant"
+    return "zh-hans"
+
+
+def _units(text: str, lang: str | None = None, phrases: bool = True) -> list[str]:
+    """Spaceless text as the pieces a line may break between: phrases (``_phrases``), or
+    with ``phrases`` off characters; kinsoku marks kept with their neighbours."""
     units: list[str] = []
-    run = 0  # length of the hiragana run that ends the current unit
-    for c in text:
-        prev = units[-1][-1] if units else ""
-        joined = prev == "" or c in _NO_START or prev in _NO_END
-        if not joined and japanese:
-            after_punctuation = prev in _NO_START and not _kana(prev)
-            after_particle = (_hiragana(prev) and not _hiragana(c)
-                              and not (run == 1 and prev in _PREFIXES))
-            joined = not (after_punctuation or after_particle)
-        if joined and units:
-            units[-1] += c
+    for piece in _phrases(_model(text, lang)).parse(text) if phrases else text:
+        if units and (piece[0] in _NO_START or units[-1][-1] in _NO_END):
+            units[-1] += piece
         else:
-            units.append(c)
-        run = run + 1 if _hiragana(c) else 0
+            units.append(piece)
     return units
 
 
@@ -199,18 +206,23 @@ def _thai_words(text: str) -> list[str]:
     return words
 
 
-def _tokens(text: str, width: int) -> tuple[list[str], str]:
-    """Words and the glue between them; text written without spaces (Chinese, Japanese) is
-    broken between phrases or characters (:func:`_units`), a phrase wider than a line
-    between its characters; Thai between its words (:func:`_thai_words`)."""
+def _tokens(text: str, width: int, lang: str | None = None) -> tuple[list[str], str]:
+    """Words and the glue between them. Text with Chinese characters or kana is broken
+    between phrases too (:func:`_units`), a phrase wider than a line between its characters,
+    and Thai between its words (:func:`_thai_words`): their pieces are glued with nothing, a
+    piece after a space carrying it (a cue preferably ends there, :func:`_chunks`)."""
     if _THAI.search(text):
         return _thai_words(text), ""
     words = text.split()
-    if len(words) > 1 or _width(text) <= len(text):
+    if not _HAN_OR_KANA.search(text):
         return words, " "
-    units = [piece for unit in _units(text)
-             for piece in (_units(unit, phrases=False) if _width(unit) > width else [unit])]
-    return units, ""
+    tokens: list[str] = []
+    for word in words:
+        pieces = [piece for unit in _units(word, lang)
+                  for piece in (_units(unit, lang, phrases=False) if _width(unit) > width
+                                else [unit])] if _HAN_OR_KANA.search(word) else [word]
+        tokens += [(" " if tokens else "") + pieces[0], *pieces[1:]]
+    return tokens, ""
 
 
 def _wrap(tokens: list[str], glue: str, width: int) -> list[str]:
@@ -237,15 +249,15 @@ def _balanced(tokens: list[str], glue: str, width: int, most: int) -> list[str] 
     return lines if len(lines) <= most else None
 
 
-def layout_cue(text: str, layout: SubtitleLayout) -> list[str]:
-    """``text`` as the content of one or more cues: lines of ``max_line_chars`` at most,
-    ``max_lines`` a cue, as few cues as fit, ending after a clause where one ends within half
-    a cue of the even point (else as even as they can be)."""
+def layout_cue(text: str, layout: SubtitleLayout, lang: str | None = None) -> list[str]:
+    """``text`` (in language ``lang``, when known) as the content of one or more cues: lines
+    of ``max_line_chars`` at most, ``max_lines`` a cue, as few cues as fit, ending after a
+    clause where one ends within half a cue of the even point (else as even as they can be)."""
     text = " ".join(text.split())
     if not layout.max_line_chars or not text:
         return [text]
     width, most = layout.max_line_chars, layout.max_lines
-    tokens, glue = _tokens(text, width)
+    tokens, glue = _tokens(text, width, lang)
     for count in range(max(1, math.ceil(_width(text) / (width * most))), len(tokens) + 1):
         for leeway in (0.5, 0.0):
             laid = [_balanced(c, glue, width, most) for c in _chunks(tokens, glue, count, leeway)]
@@ -282,9 +294,10 @@ def _chunks(tokens: list[str], glue: str, count: int, leeway: float) -> list[lis
 
 
 def write_srt(segments: list[Segment], path: Path, target: bool,
-              layout: SubtitleLayout | None = None) -> Path:
-    """The source or target text of ``segments`` as SRT, each laid out by ``layout``: a
-    line split into several cues shares its time between them by their share of its text."""
+              layout: SubtitleLayout | None = None, lang: str | None = None) -> Path:
+    """The source or target text of ``segments`` (in ``lang``) as SRT, each laid out by
+    ``layout``: a line split into several cues shares its time between them by their share
+    of its text."""
     layout = layout or SubtitleLayout()
     subs = []
     for seg in segments:
@@ -292,7 +305,7 @@ def write_srt(segments: list[Segment], path: Path, target: bool,
         if not text.strip():
             continue
         end = max(seg.end, seg.start + 0.01)
-        cues = layout_cue(text, layout)
+        cues = layout_cue(text, layout, lang)
         weights = [_width(c.replace("\n", "")) for c in cues]
         at = seg.start
         for cue, weight in zip(cues, weights):

@@ -8,7 +8,8 @@ import pytest
 
 from videodub.errors import VideodubError
 from videodub.model import Segment
-from videodub.subtitles import Cue, SubtitleLayout, layout_cue, read_cues, spoken_text, write_srt
+from videodub.subtitles import (Cue, SubtitleLayout, _width, layout_cue, read_cues, spoken_text,
+                                write_srt)
 
 SRT = """\
 1
@@ -187,7 +188,6 @@ LONG = ("And so, my fellow Americans, ask not what your country can do for you; 
 
 
 def widths(cue: str) -> list[int]:
-    from videodub.subtitles import _width
 
     return [_width(line) for line in cue.split("\n")]
 
@@ -214,25 +214,61 @@ def test_a_line_too_long_for_one_cue_becomes_even_cues_ending_after_a_clause():
 
 def test_wide_characters_count_two_columns_and_japanese_breaks_between_phrases():
     """Not inside a word ("につ|いて", "ございまし|た。", as breaking between any two
-    characters did): after punctuation, or where a particle meets the next word."""
+    characters did): between BudouX's phrases, after punctuation where one ends near the
+    even point."""
     text = "今日は三つの簡単なアイデアを見ていきましょう。それから字幕の話をします。"  # 36 wide
     cues = layout_cue(text, SubtitleLayout())
     assert all(max(widths(c)) <= 42 and len(c.split("\n")) <= 2 for c in cues)
     assert "".join(c.replace("\n", "") for c in cues) == text
     assert cues == ["今日は三つの簡単なアイデアを\n見ていきましょう。", "それから字幕の話をします。"]
     assert layout_cue("皆さんのためのビデオ作りについての短い講演へようこそ。", SubtitleLayout()) == [
-        "皆さんのためのビデオ作りについての\n短い講演へようこそ。"]
+        "皆さんのためのビデオ作りに\nついての短い講演へようこそ。"]
     assert layout_cue("ご覧いただきありがとうございました。また次回お会いしましょう。",
                       SubtitleLayout()) == ["ご覧いただきありがとうございました。\nまた次回お会いしましょう。"]
 
 
-def test_chinese_breaks_between_characters_but_no_line_starts_with_closing_punctuation():
+def test_a_spaced_word_in_japanese_does_not_leave_the_rest_one_line():
+    """A Latin word between spaces split the line only there: the rest, 64 columns, stood
+    as one line. Each spaceless run is broken between its phrases too."""
+    text = "今日は Python を使って字幕の行を自動的に分割する方法について詳しく説明します。"
+    cues = layout_cue(text, SubtitleLayout(), "ja")
+    lines = [line for cue in cues for line in cue.split("\n")]
+    assert cues == ["今日は Python を使って字幕の行を自動的に\n分割する方法について詳しく説明します。"]
+    assert all(_width(line) <= 42 for line in lines)
+    assert " ".join(lines).replace(" ", "") == text.replace(" ", "")
+    # Korean, spaced between words and with no Chinese characters, still breaks at spaces.
+    korean = "오늘은 모두를 위한 영상 제작에 관한 짧은 강연에 오신 것을 환영합니다 감사합니다"
+    assert all(" ".join(c.split("\n")) in korean for c in layout_cue(korean, SubtitleLayout()))
+
+
+WORDS_ZH = ("我们", "今天", "讨论", "简单", "想法", "然后", "大家", "高兴")
+
+
+@pytest.mark.parametrize("width", range(15, 21))
+def test_chinese_breaks_between_words_and_no_line_starts_with_closing_punctuation(width):
+    """Breaking between any two characters split words ("想|法"); BudouX's phrases do not.
+    Breaking anywhere also put "”" or "，" first on a line at these widths."""
     text = "他说：“我们今天会讨论三个简单的想法。”然后他就走了，大家都很高兴。"
-    for width in range(15, 21):  # breaking anywhere put "”" or "，" first on a line here
-        cues = layout_cue(text, SubtitleLayout(max_line_chars=width))
-        lines = [line for cue in cues for line in cue.split("\n")]
-        assert "".join(lines) == text and all(max(widths(c)) <= width for c in cues)
-        assert not any(line[0] in "，。”" or line[-1] == "“" for line in lines), lines
+    cues = layout_cue(text, SubtitleLayout(max_line_chars=width), "zh")
+    lines = [line for cue in cues for line in cue.split("\n")]
+    assert "".join(lines) == text and all(max(widths(c)) <= width for c in cues)
+    assert not any(line[0] in "，。”" or line[-1] == "“" for line in lines), lines
+    joins = {a[-1] + b[0] for a, b in zip(lines, lines[1:])}
+    assert not joins & set(WORDS_ZH), lines
+
+
+def test_the_language_tag_picks_traditional_chinese_and_japanese():
+    from videodub.subtitles import _model, _units
+
+    traditional = "歡迎來到這個關於為每個人製作影片的簡短演講今天我們將看看好的配音是什麼樣子的"
+    assert [_model(traditional, tag) for tag in (None, "zh", "zh-TW", "zh-Hant", "zh_HK")] == [
+        "zh-hans", "zh-hans", "zh-hant", "zh-hant", "zh-hant"]
+    assert _model("ビデオ", None) == _model("東京都", "ja") == "ja"
+    assert "我們" in _units(traditional, "zh-TW")  # the simplified model splits it: 我|們將
+    cues = layout_cue(traditional, SubtitleLayout(max_line_chars=20), "zh-TW")
+    lines = [line for cue in cues for line in cue.split("\n")]
+    assert "".join(lines) == traditional and all(_width(line) <= 20 for line in lines)
+    assert not {a[-1] + b[0] for a, b in zip(lines, lines[1:])} & {"我們", "影片", "演講"}
 
 
 def test_thai_breaks_between_words_and_its_marks_take_no_column():
@@ -242,8 +278,6 @@ def test_thai_breaks_between_words_and_its_marks_take_no_column():
     dictionary), a cue preferably at a phrase's space, and a mark above or below a consonant
     takes no column."""
     from pythainlp.tokenize import word_tokenize
-
-    from videodub.subtitles import _width
 
     assert _width("ที่ดี") == 2  # ท and ด: the vowels ี and the tone mark ่ above take none
 

@@ -52,7 +52,7 @@ class Outputs:
 
     def write_source_srt(self, segments: list[Segment], source_lang: str | None) -> Path:
         path = write_srt(segments, self.run_dir / f"{self.stem}.{source_lang}.srt", target=False,
-                         layout=self.layout)
+                         layout=self.layout, lang=source_lang)
         self.paths["source_srt"] = path
         return path
 
@@ -63,7 +63,7 @@ class Outputs:
             # Same language, different text: keep the transcript under its own name.
             self.paths["source_srt"] = target.replace(target.with_suffix(".source.srt"))
         path = self.paths["target_srt"] = write_srt(segments, target, target=True,
-                                                    layout=self.layout)
+                                                    layout=self.layout, lang=target_lang)
         return path
 
     def write_segments(self, segments: list[Segment], source_lang: str | None, target_lang: str,

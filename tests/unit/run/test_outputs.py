@@ -98,3 +98,22 @@ def test_segments_json_drops_clips_that_go_with_the_work_folder(tmp_path):
     data = json.loads(kept.write_segments(segments(work, cache), "en", "es", work).read_text())
     assert [s["audio_path"] for s in data["segments"]] == [
         str(work / "0.wav"), str(cache / "1.wav"), None]
+
+
+def test_subtitles_are_laid_out_for_their_own_language(tmp_path):
+    """Each file's lines break where its language does: the source in the transcript's
+    language, the dub's in the target's (here Chinese in traditional characters, whose
+    phrases the simplified model splits: 我|們將)."""
+    from videodub.subtitles import SubtitleLayout, layout_cue
+
+    text = "歡迎來到這個關於為每個人製作影片的簡短演講今天我們將看看好的配音是什麼樣子的"
+    layout = SubtitleLayout(max_line_chars=16)
+    outputs = Outputs(tmp_path, "talk.mp4", keep_work=False, layout=layout)
+    segs = [Segment(0, 0.5, 9.5, "Welcome.", text)]
+    outputs.write_source_srt(segs, "en")
+    outputs.write_target_srt(segs, "zh-TW")
+    written = [cue.replace("\n", "|") for cue in
+               (tmp_path / "talk.zh-TW.srt").read_text(encoding="utf-8").split("\n\n")]
+    expected = layout_cue(text, layout, "zh-TW")
+    assert expected != layout_cue(text, layout, "zh")
+    assert all(cue.replace("\n", "|") in "".join(written) for cue in expected)
