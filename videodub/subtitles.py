@@ -10,7 +10,7 @@ import functools
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -108,20 +108,63 @@ def _vtt_seconds(stamp: str) -> float:
     return h * 3600 + m * 60 + s
 
 
+# Character-based languages: where the common streaming style guides give a line fewer
+# characters (Japanese 13 full-width characters, Chinese and Korean 16; in columns, a
+# full-width character taking two) and count a half-width character as half a character.
+WIDE_LINE_COLUMNS = {"ja": 26, "zh": 32, "ko": 32}
+# Characters a second a viewer reads comfortably: 20 for most languages (the common streaming
+# guideline for adults is 17 to 20); Japanese 4.
+FAST_CPS = 20.0
+FAST_CPS_BY_LANG = {"ja": 4.0}
+
+
 @dataclass
 class SubtitleLayout:
-    """How cues are laid out (``subtitles.*``): the common broadcast and streaming rules."""
+    """How cues are laid out and judged (``subtitles.*``): the common streaming rules."""
 
     # Longest line, in columns: a wide character (Chinese, Japanese, Korean) takes two; 0
     # leaves each line's text on one line, as before.
     max_line_chars: int = 42
+    # ... and for the languages named here (by their primary subtag), in the same columns.
+    line_columns_by_lang: dict[str, int] = field(default_factory=lambda: dict(WIDE_LINE_COLUMNS))
     # Lines a cue shows at once; a line of the dub that needs more becomes several cues.
     max_lines: int = 2
+    # Reading speed above which the report counts a cue as fast, characters a second; and
+    # for the languages named here.
+    fast_cps: float = FAST_CPS
+    fast_cps_by_lang: dict[str, float] = field(default_factory=lambda: dict(FAST_CPS_BY_LANG))
 
     def __post_init__(self) -> None:
         if self.max_line_chars < 0 or self.max_lines < 1:
             raise ValueError(f"subtitles: max_line_chars must be >= 0 and max_lines >= 1, got "
                              f"{self.max_line_chars} and {self.max_lines}")
+        for lang, width in self.line_columns_by_lang.items():
+            if width < 1:
+                raise ValueError(f"subtitles.line_columns_by_lang.{lang} must be 1 or more, "
+                                 f"got {width}")
+        for key, cps in (("fast_cps", self.fast_cps), *(
+                (f"fast_cps_by_lang.{lang}", v) for lang, v in self.fast_cps_by_lang.items())):
+            if cps <= 0:
+                raise ValueError(f"subtitles.{key} must be above 0, got {cps:g}")
+
+    def width(self, lang: str | None) -> int:
+        """The longest line in ``lang``, in columns; 0: no wrapping."""
+        if not self.max_line_chars:
+            return 0
+        return self.line_columns_by_lang.get(_subtag(lang), self.max_line_chars)
+
+    def cps(self, lang: str | None) -> float:
+        return self.fast_cps_by_lang.get(_subtag(lang), self.fast_cps)
+
+
+def _subtag(lang: str | None) -> str:
+    return primary((lang or "").lower().replace("_", "-"))
+
+
+def reading_chars(text: str, lang: str | None) -> float:
+    """Characters as the reading speed counts them: in Chinese, Japanese and Korean a
+    half-width character (Latin, a space, ASCII punctuation) as half of one."""
+    return _width(text) / 2 if _subtag(lang) in WIDE_LINE_COLUMNS else float(len(text))
 
 
 # Text in Thai script: broken between words found by a dictionary (``_thai_words``).
@@ -251,12 +294,12 @@ def _balanced(tokens: list[str], glue: str, width: int, most: int) -> list[str] 
 
 def layout_cue(text: str, layout: SubtitleLayout, lang: str | None = None) -> list[str]:
     """``text`` (in language ``lang``, when known) as the content of one or more cues: lines
-    of ``max_line_chars`` at most, ``max_lines`` a cue, as few cues as fit, ending after a
+    of ``layout.width(lang)`` at most, ``max_lines`` a cue, as few cues as fit, ending after a
     clause where one ends within half a cue of the even point (else as even as they can be)."""
     text = " ".join(text.split())
-    if not layout.max_line_chars or not text:
+    width, most = layout.width(lang), layout.max_lines
+    if not width or not text:
         return [text]
-    width, most = layout.max_line_chars, layout.max_lines
     tokens, glue = _tokens(text, width, lang)
     for count in range(max(1, math.ceil(_width(text) / (width * most))), len(tokens) + 1):
         for leeway in (0.5, 0.0):
@@ -316,23 +359,23 @@ def write_srt(segments: list[Segment], path: Path, target: bool,
     return write_text_atomic(path, srt.compose(subs, reindex=True))
 
 
-# Characters a second a viewer reads comfortably (the common streaming guideline for adults
-# is 17 to 20): cues above the higher figure are counted in the report.
-FAST_CPS = 20.0
-
-
-def reading_figures(path: Path) -> dict:
-    """How readable the subtitles of ``path`` are, as written: their cues, the longest line
-    (columns) and the most lines a cue has, and reading speed (characters a second, spaces
-    included, line breaks not): the 95th percentile, the fastest, and cues over FAST_CPS."""
+def reading_figures(path: Path, lang: str | None = None,
+                    layout: SubtitleLayout | None = None) -> dict:
+    """How readable the subtitles of ``path`` (in ``lang``) are, as written: their cues, the
+    longest line (columns) and the most lines a cue has, and reading speed (characters a
+    second, :func:`reading_chars`, line breaks not counted): the 95th percentile, the
+    fastest, and cues over the language's ``fast_cps``."""
+    layout = layout or SubtitleLayout()
     cues = list(srt.parse(path.read_text(encoding="utf-8")))
-    cps = sorted(len(c.content.replace("\n", " ")) / max((c.end - c.start).total_seconds(), 0.01)
-                 for c in cues)
+    cps = sorted(reading_chars(c.content.replace("\n", " "), lang)
+                 / max((c.end - c.start).total_seconds(), 0.01) for c in cues)
     lines = [line for c in cues for line in c.content.split("\n")]
     p95 = cps[min(len(cps) - 1, int(round(0.95 * (len(cps) - 1))))] if cps else None
+    fast = layout.cps(lang)
     return {"cues": len(cues),
             "longest_line_columns": max((_width(x) for x in lines), default=0),
             "most_lines_a_cue": max((len(c.content.split("\n")) for c in cues), default=0),
             "cps_p95": None if p95 is None else round(p95, 1),
             "cps_max": round(cps[-1], 1) if cps else None,
-            "cues_over_fast_cps": sum(v > FAST_CPS for v in cps)}
+            "fast_cps": fast,
+            "cues_over_fast_cps": sum(v > fast for v in cps)}

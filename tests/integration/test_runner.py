@@ -35,6 +35,7 @@ from videodub.api import compose_job
 from videodub.builtin import ingest_local, mux_ffmpeg
 from videodub.errors import NoSpace, VideodubError
 from videodub.plugins import collect, make_plugin_manager, register_configs
+from videodub.run.quality import summary_line
 from videodub.run.runner import Runner
 from videodub.subtitles import read_cues
 from videodub.testing.samples import ENGLISH_TALK, make_talk
@@ -494,3 +495,16 @@ def test_producers_blocked_on_full_pipes_end_within_a_second_of_a_failure(
     assert [str(exc) for exc in outcome] == ["mixer: the disk is full"]
     left = wait_for_threads_to_end(before, bound=failed_at[0] + THREADS_GONE_S - time.monotonic())
     assert left == [], f"{left} still alive {THREADS_GONE_S} s after the failure"
+
+
+def test_the_report_reads_subtitles_by_the_target_languages_rules(registry, fakes, fake_input,
+                                                                 tmp_path):
+    """A Japanese dub's subtitles are laid out 13 characters a line (26 columns) and their
+    reading speed judged against 4 characters a second, as the report says."""
+    run = run_job(registry, fakes, fake_input, tmp_path, "transcribe=fake",
+                  "transcribe.segments=3", "translate=fake", "tts=fake", "target_lang=ja")
+    assert run.error is None, run.error
+    figures = run.report["quality"]["subtitles"]
+    assert figures["fast_cps"] == 4.0
+    assert 0 < figures["longest_line_columns"] <= 26
+    assert "cues over 4)" in summary_line(run.report["quality"])

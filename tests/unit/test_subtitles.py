@@ -231,7 +231,7 @@ def test_a_spaced_word_in_japanese_does_not_leave_the_rest_one_line():
     """A Latin word between spaces split the line only there: the rest, 64 columns, stood
     as one line. Each spaceless run is broken between its phrases too."""
     text = "今日は Python を使って字幕の行を自動的に分割する方法について詳しく説明します。"
-    cues = layout_cue(text, SubtitleLayout(), "ja")
+    cues = layout_cue(text, SubtitleLayout(line_columns_by_lang={}), "ja")
     lines = [line for cue in cues for line in cue.split("\n")]
     assert cues == ["今日は Python を使って字幕の行を自動的に\n分割する方法について詳しく説明します。"]
     assert all(_width(line) <= 42 for line in lines)
@@ -249,7 +249,7 @@ def test_chinese_breaks_between_words_and_no_line_starts_with_closing_punctuatio
     """Breaking between any two characters split words ("想|法"); BudouX's phrases do not.
     Breaking anywhere also put "”" or "，" first on a line at these widths."""
     text = "他说：“我们今天会讨论三个简单的想法。”然后他就走了，大家都很高兴。"
-    cues = layout_cue(text, SubtitleLayout(max_line_chars=width), "zh")
+    cues = layout_cue(text, SubtitleLayout(max_line_chars=width, line_columns_by_lang={}), "zh")
     lines = [line for cue in cues for line in cue.split("\n")]
     assert "".join(lines) == text and all(max(widths(c)) <= width for c in cues)
     assert not any(line[0] in "，。”" or line[-1] == "“" for line in lines), lines
@@ -265,7 +265,7 @@ def test_the_language_tag_picks_traditional_chinese_and_japanese():
         "zh-hans", "zh-hans", "zh-hant", "zh-hant", "zh-hant"]
     assert _model("ビデオ", None) == _model("東京都", "ja") == "ja"
     assert "我們" in _units(traditional, "zh-TW")  # the simplified model splits it: 我|們將
-    cues = layout_cue(traditional, SubtitleLayout(max_line_chars=20), "zh-TW")
+    cues = layout_cue(traditional, SubtitleLayout(line_columns_by_lang={"zh": 20}), "zh-TW")
     lines = [line for cue in cues for line in cue.split("\n")]
     assert "".join(lines) == traditional and all(_width(line) <= 20 for line in lines)
     assert not {a[-1] + b[0] for a, b in zip(lines, lines[1:])} & {"我們", "影片", "演講"}
@@ -345,4 +345,33 @@ def test_reading_figures_say_how_readable_the_written_cues_are(tmp_path):
             Segment(1, 3.0, 4.0, "", "Una línea que se lee demasiado deprisa aquí.")]  # 44 in 1 s
     figures = reading_figures(write_srt(segs, tmp_path / "x.es.srt", target=True))
     assert figures == {"cues": 2, "longest_line_columns": 23, "most_lines_a_cue": 2,
-                       "cps_p95": 44.0, "cps_max": 44.0, "cues_over_fast_cps": 1}
+                       "cps_p95": 44.0, "cps_max": 44.0, "fast_cps": 20.0,
+                       "cues_over_fast_cps": 1}
+
+
+def test_japanese_chinese_and_korean_lines_are_narrower_and_read_slower(tmp_path):
+    """42 columns took 21 Chinese or Japanese characters a line, where the streaming style
+    guides give Chinese and Korean 16 and Japanese 13; and a Japanese cue at 10 characters a
+    second counted as comfortable, where Japanese viewers are given 4. A half-width character
+    (Latin, a space) counts as half of one there."""
+    from videodub.subtitles import reading_figures, reading_chars
+
+    text = "今日は三つの簡単なアイデアを見ていきましょう。それから字幕の話をします。"  # 36 wide
+    for lang, columns in (("ja", 26), ("zh-TW", 32), ("ko", 32), ("es", 42), (None, 42)):
+        assert SubtitleLayout().width(lang) == columns
+    lines = [line for cue in layout_cue(text, SubtitleLayout(), "ja") for line in cue.split("\n")]
+    assert max(_width(line) for line in lines) <= 26 < max(
+        _width(line) for cue in layout_cue(text, SubtitleLayout(), "es") for line in cue.split("\n"))
+    own = SubtitleLayout(line_columns_by_lang={"ja": 30})
+    assert own.width("ja") == 30 and own.width("zh") == 42
+    assert SubtitleLayout(max_line_chars=0).width("ja") == 0  # no wrapping at all
+    assert reading_chars("iPhoneの話", "ja") == 5.0 and reading_chars("iPhoneの話", "de") == 8
+    segs = [Segment(0, 0.0, 2.0, "", "ありがとう。"),  # 6 characters in 2 s: 3 a second
+            Segment(1, 3.0, 4.0, "", "字幕の話をします。")]  # 9 in 1 s
+    ja = reading_figures(write_srt(segs, tmp_path / "x.ja.srt", True, lang="ja"), "ja")
+    assert (ja["cps_max"], ja["fast_cps"], ja["cues_over_fast_cps"]) == (9.0, 4.0, 1)
+    assert reading_figures(tmp_path / "x.ja.srt", "zh")["cues_over_fast_cps"] == 0
+    with pytest.raises(ValueError, match="line_columns_by_lang.ja must be 1 or more, got -1"):
+        SubtitleLayout(line_columns_by_lang={"ja": -1})
+    with pytest.raises(ValueError, match="fast_cps_by_lang.ja must be above 0, got 0"):
+        SubtitleLayout(fast_cps_by_lang={"ja": 0})

@@ -253,7 +253,7 @@ def _subtitles(sub: dict[str, Any]) -> str:
     if not sub.get("cues"):
         return ""
     return (f", subtitles {sub['cps_p95']} chars/s p95 ({sub['cues_over_fast_cps']} cues over "
-            f"{FAST_CPS:g}), lines up to {sub['longest_line_columns']} columns")
+            f"{sub.get('fast_cps', FAST_CPS):g}), lines up to {sub['longest_line_columns']} columns")
 
 
 def _candidates(c: dict[str, Any]) -> str:

@@ -325,7 +325,8 @@ class Runner:
         assert ctx.media is not None
         try:
             self.quality = measure_quality(pipeline.target_segments, ctx.media, ctx)
-            self.quality["subtitles"] = reading_figures(pipeline.outputs.paths["target_srt"])
+            self.quality["subtitles"] = reading_figures(pipeline.outputs.paths["target_srt"],
+                                                        ctx.target_lang, self.job.subtitles)
         except Exception as exc:  # noqa: BLE001 - see the docstring
             log.warning("measuring the dub's quality failed", exc_info=True)
             self.quality = {"error": f"{type(exc).__name__}: {exc}"}

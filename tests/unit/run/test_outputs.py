@@ -107,7 +107,7 @@ def test_subtitles_are_laid_out_for_their_own_language(tmp_path):
     from videodub.subtitles import SubtitleLayout, layout_cue
 
     text = "歡迎來到這個關於為每個人製作影片的簡短演講今天我們將看看好的配音是什麼樣子的"
-    layout = SubtitleLayout(max_line_chars=16)
+    layout = SubtitleLayout(line_columns_by_lang={"zh": 16})
     outputs = Outputs(tmp_path, "talk.mp4", keep_work=False, layout=layout)
     segs = [Segment(0, 0.5, 9.5, "Welcome.", text)]
     outputs.write_source_srt(segs, "en")
