@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import html
 import logging
-import functools
 import math
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +16,7 @@ import srt
 
 from videodub.errors import VideodubError
 from videodub.languages import primary
+from videodub.linebreak import break_lines, columns
 from videodub.media import write_text_atomic
 from videodub.model import Segment
 
@@ -133,6 +132,9 @@ class SubtitleLayout:
     # for the languages named here.
     fast_cps: float = FAST_CPS
     fast_cps_by_lang: dict[str, float] = field(default_factory=lambda: dict(FAST_CPS_BY_LANG))
+    # A cue too brief to read (under MIN_CUE_S, or faster than the language's fast_cps) is
+    # held on after its speech by up to this much, into the silence before the next; 0: never.
+    max_extend_s: float = 0.5
 
     def __post_init__(self) -> None:
         if self.max_line_chars < 0 or self.max_lines < 1:
@@ -146,6 +148,9 @@ class SubtitleLayout:
                 (f"fast_cps_by_lang.{lang}", v) for lang, v in self.fast_cps_by_lang.items())):
             if cps <= 0:
                 raise ValueError(f"subtitles.{key} must be above 0, got {cps:g}")
+        if not 0 <= self.max_extend_s <= 2:
+            raise ValueError(f"subtitles.max_extend_s must be between 0 and 2, got "
+                             f"{self.max_extend_s:g}")
 
     def width(self, lang: str | None) -> int:
         """The longest line in ``lang``, in columns; 0: no wrapping."""
@@ -164,199 +169,60 @@ def _subtag(lang: str | None) -> str:
 def reading_chars(text: str, lang: str | None) -> float:
     """Characters as the reading speed counts them: in Chinese, Japanese and Korean a
     half-width character (Latin, a space, ASCII punctuation) as half of one."""
-    return _width(text) / 2 if _subtag(lang) in WIDE_LINE_COLUMNS else float(len(text))
-
-
-# Text in Thai script: broken between words found by a dictionary (``_thai_words``).
-_THAI = re.compile(r"[\u0e00-\u0e7f]")
-# Punctuation that ends a clause: a cue preferably ends after one.
-_CLAUSE_END = re.compile(r"[.!?;:,、。，！？؟،।]$")
-
-
-def _width(text: str) -> int:
-    """Columns: East Asian wide characters take two, combining marks (Thai vowels and tone
-    marks above and below a consonant) none."""
-    return sum(0 if unicodedata.combining(c) or unicodedata.category(c) == "Mn"
-               else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-# Line breaking in text written without spaces (Chinese, Japanese), after the kinsoku rules:
-# these never start a line (closing marks, small kana, the long-vowel mark) ...
-_NO_START = set("、。，．・：；！？）」』】〉》〕］｝”’ー〜…ぁぃぅぇぉっゃゅょゎァィゥェォッャュョヮヵヶ々")
-# ... and these never end one (opening marks).
-_NO_END = set("（「『【〈《〔［｛“‘")
-# Chinese characters and kana: a word holding them is broken between phrases (``_units``).
-_HAN_OR_KANA = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-
-
-def _kana(c: str) -> bool:
-    return "\u3041" <= c <= "\u30ff"
-
-
-@functools.cache
-def _phrases(model: str):
-    """BudouX's parser for ``model`` (``ja``, ``zh-hans``, ``zh-hant``): where a line of that
-    language breaks well, learnt from its text ("皆さんの|ための|ビデオ作りに|ついての")."""
-    import budoux
-
-    return {"ja": budoux.load_default_japanese_parser,
-            "zh-hans": budoux.load_default_simplified_chinese_parser,
-            "zh-hant": budoux.load_default_traditional_chinese_parser}[model]()
-
-
-def _model(text: str, lang: str | None) -> str:
-    """Japanese for text with kana (or a line of a Japanese track without any); Chinese
-    otherwise, in traditional characters when the language tag says so (zh-Hant, zh-TW)."""
-    tag = (lang or "").lower().replace("_", "-")
-    if any(_kana(c) for c in text) or primary(tag) == "ja":
-        return "ja"
-    if primary(tag) == "zh" and any(part in ("hant", "tw", "hk", "mo") for part in tag.split("-")):
-        return "zh-hant"
-    return "zh-hans"
-
-
-def _units(text: str, lang: str | None = None, phrases: bool = True) -> list[str]:
-    """Spaceless text as the pieces a line may break between: phrases (``_phrases``), or
-    with ``phrases`` off characters; kinsoku marks kept with their neighbours."""
-    units: list[str] = []
-    for piece in _phrases(_model(text, lang)).parse(text) if phrases else text:
-        if units and (piece[0] in _NO_START or units[-1][-1] in _NO_END):
-            units[-1] += piece
-        else:
-            units.append(piece)
-    return units
-
-
-def _thai_words(text: str) -> list[str]:
-    """Thai, written without spaces between words (a space ends a phrase), as its words
-    (PyThaiNLP's dictionary-based ``newmm``); a word after a space carries it, which marks a
-    phrase's end to :func:`_chunks`. The repetition mark ``ๆ`` and closing punctuation stay
-    with the word before them."""
-    from pythainlp.tokenize import word_tokenize
-
-    words: list[str] = []
-    space = False
-    for piece in word_tokenize(text, engine="newmm", keep_whitespace=True):
-        if piece.isspace():
-            space = True
-            continue
-        if words and not space and (piece[0] in "ๆฯ" or piece[0] in _NO_START
-                                    or unicodedata.category(piece[0]) in ("Pe", "Pf", "Po")):
-            words[-1] += piece
-        else:
-            words.append((" " if space and words else "") + piece)
-        space = False
-    return words
-
-
-def _tokens(text: str, width: int, lang: str | None = None) -> tuple[list[str], str]:
-    """Words and the glue between them. Text with Chinese characters or kana is broken
-    between phrases too (:func:`_units`), a phrase wider than a line between its characters,
-    and Thai between its words (:func:`_thai_words`): their pieces are glued with nothing, a
-    piece after a space carrying it (a cue preferably ends there, :func:`_chunks`)."""
-    if _THAI.search(text):
-        return _thai_words(text), ""
-    words = text.split()
-    if not _HAN_OR_KANA.search(text):
-        return words, " "
-    tokens: list[str] = []
-    for word in words:
-        pieces = [piece for unit in _units(word, lang)
-                  for piece in (_units(unit, lang, phrases=False) if _width(unit) > width
-                                else [unit])] if _HAN_OR_KANA.search(word) else [word]
-        tokens += [(" " if tokens else "") + pieces[0], *pieces[1:]]
-    return tokens, ""
-
-
-def _wrap(tokens: list[str], glue: str, width: int) -> list[str]:
-    lines: list[str] = []
-    for token in tokens:
-        if lines and _width(lines[-1] + glue + token) <= width:
-            lines[-1] += glue + token
-        else:
-            lines.append(token.lstrip())  # a Thai word after a phrase's space
-    return lines
-
-
-def _balanced(tokens: list[str], glue: str, width: int, most: int) -> list[str] | None:
-    """The lines of ``tokens`` in at most ``most`` lines of ``width``, as even as they can
-    be (the narrowest width that still takes ``most`` lines); None when they do not fit."""
-    whole = _width(glue.join(tokens).lstrip())
-    if whole <= width:
-        return [glue.join(tokens).lstrip()]  # a line that fits stays one line
-    for narrow in range(min(width, math.ceil(whole / most)), width + 1):
-        lines = _wrap(tokens, glue, narrow)
-        if len(lines) <= most and all(_width(x) <= narrow for x in lines):
-            return lines
-    lines = _wrap(tokens, glue, width)  # a word wider than a line: it stands alone
-    return lines if len(lines) <= most else None
+    return columns(text) / 2 if _subtag(lang) in WIDE_LINE_COLUMNS else float(len(text))
 
 
 def layout_cue(text: str, layout: SubtitleLayout, lang: str | None = None) -> list[str]:
-    """``text`` (in language ``lang``, when known) as the content of one or more cues: lines
-    of ``layout.width(lang)`` at most, ``max_lines`` a cue, as few cues as fit, ending after a
-    clause where one ends within half a cue of the even point (else as even as they can be)."""
-    text = " ".join(text.split())
-    width, most = layout.width(lang), layout.max_lines
-    if not width or not text:
-        return [text]
-    tokens, glue = _tokens(text, width, lang)
-    for count in range(max(1, math.ceil(_width(text) / (width * most))), len(tokens) + 1):
-        for leeway in (0.5, 0.0):
-            laid = [_balanced(c, glue, width, most) for c in _chunks(tokens, glue, count, leeway)]
-            if all(x is not None for x in laid):
-                return ["\n".join(x) for x in laid if x]
-    return [text]  # not reached: one token a cue always fits
+    """``text`` (in ``lang``) as the content of one or more cues, lines as wide as
+    ``layout.width(lang)`` (:func:`~videodub.linebreak.break_lines`)."""
+    return break_lines(text, layout.width(lang), layout.max_lines, lang)
 
 
-def _chunks(tokens: list[str], glue: str, count: int, leeway: float) -> list[list[str]]:
-    """``tokens`` in ``count`` runs of about equal width; each cut moves to a clause's end
-    within ``leeway`` of a run of the even point."""
-    if count == 1:
-        return [tokens]
-    ends, total = [], 0
-    for token in tokens:
-        total += _width(token) + len(glue)
-        ends.append(total)
-    run = total / count
-    cuts, start = [], 0
-    for k in range(1, count):
-        goal = run * k
-        candidates = range(start + 1, len(tokens) - (count - k) + 1)
-        if not candidates:
-            break
-        best = min(candidates, key=lambda i: abs(ends[i - 1] - goal))
-        clause = [i for i in candidates
-                  if (_CLAUSE_END.search(tokens[i - 1]) or tokens[i].startswith(" "))
-                  and abs(ends[i - 1] - goal) <= run * leeway]
-        cut = min(clause, key=lambda i: abs(ends[i - 1] - goal)) if clause else best
-        cuts.append(cut)
-        start = cut
-    bounds = [0, *cuts, len(tokens)]
-    return [tokens[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+# The streaming style guides' timing: a cue stays up 5/6 s at least, and two frames (at 24
+# fps) part it from the next.
+MIN_CUE_S = 5 / 6
+CUE_GAP_S = 2 / 24
 
 
 def write_srt(segments: list[Segment], path: Path, target: bool,
               layout: SubtitleLayout | None = None, lang: str | None = None) -> Path:
     """The source or target text of ``segments`` (in ``lang``) as SRT, each laid out by
     ``layout``: a line split into several cues shares its time between them by their share
-    of its text."""
+    of its text; a cue too brief to read is held on into the silence after it (:func:`_held`)."""
     layout = layout or SubtitleLayout()
-    subs = []
+    cues: list[tuple[float, float, str]] = []
     for seg in segments:
         text = (seg.target_text if target else seg.source_text) or ""
         if not text.strip():
             continue
         end = max(seg.end, seg.start + 0.01)
-        cues = layout_cue(text, layout, lang)
-        weights = [_width(c.replace("\n", "")) for c in cues]
+        parts = layout_cue(text, layout, lang)
+        weights = [columns(c.replace("\n", "")) for c in parts]
         at = seg.start
-        for cue, weight in zip(cues, weights):
+        for cue, weight in zip(parts, weights):
             until = at + (end - seg.start) * weight / sum(weights)
-            subs.append(srt.Subtitle(index=0, start=timedelta(seconds=at),
-                                     end=timedelta(seconds=until), content=cue))
+            cues.append((at, until, cue))
             at = until
+    subs = [srt.Subtitle(index=0, start=timedelta(seconds=a), end=timedelta(seconds=b),
+                         content=cue) for a, b, cue in _held(cues, layout, lang)]
     return write_text_atomic(path, srt.compose(subs, reindex=True))
+
+
+def _held(cues: list[tuple[float, float, str]], layout: SubtitleLayout,
+          lang: str | None) -> list[tuple[float, float, str]]:
+    """Each cue held past its speech until it has been up ``MIN_CUE_S`` and long enough to
+    read at the language's ``fast_cps`` (by ``max_extend_s`` at most for that), and never
+    closer than ``CUE_GAP_S`` to the next cue (the next part of a split line follows at
+    once: not held). ``max_extend_s=0`` holds none."""
+    if not layout.max_extend_s:
+        return cues
+    held = []
+    for i, (start, end, text) in enumerate(cues):
+        follows = cues[i + 1][0] if i + 1 < len(cues) else math.inf
+        reading = reading_chars(text.replace("\n", " "), lang) / layout.cps(lang)
+        want = start + max(MIN_CUE_S, min(reading, end - start + layout.max_extend_s))
+        held.append((start, max(end, min(want, follows - CUE_GAP_S)), text))
+    return held
 
 
 def reading_figures(path: Path, lang: str | None = None,
@@ -373,7 +239,7 @@ def reading_figures(path: Path, lang: str | None = None,
     p95 = cps[min(len(cps) - 1, int(round(0.95 * (len(cps) - 1))))] if cps else None
     fast = layout.cps(lang)
     return {"cues": len(cues),
-            "longest_line_columns": max((_width(x) for x in lines), default=0),
+            "longest_line_columns": max((columns(x) for x in lines), default=0),
             "most_lines_a_cue": max((len(c.content.split("\n")) for c in cues), default=0),
             "cps_p95": None if p95 is None else round(p95, 1),
             "cps_max": round(cps[-1], 1) if cps else None,

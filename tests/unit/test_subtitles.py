@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from videodub.errors import VideodubError
+from videodub.linebreak import columns
 from videodub.model import Segment
-from videodub.subtitles import (Cue, SubtitleLayout, _width, layout_cue, read_cues, spoken_text,
-                                write_srt)
+from videodub.subtitles import Cue, SubtitleLayout, layout_cue, read_cues, spoken_text, write_srt
 
 SRT = """\
 1
@@ -150,7 +150,8 @@ def test_write_srt_round_trip(tmp_path):
     path = write_srt(segments, tmp_path / "out.es.srt", target=True)
     cues = read_cues(path)
     assert [c.text for c in cues] == ["Hola.", "Adiós, hasta luego.", "¡Ya!"]
-    assert [(c.start, c.end) for c in cues] == [(0.5, 1.25), (3.333, 5.5), (6.0, 6.01)]
+    # "Hola." and "¡Ya!", spoken in no time, are held to 5/6 s
+    assert [(c.start, c.end) for c in cues] == [(0.5, 1.333), (3.333, 5.5), (6.0, 6.833)]
     assert path.read_text(encoding="utf-8").startswith("1\n")
 
     source = read_cues(write_srt(segments, tmp_path / "out.en.srt", target=False))
@@ -189,7 +190,7 @@ LONG = ("And so, my fellow Americans, ask not what your country can do for you; 
 
 def widths(cue: str) -> list[int]:
 
-    return [_width(line) for line in cue.split("\n")]
+    return [columns(line) for line in cue.split("\n")]
 
 
 def test_a_line_that_fits_stays_one_line_and_a_longer_one_becomes_two_even_lines():
@@ -234,7 +235,7 @@ def test_a_spaced_word_in_japanese_does_not_leave_the_rest_one_line():
     cues = layout_cue(text, SubtitleLayout(line_columns_by_lang={}), "ja")
     lines = [line for cue in cues for line in cue.split("\n")]
     assert cues == ["今日は Python を使って字幕の行を自動的に\n分割する方法について詳しく説明します。"]
-    assert all(_width(line) <= 42 for line in lines)
+    assert all(columns(line) <= 42 for line in lines)
     assert " ".join(lines).replace(" ", "") == text.replace(" ", "")
     # Korean, spaced between words and with no Chinese characters, still breaks at spaces.
     korean = "오늘은 모두를 위한 영상 제작에 관한 짧은 강연에 오신 것을 환영합니다 감사합니다"
@@ -258,7 +259,7 @@ def test_chinese_breaks_between_words_and_no_line_starts_with_closing_punctuatio
 
 
 def test_the_language_tag_picks_traditional_chinese_and_japanese():
-    from videodub.subtitles import _model, _units
+    from videodub.linebreak import _model, _units
 
     traditional = "歡迎來到這個關於為每個人製作影片的簡短演講今天我們將看看好的配音是什麼樣子的"
     assert [_model(traditional, tag) for tag in (None, "zh", "zh-TW", "zh-Hant", "zh_HK")] == [
@@ -267,7 +268,7 @@ def test_the_language_tag_picks_traditional_chinese_and_japanese():
     assert "我們" in _units(traditional, "zh-TW")  # the simplified model splits it: 我|們將
     cues = layout_cue(traditional, SubtitleLayout(line_columns_by_lang={"zh": 20}), "zh-TW")
     lines = [line for cue in cues for line in cue.split("\n")]
-    assert "".join(lines) == traditional and all(_width(line) <= 20 for line in lines)
+    assert "".join(lines) == traditional and all(columns(line) <= 20 for line in lines)
     assert not {a[-1] + b[0] for a, b in zip(lines, lines[1:])} & {"我們", "影片", "演講"}
 
 
@@ -279,7 +280,7 @@ def test_thai_breaks_between_words_and_its_marks_take_no_column():
     takes no column."""
     from pythainlp.tokenize import word_tokenize
 
-    assert _width("ที่ดี") == 2  # ท and ด: the vowels ี and the tone mark ่ above take none
+    assert columns("ที่ดี") == 2  # ท and ด: the vowels ี and the tone mark ่ above take none
 
     def word_ends(text: str) -> set[int]:
         ends, at = set(), 0
@@ -295,7 +296,7 @@ def test_thai_breaks_between_words_and_its_marks_take_no_column():
         cues = layout_cue(text, SubtitleLayout())
         lines = [line for cue in cues for line in cue.split("\n")]
         assert len(cues) == count and all(len(c.split("\n")) <= 2 for c in cues)
-        assert all(_width(line) <= 42 for line in lines), lines
+        assert all(columns(line) <= 42 for line in lines), lines
         assert "".join(lines).replace(" ", "") == text.replace(" ", "")
         ends, at = word_ends(text), 0
         for line in lines:  # every line ends where a word does
@@ -344,9 +345,39 @@ def test_reading_figures_say_how_readable_the_written_cues_are(tmp_path):
     segs = [Segment(0, 0.0, 2.0, "", "Hola a todos."),  # 13 characters in 2 s: 6.5/s
             Segment(1, 3.0, 4.0, "", "Una línea que se lee demasiado deprisa aquí.")]  # 44 in 1 s
     figures = reading_figures(write_srt(segs, tmp_path / "x.es.srt", target=True))
+    # The fast cue is held 0.5 s past its speech: 44 characters in 1.5 s.
     assert figures == {"cues": 2, "longest_line_columns": 23, "most_lines_a_cue": 2,
-                       "cps_p95": 44.0, "cps_max": 44.0, "fast_cps": 20.0,
+                       "cps_p95": 29.3, "cps_max": 29.3, "fast_cps": 20.0,
                        "cues_over_fast_cps": 1}
+
+
+def test_a_cue_too_brief_to_read_is_held_into_the_silence_after_it(tmp_path):
+    """A cue ended with its speech: a one-word line was up for a blink, a long one too fast
+    to read. It is now held on, to 5/6 s and to the language's reading speed, by 0.5 s at
+    most and leaving 2 frames before the next cue; the parts of a split line follow each
+    other and are not held; max_extend_s=0 keeps the speech's times."""
+    long = ("Una línea bastante larga que ocupa dos renglones enteros del subtítulo, "
+            "y que sigue en otro subtítulo distinto porque no cabe.")
+    segs = [Segment(0, 1.0, 1.3, "", "Sí."),  # 0.3 s: held to 5/6 s
+            Segment(1, 2.0, 3.0, "", "Eso es lo que pasó aquella noche, créeme."),  # 41 in 1 s
+            Segment(2, 3.2, 4.0, "", "No."),  # 0.2 s after the last: held up to 2 frames before
+            Segment(3, 4.1, 8.0, "", long),  # two cues, each too fast
+            Segment(4, 20.0, 20.4, "", "Adiós."),  # held to 5/6 s
+            Segment(5, 22.0, 23.0, "", long[:60])]  # 60 in 1 s: held by 0.5 s at most
+    cues = read_cues(write_srt(segs, tmp_path / "held.es.srt", target=True, lang="es"))
+    times = [(c.start, c.end) for c in cues]
+    assert times[0] == (1.0, 1.833)
+    # wanted 2.05 s (41 characters at 20 a second): until 2 frames before the next
+    assert times[1] == (2.0, pytest.approx(3.2 - 2 / 24, abs=1e-3))
+    assert times[2] == (3.2, pytest.approx(4.1 - 2 / 24, abs=1e-3))
+    # a split line: its first part ends where the next begins; the last is held as a line is
+    assert times[3][1] == times[4][0] and times[4][1] == 8.5
+    assert times[5] == (20.0, 20.833) and times[6] == (22.0, 23.5)
+    assert all(b.start - a.end >= 2 / 24 - 0.002 for a, b in zip(cues, cues[1:])
+               if a.end != b.start)
+    plain = read_cues(write_srt(segs, tmp_path / "plain.es.srt", True,
+                                SubtitleLayout(max_extend_s=0), "es"))
+    assert [c.end for c in plain][:3] == [1.3, 3.0, 4.0]
 
 
 def test_japanese_chinese_and_korean_lines_are_narrower_and_read_slower(tmp_path):
@@ -357,19 +388,19 @@ def test_japanese_chinese_and_korean_lines_are_narrower_and_read_slower(tmp_path
     from videodub.subtitles import reading_figures, reading_chars
 
     text = "今日は三つの簡単なアイデアを見ていきましょう。それから字幕の話をします。"  # 36 wide
-    for lang, columns in (("ja", 26), ("zh-TW", 32), ("ko", 32), ("es", 42), (None, 42)):
-        assert SubtitleLayout().width(lang) == columns
+    for lang, width in (("ja", 26), ("zh-TW", 32), ("ko", 32), ("es", 42), (None, 42)):
+        assert SubtitleLayout().width(lang) == width
     lines = [line for cue in layout_cue(text, SubtitleLayout(), "ja") for line in cue.split("\n")]
-    assert max(_width(line) for line in lines) <= 26 < max(
-        _width(line) for cue in layout_cue(text, SubtitleLayout(), "es") for line in cue.split("\n"))
+    assert max(columns(line) for line in lines) <= 26 < max(
+        columns(line) for cue in layout_cue(text, SubtitleLayout(), "es") for line in cue.split("\n"))
     own = SubtitleLayout(line_columns_by_lang={"ja": 30})
     assert own.width("ja") == 30 and own.width("zh") == 42
     assert SubtitleLayout(max_line_chars=0).width("ja") == 0  # no wrapping at all
     assert reading_chars("iPhoneの話", "ja") == 5.0 and reading_chars("iPhoneの話", "de") == 8
     segs = [Segment(0, 0.0, 2.0, "", "ありがとう。"),  # 6 characters in 2 s: 3 a second
-            Segment(1, 3.0, 4.0, "", "字幕の話をします。")]  # 9 in 1 s
+            Segment(1, 3.0, 4.0, "", "字幕の話をします。")]  # 9 in 1 s, held to 1.5 s
     ja = reading_figures(write_srt(segs, tmp_path / "x.ja.srt", True, lang="ja"), "ja")
-    assert (ja["cps_max"], ja["fast_cps"], ja["cues_over_fast_cps"]) == (9.0, 4.0, 1)
+    assert (ja["cps_max"], ja["fast_cps"], ja["cues_over_fast_cps"]) == (6.0, 4.0, 1)
     assert reading_figures(tmp_path / "x.ja.srt", "zh")["cues_over_fast_cps"] == 0
     with pytest.raises(ValueError, match="line_columns_by_lang.ja must be 1 or more, got -1"):
         SubtitleLayout(line_columns_by_lang={"ja": -1})
