@@ -213,15 +213,18 @@ def _held(cues: list[tuple[float, float, str]], layout: SubtitleLayout,
     """Each cue held past its speech until it has been up ``MIN_CUE_S`` and long enough to
     read at the language's ``fast_cps`` (by ``max_extend_s`` at most for that), and never
     closer than ``CUE_GAP_S`` to the next cue (the next part of a split line follows at
-    once: not held). ``max_extend_s=0`` holds none."""
-    if not layout.max_extend_s:
-        return cues
+    once: not held). ``max_extend_s=0`` holds none. A cue whose speech runs into the next
+    line's gives way: two cues never show at once."""
     held = []
     for i, (start, end, text) in enumerate(cues):
         follows = cues[i + 1][0] if i + 1 < len(cues) else math.inf
-        reading = reading_chars(text.replace("\n", " "), lang) / layout.cps(lang)
-        want = start + max(MIN_CUE_S, min(reading, end - start + layout.max_extend_s))
-        held.append((start, max(end, min(want, follows - CUE_GAP_S)), text))
+        if start < follows < end:
+            end = follows
+        if layout.max_extend_s:
+            reading = reading_chars(text.replace("\n", " "), lang) / layout.cps(lang)
+            want = start + max(MIN_CUE_S, min(reading, end - start + layout.max_extend_s))
+            end = max(end, min(want, follows - CUE_GAP_S))
+        held.append((start, end, text))
     return held
 
 

@@ -355,7 +355,8 @@ def test_a_cue_too_brief_to_read_is_held_into_the_silence_after_it(tmp_path):
     """A cue ended with its speech: a one-word line was up for a blink, a long one too fast
     to read. It is now held on, to 5/6 s and to the language's reading speed, by 0.5 s at
     most and leaving 2 frames before the next cue; the parts of a split line follow each
-    other and are not held; max_extend_s=0 keeps the speech's times."""
+    other and are not held; max_extend_s=0 keeps the speech's times. A cue whose speech runs
+    into the next line's (Whisper's lines can overlap by 10 ms) gives way to it."""
     long = ("Una línea bastante larga que ocupa dos renglones enteros del subtítulo, "
             "y que sigue en otro subtítulo distinto porque no cabe.")
     segs = [Segment(0, 1.0, 1.3, "", "Sí."),  # 0.3 s: held to 5/6 s
@@ -363,7 +364,9 @@ def test_a_cue_too_brief_to_read_is_held_into_the_silence_after_it(tmp_path):
             Segment(2, 3.2, 4.0, "", "No."),  # 0.2 s after the last: held up to 2 frames before
             Segment(3, 4.1, 8.0, "", long),  # two cues, each too fast
             Segment(4, 20.0, 20.4, "", "Adiós."),  # held to 5/6 s
-            Segment(5, 22.0, 23.0, "", long[:60])]  # 60 in 1 s: held by 0.5 s at most
+            Segment(5, 22.0, 23.0, "", long[:60]),  # 60 in 1 s: held by 0.5 s at most
+            Segment(6, 30.0, 31.0, "", "Uno, dos."),  # speech into the next line's
+            Segment(7, 30.99, 32.0, "", "Tres.")]
     cues = read_cues(write_srt(segs, tmp_path / "held.es.srt", target=True, lang="es"))
     times = [(c.start, c.end) for c in cues]
     assert times[0] == (1.0, 1.833)
@@ -373,11 +376,12 @@ def test_a_cue_too_brief_to_read_is_held_into_the_silence_after_it(tmp_path):
     # a split line: its first part ends where the next begins; the last is held as a line is
     assert times[3][1] == times[4][0] and times[4][1] == 8.5
     assert times[5] == (20.0, 20.833) and times[6] == (22.0, 23.5)
+    assert times[7] == (30.0, 30.99) and times[8][0] == 30.99  # gives way: never two at once
     assert all(b.start - a.end >= 2 / 24 - 0.002 for a, b in zip(cues, cues[1:])
                if a.end != b.start)
     plain = read_cues(write_srt(segs, tmp_path / "plain.es.srt", True,
                                 SubtitleLayout(max_extend_s=0), "es"))
-    assert [c.end for c in plain][:3] == [1.3, 3.0, 4.0]
+    assert [c.end for c in plain][:3] == [1.3, 3.0, 4.0] and plain[7].end == 30.99
 
 
 def test_japanese_chinese_and_korean_lines_are_narrower_and_read_slower(tmp_path):
