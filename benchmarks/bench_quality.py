@@ -30,6 +30,8 @@ With ``--music FILE --surround DB`` the first talk (dubbed into Spanish) and the
 (re-voiced) are also given as films carry dialogue: 5.1, the voice in the centre channel alone
 and the music DB under it in the other channels. The row's ``extra`` says how much of the music
 the dub kept under the voice, against its level elsewhere in the dub (0 dB: kept whole).
+``--surround-upmix S`` adds the talk once more with its voice in the front pair too from S
+seconds on (an upmixed scene), measured before and after S apart.
 
 With ``--noise-snr 10,3`` the first talk is also dubbed and re-voiced with white noise under
 it at each of those SNRs (against the speech's own power): the recogniser's times and the
@@ -184,11 +186,14 @@ def music_bed(music: Path, samples: int, rate: int) -> np.ndarray:
 
 
 def with_surround(speech_file: Path, music: Path, below_db: float, folder: Path,
-                  name: str) -> tuple[Path, np.ndarray, np.ndarray]:
+                  name: str, upmix_from: float | None = None
+                  ) -> tuple[Path, np.ndarray, np.ndarray]:
     """A 5.1 track as films carry dialogue: ``speech_file``'s voice in the centre channel
     alone, ``music`` ``below_db`` under it (RMS over the voice's frames above -50 dBFS) in the
     front pair and at half that in the surround pair, no LFE; AAC 5.1 in an MP4 without
-    picture. Returns it, the voice and the music (mono) at 48 kHz, to measure the dub."""
+    picture. From ``upmix_from`` seconds on, the voice is in the front pair too, at -6 dB
+    (an upmixed scene). Returns it, the voice and the music (mono) at 48 kHz, to measure
+    the dub."""
     import soundfile
 
     from videodub.media import run_ffmpeg
@@ -201,7 +206,9 @@ def with_surround(speech_file: Path, music: Path, below_db: float, folder: Path,
     target = np.sqrt(power[power > 10 ** (-50 / 10)].mean()) * 10 ** (-below_db / 20)
     bed *= target / max(float(np.sqrt(np.mean(bed ** 2))), 1e-9)
     zero = np.zeros_like(voice)
-    channels = np.stack([bed[:, 0], bed[:, 1], voice, zero, bed[:, 0] / 2, bed[:, 1] / 2], 1)
+    front = voice * 0.5 * (np.arange(len(voice)) >= (upmix_from or np.inf) * rate)
+    channels = np.stack([bed[:, 0] + front, bed[:, 1] + front, voice, zero, bed[:, 0] / 2,
+                         bed[:, 1] / 2], 1)
     wav, out = folder / f"{name}.wav", folder / f"{name}.mp4"
     soundfile.write(str(wav), channels.astype(np.float32), rate, subtype="PCM_16")
     run_ffmpeg(["-v", "error", "-i", str(wav), "-af", "aformat=channel_layouts=5.1",
@@ -211,12 +218,22 @@ def with_surround(speech_file: Path, music: Path, below_db: float, folder: Path,
 
 
 def surround_kept(dub: Path, original: Path, voice: np.ndarray, music: np.ndarray,
-                  notes: list[str]) -> str:
+                  notes: list[str], split: float | None = None) -> str:
     """The original's music, and its voice, under the voice: how loud in the dub against the
     original (0 dB: kept whole; -60 dB: cut), the mix's own gain aside (from its note). Each
     100 ms where the voice is within 12 dB of its loudest gives least-squares gains of the
     known music and voice in the dub, and in the original's downmix; their medians are
-    compared (the dub's own voice makes each frame's gains noisy, not biased)."""
+    compared (the dub's own voice makes each frame's gains noisy, not biased). With
+    ``split`` (seconds), before and after it apart."""
+    if split is not None:
+        return "; ".join(f"{label}: " + _kept(dub, original, voice, music, notes, part)
+                         for label, part in ((f"before {split:g} s", (0.0, split)),
+                                             (f"after {split:g} s", (split, np.inf))))
+    return _kept(dub, original, voice, music, notes, (0.0, np.inf))
+
+
+def _kept(dub: Path, original: Path, voice: np.ndarray, music: np.ndarray,
+          notes: list[str], part: tuple[float, float]) -> str:
     import re
 
     rate, frame = 48000, 4800
@@ -237,7 +254,8 @@ def surround_kept(dub: Path, original: Path, voice: np.ndarray, music: np.ndarra
         coefs = [np.linalg.lstsq(np.stack([m[i * frame:(i + 1) * frame],
                                            v[i * frame:(i + 1) * frame]], 1),
                                  d[i * frame:(i + 1) * frame], rcond=None)[0]
-                 for i in np.flatnonzero(db > db.max() - 12)]
+                 for i in np.flatnonzero(db > db.max() - 12)
+                 if part[0] <= i * frame / rate < part[1]]
         return np.median(coefs, axis=0)
 
     music_kept, voice_kept = np.abs(median_gain(dub) / (median_gain(original) * mix_gain))
@@ -403,6 +421,9 @@ def main() -> None:
     ap.add_argument("--surround", type=float, default=None, metavar="DB",
                     help="also the first talk and the JFK sample in 5.1, the voice in the "
                          "centre and --music DB under it in the others")
+    ap.add_argument("--surround-upmix", type=float, default=None, metavar="S",
+                    help="with --surround, the first talk in 5.1 once more, its voice in "
+                         "the front pair too from S seconds on (an upmixed scene)")
     args = ap.parse_args()
     profiles = [p for p in args.profiles.replace(" ", ",").split(",") if p]
     rows = []
@@ -441,6 +462,10 @@ def main() -> None:
                     track = surround[f"talk-es-surround{args.surround:g}"][0]
                     talks += [(f"talk-es-surround{args.surround:g}", track, None, nuclei,
                                subtitles)]
+                    if args.surround_upmix is not None:
+                        name = f"talk-es-surround{args.surround:g}-upmix{args.surround_upmix:g}"
+                        surround[name] = with_surround(*known, name, args.surround_upmix)
+                        talks += [(name, surround[name][0], None, nuclei, subtitles)]
                 for snr in [float(d) for d in args.noise_snr.split(",") if d]:
                     noisy = with_noise(folder / "talk.mp4", script, snr, folder)
                     talks += [(f"talk-es-noise{snr:g}", noisy, None, nuclei, subtitles),
@@ -477,7 +502,8 @@ def main() -> None:
                     extra = f"WER {wer(JFK_TEXT, back_transcribe(result.video)):.2f}"
                 if name in surround:
                     extra = ", ".join(filter(None, [extra, surround_kept(
-                        result.video, *surround[name], result.report.get("notes", []))]))
+                        result.video, *surround[name], result.report.get("notes", []),
+                        args.surround_upmix if "-upmix" in name else None)]))
                 rows.append(row(name, profile, result, wall, known, heard, extra, placed))
                 print(json.dumps(rows[-1]), flush=True)
     cols = ["talk", "profile", "onset_p95_ms", "known_onset_p95_ms", "known_nucleus_p95_ms",

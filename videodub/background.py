@@ -91,11 +91,13 @@ def gain_envelope(n: int, offset: int, rate: int, spans: list[tuple[float, float
 
 
 def write_background(original: Path, out: Path, spans: list[tuple[float, float]],
-                     centre: Path | None = None, kept: Any = None) -> Path:
+                     centre: Path | None = None, kept: Any = None,
+                     shared: list[tuple[float, float]] = ()) -> Path:
     """``original`` with ``spans`` removed, written to ``out`` (atomically); given a surround
     original's ``centre`` (as ``original`` carries it in each channel), only it is removed
-    there, and the other channels play on, and what is left of the centre goes to ``kept``
-    (a ``speech_regions.LevelMeter``) for the quality figures."""
+    there (but for the ``shared`` stretches, where its voice is in the others too), and the
+    other channels play on, and what is left of the voice goes to ``kept`` (a
+    ``speech_regions.LevelMeter``) for the quality figures."""
     import soundfile
 
     with soundfile.SoundFile(str(original)) as src, atomic_path(out) as tmp:
@@ -110,9 +112,12 @@ def write_background(original: Path, out: Path, spans: list[tuple[float, float]]
                     dst.write(block * gain[:, None])
                 else:
                     voice = c.read(len(block), dtype="float32", fill_value=0.0)
-                    dst.write(block - ((1.0 - gain) * voice)[:, None])
+                    alone = gain_envelope(len(block), offset, src.samplerate, list(shared))
+                    whole = 1.0 - (1.0 - gain) * (1.0 - alone)  # gain where shared, else 1
+                    left = (block - ((1.0 - gain) * alone * voice)[:, None]) * whole[:, None]
+                    dst.write(left)
                     if kept is not None:
-                        kept.add(gain * voice)
+                        kept.add(alone * gain * voice + (1.0 - alone) * left.mean(axis=1))
                 offset += len(block)
             if c is not None:
                 c.close()

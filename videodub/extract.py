@@ -77,6 +77,7 @@ class Decoded:
     # of the other channels is the centre's signal where the centre is loud (see
     # :class:`CentreShare`); None when there is no such channel.
     centre_share: float | None = None
+    centre_sections: tuple = ()  # the same, in sections of the source (``CentreShare.sections``)
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,8 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                 pass
         container.close()
     return Decoded(skipped, timeline.gaps, round(timeline.filled, 3), round(timeline.dropped, 3),
-                   timeline.resets, share.result() if centre_writers else None)
+                   timeline.resets, share.result() if centre_writers else None,
+                   tuple(share.sections()) if centre_writers else ())
 
 
 class Timeline:

@@ -83,6 +83,9 @@ class MediaInfo:
     # A surround original's front-centre channel as ``full_audio`` carries it (mono WAV),
     # when its voice is there alone: the mix takes the voice out by taking this out.
     centre_audio: Path | None = None
+    # ... and the stretches (start, end seconds) where its voice is in the other channels
+    # too (a score or an upmix in the centre): taken out of the whole downmix there.
+    centre_shared: list[tuple[float, float]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from videodub.background import gain_envelope
 from videodub.errors import Cancelled, VideodubError, is_no_space
 from videodub.loudness import ABSOLUTE_GATE, LoudnessMeter
 from videodub.media import ffmpeg_exe, run_ffmpeg
@@ -98,7 +99,8 @@ class StreamingMix:
                  ctx: JobContext, encode_args: tuple[str, ...] | None = None,
                  removal: Any = None, measure: bool = False,
                  channels: int | None = None, stretches: EncoderSpec | None = None,
-                 centre: Path | None = None) -> None:
+                 centre: Path | None = None,
+                 shared: list[tuple[float, float]] = ()) -> None:
         import soundfile
 
         self.options, self.out, self.ctx = options, out, ctx
@@ -107,6 +109,7 @@ class StreamingMix:
         # the background carries it in each channel), out of the centre alone.
         self.removal = removal
         self.centre = soundfile.SoundFile(str(centre)) if centre and removal else None
+        self.shared = list(shared)  # ... but out of the whole background in these stretches
         # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV; or
         # the limiter's output encoded in stretches on several CPUs (``parallel_encode``).
         self.encode_args = list(encode_args or FFMPEG_WAV)
@@ -202,13 +205,16 @@ class StreamingMix:
                     gains = gains * kept
                 else:
                     centre = _read(self.centre, n)[:, 0]
-                    bg = bg - ((1.0 - kept) * centre)[:, None]
-                    voice = kept * centre * gains
+                    alone = gain_envelope(n, self.done, self.rate, self.shared)
+                    bg = bg - ((1.0 - kept) * alone * centre)[:, None]
+                    gains = gains * (1.0 - (1.0 - kept) * (1.0 - alone))
+                    voice = alone * kept * centre * gains
             mixed = bg * gains[:, None]
             if self.levels:
                 # The original's voice as mixed: the background, or the centre it is in alone.
                 self.levels[0].add(speech)
-                self.levels[1].add(to_mono(mixed) if voice is None else voice)
+                self.levels[1].add(to_mono(mixed) if voice is None else
+                                   voice + (1.0 - alone) * to_mono(mixed))
             mixed += speech[:, None]
             self.speech = self.speech[n:]
             self.done += n

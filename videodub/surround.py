@@ -27,11 +27,38 @@ SILENT_DB = -60.0
 # taking the centre out would leave it. A dialogue centre over music measures near 0 (0.003
 # on a talk over a music bed), the same voice at -3 dB in the front pair 0.66.
 CENTRE_SHARE_MAX = 0.25
+# The share is judged again in sections this long (seconds), each on its own loud frames
+# (at least MIN_LOUD_FRAMES of them): a film whose centre carries the score with the voice
+# for a stretch, or a series with an upmixed scene, keeps the rest of its background there.
+SECTION_S = 30.0
+MIN_LOUD_FRAMES = 10
+
+Section = tuple[float, float, float]  # start s, end s, the share there
 
 
-def centre_voice(share: float | None, track: dict, name: str, ctx: JobContext) -> bool:
+def _clock(t: float) -> str:
+    return f"{int(t // 60)}:{t % 60:04.1f}"
+
+
+def shared_stretches(sections: list[Section], offset: float = 0.0) -> list[tuple[float, float]]:
+    """The sections whose voice is in the other channels too, neighbours joined, moved by
+    ``offset`` seconds (the audio's start on the picture's timeline)."""
+    spans: list[tuple[float, float]] = []
+    for start, end, share in sections:
+        if share <= CENTRE_SHARE_MAX:
+            continue
+        if spans and abs(spans[-1][1] - (start + offset)) < 1e-6:
+            spans[-1] = (spans[-1][0], end + offset)
+        else:
+            spans.append((start + offset, end + offset))
+    return spans
+
+
+def centre_voice(share: float | None, track: dict, name: str, ctx: JobContext,
+                 sections: list[Section] = ()) -> bool:
     """Whether the voice of a surround original is in its centre channel alone, so the mix
-    can take it out there and keep the other channels under the dub (noted either way)."""
+    can take it out there and keep the other channels under the dub (noted either way):
+    over the whole file, or in some of its ``sections`` (the others: ``shared_stretches``)."""
     channels = track.get("channels") or 0
     if channels < 3:
         return False
@@ -41,12 +68,19 @@ def centre_voice(share: float | None, track: dict, name: str, ctx: JobContext) -
         ctx.note(f"ingest: {name} has {channels} audio channels and {why}; its voice is taken "
                  f"out of the whole downmix")
         return False
-    if share > CENTRE_SHARE_MAX:
+    alone = [s for s in sections if s[2] <= CENTRE_SHARE_MAX]
+    if share > CENTRE_SHARE_MAX and not alone:
         ctx.note(f"ingest: the voice of {name} is not in its centre channel alone (the other "
                  f"channels follow it: {share:.2f}); it is taken out of the whole downmix")
         return False
+    shared = shared_stretches(sections)
+    where = "; ".join(f"{_clock(a)}-{_clock(b)}" for a, b in shared[:4]) + (
+        "..." if len(shared) > 4 else "")
     ctx.note(f"ingest: the voice of {name} is in its centre channel ({share:.3f} of it in the "
-             f"others); the other channels play on under the dub")
+             f"others); the other channels play on under the dub" + (
+                 f", except in {len(shared)} stretch{'es' * (len(shared) > 1)} where they "
+                 f"follow it ({where}): there it is taken out of the whole downmix"
+                 if shared else ""))
     return True
 
 
@@ -103,11 +137,29 @@ class CentreShare:
         self.powers.append(cc / size)
         self.shares.append(share)
 
-    def result(self) -> float | None:
+    def _loud(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The frames' shares, and which frames are loud; None: no loud frame."""
         if not self.powers:
             return None
         db = 10 * np.log10(np.concatenate(self.powers) + 1e-20)
         loud = db > max(SILENT_DB, float(np.percentile(db, 95)) - LOUD_DB)
-        if not loud.any():
-            return None
-        return round(float(np.median(np.concatenate(self.shares)[loud])), 3)
+        return (np.concatenate(self.shares), loud) if loud.any() else None
+
+    def result(self) -> float | None:
+        found = self._loud()
+        return None if found is None else round(float(np.median(found[0][found[1]])), 3)
+
+    def sections(self) -> list[Section]:
+        """The share in each ``SECTION_S`` of the source with enough loud frames to judge."""
+        found = self._loud()
+        if found is None:
+            return []
+        shares, loud = found
+        per = int(round(SECTION_S / SHARE_FRAME_S))
+        out = []
+        for k in range(0, len(shares), per):
+            here = shares[k:k + per][loud[k:k + per]]
+            if len(here) >= MIN_LOUD_FRAMES:
+                out.append((k * SHARE_FRAME_S, min(k + per, len(shares)) * SHARE_FRAME_S,
+                            round(float(np.median(here)), 3)))
+        return out

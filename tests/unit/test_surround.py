@@ -29,10 +29,11 @@ def spoken(seconds: float, rate: int = RATE) -> np.ndarray:
     return (0.2 * buzz * (np.mod(t, 2.0) < 1.2)).astype(np.float32)
 
 
-def surround(folder: Path, name: str, centre: np.ndarray, front_voice: float = 0.0,
+def surround(folder: Path, name: str, centre: np.ndarray, front_voice=0.0,
              codec: tuple[str, ...] = ("-c:a", "pcm_s16le"), layout: str = "5.1") -> Path:
     """5.1 (or 7.1): ``centre`` in FC, music stand-ins (other tones and noise) in the
-    others, and ``front_voice`` times the centre in FL and FR as well (an upmix)."""
+    others, and ``front_voice`` (a gain, or one per sample) times the centre in FL and FR as
+    well (an upmix)."""
     n = len(centre)
     t = np.arange(n) / RATE
     rng = np.random.default_rng(5)
@@ -101,6 +102,32 @@ def test_a_silent_centre_and_a_stereo_source_have_none(tmp_path):
     soundfile.write(str(stereo), np.stack([spoken(2.0), spoken(2.0)], 1), RATE)
     decoded, _, centre = extracted(stereo, tmp_path)
     assert decoded.centre_share is None and not centre.any()
+
+
+def test_the_voice_is_judged_in_sections_and_a_stretch_with_it_elsewhere_too_is_named(
+        tmp_path, monkeypatch):
+    """A film whose voice is in the front pair too for two thirds of it (an upmixed scene,
+    a score carrying it) measured over the whole file as not in the centre alone, and lost
+    the centre for all of it. Judged in sections, the centre serves where the voice is
+    there alone, and the stretch where it is not is named for the mix."""
+    from videodub import surround as sr
+
+    monkeypatch.setattr(sr, "SECTION_S", 5.0)
+    voice = spoken(30.0)
+    front = np.where(np.arange(len(voice)) >= 10 * RATE, 0.5, 0.0)
+    film = surround(tmp_path, "film.wav", voice, front)
+    decoded = extracted(film, tmp_path)[0]
+    assert decoded.centre_share > sr.CENTRE_SHARE_MAX  # the whole file: not alone
+    shares = [share for _, _, share in decoded.centre_sections]
+    assert [a for a, _, _ in decoded.centre_sections] == [0.0, 5.0, 10.0, 15.0, 20.0, 25.0]
+    assert max(shares[:2]) < 0.05 and min(shares[2:]) > sr.CENTRE_SHARE_MAX, shares
+    assert sr.shared_stretches(list(decoded.centre_sections), 0.5) == [(10.5, 30.5)]
+    media, notes = ingested(film, tmp_path)
+    assert media.centre_audio is not None and media.centre_shared == [(10.0, 30.0)]
+    assert any("except in 1 stretch where they follow it (0:10.0-0:30.0)" in n
+               for n in notes), notes
+    media, notes = ingested(surround(tmp_path, "upmix.wav", voice, 0.5), tmp_path)
+    assert media.centre_audio is None and media.centre_shared == []  # nowhere alone
 
 
 def ingested(path: Path, tmp_path: Path):
@@ -219,3 +246,54 @@ def test_under_a_line_the_centre_goes_and_the_other_channels_stay(tmp_path, stre
         assert left[int(4.4 / 0.01):int(5.5 / 0.01)].min() > -30  # the voice where kept
     else:
         assert db(under, after) < -40
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["two-pass", "streaming"])
+def test_where_the_voice_is_in_the_other_channels_too_everything_goes_under_a_line(
+        tmp_path, streaming):
+    """A centre with stretches where the voice is in the other channels too: under a line
+    in such a stretch the whole background goes (the centre alone would leave the voice);
+    under a line elsewhere only the centre goes and the rest plays on."""
+    from types import SimpleNamespace
+
+    from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
+    from videodub.config import Effort
+    from videodub.model import MediaInfo, Segment
+
+    n = 8 * RATE
+    t = np.arange(n) / RATE
+    rng = np.random.default_rng(3)
+    hiss = np.diff(rng.standard_normal((n + 1, 2)), axis=0) * 0.02  # mostly high
+    voice = (0.1 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    full, centre, clip = tmp_path / "full.wav", tmp_path / "centre.wav", tmp_path / "clip.wav"
+    soundfile.write(str(full), (hiss + voice[:, None]).astype(np.float32), RATE, subtype="FLOAT")
+    soundfile.write(str(centre), voice, RATE, subtype="FLOAT")
+    soundfile.write(str(clip), (0.3 * np.sin(2 * np.pi * 440 * t[:int(1.5 * RATE)])), RATE)
+    media = MediaInfo(path=full, duration=8.0, has_video=False, audio_streams=1,
+                      audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
+                      full_audio=full, sample_rate=RATE, centre_audio=centre,
+                      centre_shared=[(4.0, 8.0)])
+    mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), "streaming": streaming},
+                                      effort=Effort.low))
+    ctx = JobContext(tmp_path / "run", "es", "en")
+    segs = [Segment(id=i, start=a, end=a + 1.5, target_text="x", slot_start=a,
+                    slot_end=a + 1.5, audio_path=str(clip)) for i, a in enumerate((1.0, 5.0))]
+    mixed = soundfile.read(str(mixer.mix(segs, media, ctx)), dtype="float32",
+                           always_2d=True)[0].mean(axis=1)
+
+    def band(a: float, b: float, lo: float, hi: float) -> float:
+        spectrum = np.abs(np.fft.rfft(mixed[int(a * RATE):int(b * RATE)])) ** 2
+        return float(spectrum[int(lo * (b - a)):int(hi * (b - a))].mean())
+
+    def db(x: float, y: float) -> float:
+        return 10 * np.log10(x / y)
+
+    hiss_after = band(3.0, 3.9, 6000, 20000)  # between the lines: all of it plays
+    assert abs(db(band(1.2, 2.3, 6000, 20000), hiss_after)) < 1.0  # alone: the rest stays
+    assert db(band(5.2, 6.3, 6000, 20000), hiss_after) < -40  # shared: all of it goes
+    for a, b in ((1.2, 2.3), (5.2, 6.3)):  # the voice goes under both
+        assert db(band(a, b, 990, 1010), band(3.0, 3.9, 990, 1010)) < -40
+    left = ctx.artifacts["background_levels"].db  # the original's voice as the figures read it
+    assert left[int(1.2 / 0.01):int(2.3 / 0.01)].max() < -90
+    assert left[int(5.2 / 0.01):int(6.3 / 0.01)].max() < -60
+

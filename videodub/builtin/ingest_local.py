@@ -18,7 +18,7 @@ from videodub.extract import START_TOLERANCE_S, Decoded, Unsupported, WavOut, de
 from videodub.audio import GrowingWav
 from videodub.media import Ffmpeg, decode_check, probe
 from videodub.model import JobContext, MediaInfo, WorkerHint
-from videodub.surround import centre_voice
+from videodub.surround import centre_voice, shared_stretches
 from videodub.tracks import check_track_choice, pick_audio_track
 from videodub.wav import FFMPEG_WAV
 
@@ -135,13 +135,15 @@ class LocalIngester:
 
         duration = float(info["duration"])
 
-        def media(channels: int, centre_audio: Path | None = None, **extra) -> MediaInfo:
+        def media(channels: int, centre_audio: Path | None = None, centre_shared=(),
+                  **extra) -> MediaInfo:
             return MediaInfo(
                 path=input_path, duration=duration, has_video=bool(video),
                 audio_streams=len(audio), audio_stream=n, audio_codec=track["codec"],
                 video_codec=video[0]["codec"] if video else None, speech_audio=speech,
                 full_audio=full, sample_rate=rate, channels=channels,
-                centre_audio=centre_audio, extra={"format": info["format"], **timeline, **extra})
+                centre_audio=centre_audio, centre_shared=list(centre_shared),
+                extra={"format": info["format"], **timeline, **extra})
 
         what = f"extracting audio from {input_path.name}"
         # 16 kHz mono for recognition, which may start on it while it is written (``early``),
@@ -151,7 +153,7 @@ class LocalIngester:
         centre = ctx.work_dir / "centre.wav"
         if (track.get("channels") or 0) >= 3:  # a centre beside others, maybe: 3.0, 5.1, 7.1
             outputs.append(WavOut(centre, rate, 1, centre=True))
-        share: list[float | None] = [None]
+        share: list = [None, ()]  # the centre's share of the others: whole, in sections
 
         def extract(early: bool, strict: bool = False) -> None:
             growing = GrowingWav(speech, 16000)
@@ -171,7 +173,7 @@ class LocalIngester:
                 else:
                     growing.finish(ok=True)
                     noted(decoded, input_path.name, ctx)
-                    share[0] = decoded.centre_share
+                    share[:] = decoded.centre_share, decoded.centre_sections
             except BaseException:
                 growing.finish(ok=False)
                 raise
@@ -204,10 +206,13 @@ class LocalIngester:
         if mono and track.get("channels") != 1:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
                      "mixed and encoded in mono")
-        voice_centre = centre_voice(share[0], track, input_path.name, ctx)
+        voice_centre = centre_voice(share[0], track, input_path.name, ctx, list(share[1]))
         if not voice_centre:
             centre.unlink(missing_ok=True)
-        return media(1 if mono else 2, centre_audio=centre if voice_centre else None)
+            return media(1 if mono else 2)
+        # Sections of the source's audio, on the picture's timeline as the WAVs are.
+        shared = shared_stretches(list(share[1]), timeline.get("audio_delay_s", 0.0))
+        return media(1 if mono else 2, centre_audio=centre, centre_shared=shared)
 
 
 def noted(decoded: Decoded, name: str, ctx: JobContext) -> None:

@@ -228,7 +228,7 @@ class DuckMixer:
                  + (" of the centre channel" if centre else ""))
         kept = LevelMeter(media.sample_rate) if centre else None  # the centre left: the voice
         out = write_background(media.full_audio, ctx.work_dir / "background.wav", spans, centre,
-                               kept)
+                               kept, media.centre_shared)
         ctx.artifacts.update(background=out, background_ducked=False,
                              background_gain_db=self._levels(media).background_db)
         if kept is not None:
@@ -321,7 +321,8 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
         loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
         duck_db=duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
         measure_true_peak=o.effort == Effort.high), ctx, args, removal, measure, media.channels,
-        stretches=encoder_spec(encoding, media.channels, o.encode_workers), centre=centre)
+        stretches=encoder_spec(encoding, media.channels, o.encode_workers), centre=centre,
+        shared=media.centre_shared)
 
     def unvoiced(seg: Segment) -> None:
         if removal is not None and "kept_original" in seg.flags:
