@@ -192,20 +192,19 @@ def test_a_stream_left_to_the_ffmpeg_command_is_not_read_apart(tmp_path, monkeyp
     assert any("does not give its centre apart" in n for n in notes), notes
 
 
-@pytest.mark.parametrize("streaming", [False, True], ids=["two-pass", "streaming"])
-@pytest.mark.parametrize("with_centre", [True, False], ids=["centre", "no-centre"])
-def test_under_a_line_the_centre_goes_and_the_other_channels_stay(tmp_path, streaming,
-                                                                  with_centre):
-    """The mix takes out the centre (a 1 kHz tone standing in for the voice) under a dubbed
-    line and keeps the other channels (noise above 4 kHz) at their level there; without the
-    centre it takes out everything there, as before."""
+def centre_mix(tmp_path: Path, streaming: bool, seconds: float, starts: tuple[float, ...],
+               with_centre: bool = True, shared: list[tuple[float, float]] = ()):
+    """A surround original as ingest hands it on (noise above 4 kHz in both channels for the
+    other channels, a 1 kHz tone standing in for the voice in the centre, which the
+    downmix carries too), mixed under 1.5 s lines at ``starts``: (the mix's band power
+    between two times and frequencies, the job's context)."""
     from types import SimpleNamespace
 
     from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
     from videodub.config import Effort
     from videodub.model import MediaInfo, Segment
 
-    n = 6 * RATE
+    n = int(seconds * RATE)
     t = np.arange(n) / RATE
     rng = np.random.default_rng(3)
     hiss = np.diff(rng.standard_normal((n + 1, 2)), axis=0) * 0.02  # mostly high
@@ -214,25 +213,37 @@ def test_under_a_line_the_centre_goes_and_the_other_channels_stay(tmp_path, stre
     soundfile.write(str(full), (hiss + voice[:, None]).astype(np.float32), RATE, subtype="FLOAT")
     soundfile.write(str(centre), voice, RATE, subtype="FLOAT")
     soundfile.write(str(clip), (0.3 * np.sin(2 * np.pi * 440 * t[:int(1.5 * RATE)])), RATE)
-    media = MediaInfo(path=full, duration=6.0, has_video=False, audio_streams=1,
+    media = MediaInfo(path=full, duration=seconds, has_video=False, audio_streams=1,
                       audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
                       full_audio=full, sample_rate=RATE,
-                      centre_audio=centre if with_centre else None)
+                      centre_audio=centre if with_centre else None, centre_shared=list(shared))
     mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), "streaming": streaming},
                                       effort=Effort.low))
     ctx = JobContext(tmp_path / "run", "es", "en")
-    seg = Segment(id=0, start=2.0, end=3.5, target_text="x", slot_start=2.0, slot_end=3.5,
-                  audio_path=str(clip))
-    mixed = soundfile.read(str(mixer.mix([seg], media, ctx)), dtype="float32",
+    segs = [Segment(id=i, start=a, end=a + 1.5, target_text="x", slot_start=a,
+                    slot_end=a + 1.5, audio_path=str(clip)) for i, a in enumerate(starts)]
+    mixed = soundfile.read(str(mixer.mix(segs, media, ctx)), dtype="float32",
                            always_2d=True)[0].mean(axis=1)
 
     def band(a: float, b: float, lo: float, hi: float) -> float:
         spectrum = np.abs(np.fft.rfft(mixed[int(a * RATE):int(b * RATE)])) ** 2
         return float(spectrum[int(lo * (b - a)):int(hi * (b - a))].mean())
 
-    def db(x: float, y: float) -> float:
-        return 10 * np.log10(x / y)
+    return band, ctx
 
+
+def db(x: float, y: float) -> float:
+    return 10 * np.log10(x / y)
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["two-pass", "streaming"])
+@pytest.mark.parametrize("with_centre", [True, False], ids=["centre", "no-centre"])
+def test_under_a_line_the_centre_goes_and_the_other_channels_stay(tmp_path, streaming,
+                                                                  with_centre):
+    """The mix takes out the centre (a 1 kHz tone standing in for the voice) under a dubbed
+    line and keeps the other channels (noise above 4 kHz) at their level there; without the
+    centre it takes out everything there, as before."""
+    band, ctx = centre_mix(tmp_path, streaming, 6.0, (2.0,), with_centre)
     # the centre's 1 kHz under the line against after it: gone either way
     assert db(band(2.2, 3.3, 990, 1010), band(4.4, 5.5, 990, 1010)) < -40
     under, after = band(2.2, 3.3, 6000, 20000), band(4.4, 5.5, 6000, 20000)
@@ -254,40 +265,7 @@ def test_where_the_voice_is_in_the_other_channels_too_everything_goes_under_a_li
     """A centre with stretches where the voice is in the other channels too: under a line
     in such a stretch the whole background goes (the centre alone would leave the voice);
     under a line elsewhere only the centre goes and the rest plays on."""
-    from types import SimpleNamespace
-
-    from videodub.builtin.mix_duck import DuckMixer, DuckMixOptions
-    from videodub.config import Effort
-    from videodub.model import MediaInfo, Segment
-
-    n = 8 * RATE
-    t = np.arange(n) / RATE
-    rng = np.random.default_rng(3)
-    hiss = np.diff(rng.standard_normal((n + 1, 2)), axis=0) * 0.02  # mostly high
-    voice = (0.1 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
-    full, centre, clip = tmp_path / "full.wav", tmp_path / "centre.wav", tmp_path / "clip.wav"
-    soundfile.write(str(full), (hiss + voice[:, None]).astype(np.float32), RATE, subtype="FLOAT")
-    soundfile.write(str(centre), voice, RATE, subtype="FLOAT")
-    soundfile.write(str(clip), (0.3 * np.sin(2 * np.pi * 440 * t[:int(1.5 * RATE)])), RATE)
-    media = MediaInfo(path=full, duration=8.0, has_video=False, audio_streams=1,
-                      audio_codec="pcm_f32le", video_codec=None, speech_audio=full,
-                      full_audio=full, sample_rate=RATE, centre_audio=centre,
-                      centre_shared=[(4.0, 8.0)])
-    mixer = DuckMixer(SimpleNamespace(**{**vars(DuckMixOptions()), "streaming": streaming},
-                                      effort=Effort.low))
-    ctx = JobContext(tmp_path / "run", "es", "en")
-    segs = [Segment(id=i, start=a, end=a + 1.5, target_text="x", slot_start=a,
-                    slot_end=a + 1.5, audio_path=str(clip)) for i, a in enumerate((1.0, 5.0))]
-    mixed = soundfile.read(str(mixer.mix(segs, media, ctx)), dtype="float32",
-                           always_2d=True)[0].mean(axis=1)
-
-    def band(a: float, b: float, lo: float, hi: float) -> float:
-        spectrum = np.abs(np.fft.rfft(mixed[int(a * RATE):int(b * RATE)])) ** 2
-        return float(spectrum[int(lo * (b - a)):int(hi * (b - a))].mean())
-
-    def db(x: float, y: float) -> float:
-        return 10 * np.log10(x / y)
-
+    band, ctx = centre_mix(tmp_path, streaming, 8.0, (1.0, 5.0), shared=[(4.0, 8.0)])
     hiss_after = band(3.0, 3.9, 6000, 20000)  # between the lines: all of it plays
     assert abs(db(band(1.2, 2.3, 6000, 20000), hiss_after)) < 1.0  # alone: the rest stays
     assert db(band(5.2, 6.3, 6000, 20000), hiss_after) < -40  # shared: all of it goes
@@ -296,4 +274,3 @@ def test_where_the_voice_is_in_the_other_channels_too_everything_goes_under_a_li
     left = ctx.artifacts["background_levels"].db  # the original's voice as the figures read it
     assert left[int(1.2 / 0.01):int(2.3 / 0.01)].max() < -90
     assert left[int(5.2 / 0.01):int(6.3 / 0.01)].max() < -60
-
