@@ -51,11 +51,13 @@ def _phrases(model: str):
 
 def _model(text: str, lang: str | None) -> str:
     """Japanese for text with kana (or a line of a Japanese track without any); Chinese
-    otherwise, in traditional characters when the language tag says so (zh-Hant, zh-TW)."""
+    otherwise, in traditional characters when the language tag says so (zh-Hant, zh-TW;
+    Cantonese, yue, is written in them)."""
     tag = (lang or "").lower().replace("_", "-")
     if any(_kana(c) for c in text) or primary(tag) == "ja":
         return "ja"
-    if primary(tag) == "zh" and any(part in ("hant", "tw", "hk", "mo") for part in tag.split("-")):
+    if primary(tag) == "yue" or primary(tag) == "zh" and any(
+            part in ("hant", "tw", "hk", "mo") for part in tag.split("-")):
         return "zh-hant"
     return "zh-hans"
 

@@ -109,8 +109,9 @@ def _vtt_seconds(stamp: str) -> float:
 
 # Character-based languages: where the common streaming style guides give a line fewer
 # characters (Japanese 13 full-width characters, Chinese and Korean 16; in columns, a
-# full-width character taking two) and count a half-width character as half a character.
-WIDE_LINE_COLUMNS = {"ja": 26, "zh": 32, "ko": 32}
+# full-width character taking two; Cantonese is written in Chinese characters) and count a
+# half-width character as half a character.
+WIDE_LINE_COLUMNS = {"ja": 26, "zh": 32, "yue": 32, "ko": 32}
 # Characters a second a viewer reads comfortably: 20 for most languages (the common streaming
 # guideline for adults is 17 to 20); Japanese 4.
 FAST_CPS = 20.0

@@ -262,8 +262,10 @@ def test_the_language_tag_picks_traditional_chinese_and_japanese():
     from videodub.linebreak import _model, _units
 
     traditional = "歡迎來到這個關於為每個人製作影片的簡短演講今天我們將看看好的配音是什麼樣子的"
-    assert [_model(traditional, tag) for tag in (None, "zh", "zh-TW", "zh-Hant", "zh_HK")] == [
-        "zh-hans", "zh-hans", "zh-hant", "zh-hant", "zh-hant"]
+    assert [_model(traditional, tag) for tag in (None, "zh", "zh-TW", "zh-Hant", "zh_HK",
+                                                 "yue")] == [
+        "zh-hans", "zh-hans", "zh-hant", "zh-hant", "zh-hant", "zh-hant"]
+    assert SubtitleLayout().width("yue") == 32
     assert _model("ビデオ", None) == _model("東京都", "ja") == "ja"
     assert "我們" in _units(traditional, "zh-TW")  # the simplified model splits it: 我|們將
     cues = layout_cue(traditional, SubtitleLayout(line_columns_by_lang={"zh": 20}), "zh-TW")
