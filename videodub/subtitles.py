@@ -211,16 +211,17 @@ def write_srt(segments: list[Segment], path: Path, target: bool,
 
 def _held(cues: list[tuple[float, float, str]], layout: SubtitleLayout,
           lang: str | None) -> list[tuple[float, float, str]]:
-    """Each cue held past its speech until it has been up ``MIN_CUE_S`` and long enough to
-    read at the language's ``fast_cps`` (by ``max_extend_s`` at most for that), and never
-    closer than ``CUE_GAP_S`` to the next cue (the next part of a split line follows at
-    once: not held). ``max_extend_s=0`` holds none. A cue whose speech runs into the next
-    line's gives way: two cues never show at once."""
+    """Each cue ends ``CUE_GAP_S`` before the next begins, so that a viewer sees the change
+    (one whose speech runs into the next line's gives way; none is cut below half the time
+    to the next), and is held past its speech until it has been up ``MIN_CUE_S`` and long
+    enough to read at the language's ``fast_cps`` (by ``max_extend_s`` at most for that;
+    ``0`` holds none), as far as the next allows: the parts of a split line follow each
+    other and are not held."""
     held = []
     for i, (start, end, text) in enumerate(cues):
         follows = cues[i + 1][0] if i + 1 < len(cues) else math.inf
-        if start < follows < end:
-            end = follows
+        if start < follows:
+            end = min(end, max(follows - CUE_GAP_S, (start + follows) / 2))
         if layout.max_extend_s:
             reading = reading_chars(text.replace("\n", " "), lang) / layout.cps(lang)
             want = start + max(MIN_CUE_S, min(reading, end - start + layout.max_extend_s))

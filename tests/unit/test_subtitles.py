@@ -320,10 +320,12 @@ def test_a_split_line_shares_its_time_by_text_and_keeps_its_span(tmp_path):
     assert [c.index for c in cues] == [1, 2, 3]
     first, second, third = cues
     assert first.start.total_seconds() == 1.0 and second.end.total_seconds() == 9.0
-    assert first.end == second.start
     chars = [len(c.content.replace("\n", "")) for c in (first, second)]
     share = chars[0] / sum(chars)
-    assert first.end.total_seconds() == pytest.approx(1.0 + 8.0 * share, abs=0.002)
+    assert second.start.total_seconds() == pytest.approx(1.0 + 8.0 * share, abs=0.002)
+    # two frames between them (at 24 fps), so that a viewer sees the cue change
+    gap = (second.start - first.end).total_seconds()
+    assert gap == pytest.approx(2 / 24, abs=0.002)
     assert (third.start.total_seconds(), third.end.total_seconds(), third.content) == (
         9.5, 10.5, "Gracias.")
 
@@ -357,8 +359,9 @@ def test_a_cue_too_brief_to_read_is_held_into_the_silence_after_it(tmp_path):
     """A cue ended with its speech: a one-word line was up for a blink, a long one too fast
     to read. It is now held on, to 5/6 s and to the language's reading speed, by 0.5 s at
     most and leaving 2 frames before the next cue; the parts of a split line follow each
-    other and are not held; max_extend_s=0 keeps the speech's times. A cue whose speech runs
-    into the next line's (Whisper's lines can overlap by 10 ms) gives way to it."""
+    other and are not held; max_extend_s=0 keeps the speech's times. Every cue ends two
+    frames before the next, even one whose speech runs into the next line's (Whisper's
+    lines can overlap by 10 ms)."""
     long = ("Una línea bastante larga que ocupa dos renglones enteros del subtítulo, "
             "y que sigue en otro subtítulo distinto porque no cabe.")
     segs = [Segment(0, 1.0, 1.3, "", "Sí."),  # 0.3 s: held to 5/6 s
@@ -375,15 +378,17 @@ def test_a_cue_too_brief_to_read_is_held_into_the_silence_after_it(tmp_path):
     # wanted 2.05 s (41 characters at 20 a second): until 2 frames before the next
     assert times[1] == (2.0, pytest.approx(3.2 - 2 / 24, abs=1e-3))
     assert times[2] == (3.2, pytest.approx(4.1 - 2 / 24, abs=1e-3))
-    # a split line: its first part ends where the next begins; the last is held as a line is
-    assert times[3][1] == times[4][0] and times[4][1] == 8.5
+    # a split line: its first part ends two frames before the next; the last is held as a
+    # line is
+    assert times[3][1] == pytest.approx(times[4][0] - 2 / 24, abs=1e-3) and times[4][1] == 8.5
     assert times[5] == (20.0, 20.833) and times[6] == (22.0, 23.5)
-    assert times[7] == (30.0, 30.99) and times[8][0] == 30.99  # gives way: never two at once
-    assert all(b.start - a.end >= 2 / 24 - 0.002 for a, b in zip(cues, cues[1:])
-               if a.end != b.start)
+    # gives way, two frames before: never two at once
+    assert times[7] == (30.0, pytest.approx(30.99 - 2 / 24, abs=1e-3)) and times[8][0] == 30.99
+    assert all(b.start - a.end >= 2 / 24 - 0.002 for a, b in zip(cues, cues[1:]))
     plain = read_cues(write_srt(segs, tmp_path / "plain.es.srt", True,
                                 SubtitleLayout(max_extend_s=0), "es"))
-    assert [c.end for c in plain][:3] == [1.3, 3.0, 4.0] and plain[7].end == 30.99
+    assert [c.end for c in plain][:3] == [1.3, 3.0, 4.0]
+    assert plain[7].end == pytest.approx(30.99 - 2 / 24, abs=1e-3)
 
 
 def test_japanese_chinese_and_korean_lines_are_narrower_and_read_slower(tmp_path):
