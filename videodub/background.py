@@ -90,6 +90,18 @@ def gain_envelope(n: int, offset: int, rate: int, spans: list[tuple[float, float
     return gain
 
 
+def take_out_centre(block: np.ndarray, centre: np.ndarray, kept: np.ndarray,
+                    alone: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``block`` (samples x channels) less a surround original's ``centre`` (mono, as the
+    block carries it) where ``kept`` is 0; where ``alone`` is 0 (a stretch whose voice is in
+    the other channels too) the centre stays and the second value, the gain to lay on the
+    whole block, takes it all out instead (None: no such stretch here)."""
+    if alone is None:
+        return block - ((1.0 - kept) * centre)[:, None], None
+    return (block - ((1.0 - kept) * alone * centre)[:, None],
+            1.0 - (1.0 - kept) * (1.0 - alone))
+
+
 def write_background(original: Path, out: Path, spans: list[tuple[float, float]],
                      centre: Path | None = None, kept: Any = None,
                      shared: list[tuple[float, float]] = ()) -> Path:
@@ -112,12 +124,15 @@ def write_background(original: Path, out: Path, spans: list[tuple[float, float]]
                     dst.write(block * gain[:, None])
                 else:
                     voice = c.read(len(block), dtype="float32", fill_value=0.0)
-                    alone = gain_envelope(len(block), offset, src.samplerate, list(shared))
-                    whole = 1.0 - (1.0 - gain) * (1.0 - alone)  # gain where shared, else 1
-                    left = (block - ((1.0 - gain) * alone * voice)[:, None]) * whole[:, None]
+                    alone = (gain_envelope(len(block), offset, src.samplerate, list(shared))
+                             if shared else None)
+                    left, whole = take_out_centre(block, voice, gain, alone)
+                    if whole is not None:
+                        left *= whole[:, None]
                     dst.write(left)
                     if kept is not None:
-                        kept.add(alone * gain * voice + (1.0 - alone) * left.mean(axis=1))
+                        kept.add(gain * voice if alone is None else
+                                 alone * gain * voice + (1.0 - alone) * left.mean(axis=1))
                 offset += len(block)
             if c is not None:
                 c.close()

@@ -49,15 +49,21 @@ def _phrases(model: str):
             "zh-hant": budoux.load_default_traditional_chinese_parser}[model]()
 
 
+def subtag(lang: str | None) -> str:
+    """The primary subtag of a language tag as written anywhere (``zh_TW``: ``zh``)."""
+    return primary((lang or "").lower().replace("_", "-"))
+
+
 def _model(text: str, lang: str | None) -> str:
     """Japanese for text with kana (or a line of a Japanese track without any); Chinese
     otherwise, in traditional characters when the language tag says so (zh-Hant, zh-TW;
     Cantonese, yue, is written in them)."""
-    tag = (lang or "").lower().replace("_", "-")
-    if any(_kana(c) for c in text) or primary(tag) == "ja":
+    first = subtag(lang)
+    if any(_kana(c) for c in text) or first == "ja":
         return "ja"
-    if primary(tag) == "yue" or primary(tag) == "zh" and any(
-            part in ("hant", "tw", "hk", "mo") for part in tag.split("-")):
+    if first == "yue" or first == "zh" and any(
+            part in ("hant", "tw", "hk", "mo") for part in (lang or "").lower().replace("_", "-")
+            .split("-")):
         return "zh-hant"
     return "zh-hans"
 

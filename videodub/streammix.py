@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from videodub.background import gain_envelope
+from videodub.background import gain_envelope, take_out_centre
 from videodub.errors import Cancelled, VideodubError, is_no_space
 from videodub.loudness import ABSOLUTE_GATE, LoudnessMeter
 from videodub.media import ffmpeg_exe, run_ffmpeg
@@ -205,16 +205,19 @@ class StreamingMix:
                     gains = gains * kept
                 else:
                     centre = _read(self.centre, n)[:, 0]
-                    alone = gain_envelope(n, self.done, self.rate, self.shared)
-                    bg = bg - ((1.0 - kept) * alone * centre)[:, None]
-                    gains = gains * (1.0 - (1.0 - kept) * (1.0 - alone))
-                    voice = alone * kept * centre * gains
+                    alone = (gain_envelope(n, self.done, self.rate, self.shared)
+                             if self.shared else None)
+                    bg, whole = take_out_centre(bg, centre, kept, alone)
+                    if whole is not None:
+                        gains = gains * whole
+                    voice = kept * centre * gains * (1.0 if alone is None else alone)
             mixed = bg * gains[:, None]
             if self.levels:
-                # The original's voice as mixed: the background, or the centre it is in alone.
+                # The original's voice as mixed: the background, or the centre it is in alone
+                # (and the background in a stretch where it is not).
                 self.levels[0].add(speech)
-                self.levels[1].add(to_mono(mixed) if voice is None else
-                                   voice + (1.0 - alone) * to_mono(mixed))
+                self.levels[1].add(to_mono(mixed) if voice is None else voice if alone is None
+                                   else voice + (1.0 - alone) * to_mono(mixed))
             mixed += speech[:, None]
             self.speech = self.speech[n:]
             self.done += n

@@ -15,8 +15,7 @@ from pathlib import Path
 import srt
 
 from videodub.errors import VideodubError
-from videodub.languages import primary
-from videodub.linebreak import break_lines, columns
+from videodub.linebreak import break_lines, columns, subtag
 from videodub.media import write_text_atomic
 from videodub.model import Segment
 
@@ -157,20 +156,16 @@ class SubtitleLayout:
         """The longest line in ``lang``, in columns; 0: no wrapping."""
         if not self.max_line_chars:
             return 0
-        return self.line_columns_by_lang.get(_subtag(lang), self.max_line_chars)
+        return self.line_columns_by_lang.get(subtag(lang), self.max_line_chars)
 
     def cps(self, lang: str | None) -> float:
-        return self.fast_cps_by_lang.get(_subtag(lang), self.fast_cps)
-
-
-def _subtag(lang: str | None) -> str:
-    return primary((lang or "").lower().replace("_", "-"))
+        return self.fast_cps_by_lang.get(subtag(lang), self.fast_cps)
 
 
 def reading_chars(text: str, lang: str | None) -> float:
     """Characters as the reading speed counts them: in Chinese, Japanese and Korean a
     half-width character (Latin, a space, ASCII punctuation) as half of one."""
-    return columns(text) / 2 if _subtag(lang) in WIDE_LINE_COLUMNS else float(len(text))
+    return columns(text) / 2 if subtag(lang) in WIDE_LINE_COLUMNS else float(len(text))
 
 
 def layout_cue(text: str, layout: SubtitleLayout, lang: str | None = None) -> list[str]:
