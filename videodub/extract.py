@@ -78,6 +78,7 @@ class Decoded:
     # :class:`CentreShare`); None when there is no such channel.
     centre_share: float | None = None
     centre_sections: tuple = ()  # the same, in sections of the source (``CentreShare.sections``)
+    layout: str | None = None  # what an ``own_layout`` output was written in
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ class WavOut:
     rate: int
     channels: int
     centre: bool = False
+    # The source's own channels in its own layout (the first the stream has; ``channels``
+    # is then taken from it): a surround original for a surround dub.
+    own_layout: bool = False
 
 
 class _Writer:
@@ -100,13 +104,22 @@ class _Writer:
 
     def __init__(self, out: WavOut) -> None:
         self.out = out
-        self.file = WavWriter(out.path, out.rate, out.channels)
+        self.layout: str | None = None
+        self.channels = out.channels
+        self.file = None if out.own_layout else WavWriter(out.path, out.rate, out.channels)
         self.resampler = None
 
-    def start(self, av) -> None:
+    def start(self, av, source_layout: str) -> None:
         """A new resampler (at the start, and after the source's format changed)."""
         self.flush()
-        layout = "mono" if self.out.channels == 1 and not self.out.centre else "stereo"
+        if self.out.own_layout:
+            if self.file is None:
+                self.layout = source_layout
+                self.channels = av.AudioLayout(source_layout).nb_channels
+                self.file = WavWriter(self.out.path, self.out.rate, self.channels)
+            layout = self.layout
+        else:
+            layout = "mono" if self.out.channels == 1 and not self.out.centre else "stereo"
         self.resampler = av.AudioResampler(format="s16", layout=layout, rate=self.out.rate)
 
     def write(self, frame) -> None:
@@ -114,7 +127,7 @@ class _Writer:
             if self.out.centre:  # the stereo downmix's left channel (both carry the centre)
                 data = np.frombuffer(part.planes[0], np.int16, part.samples * 2)[::2].tobytes()
             else:
-                data = bytes(part.planes[0])[:part.samples * 2 * self.out.channels]
+                data = bytes(part.planes[0])[:part.samples * 2 * self.channels]
             self.file.write(data)
 
     def flush(self) -> None:
@@ -124,7 +137,8 @@ class _Writer:
 
     def close(self) -> None:
         self.flush()
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
 
 def _planar(frame) -> np.ndarray:
@@ -190,7 +204,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
         try:
             for out in outputs:
                 writers.append(_Writer(out))
-                writers[-1].start(av)
+                writers[-1].start(av, key[1] if key else "mono")
             centre_writers = any(out.centre for out in outputs)
             share = CentreShare(key[1] if key else "mono")
             block: list[np.ndarray] = []
@@ -226,7 +240,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                     key, declared = k, None
                     share.layout(key[1])
                     for w in writers:
-                        w.start(av)
+                        w.start(av, key[1])
                 for data in timeline.place(frame, _planar(frame)):
                     block.append(data)
                     held += data.shape[1]
@@ -239,6 +253,7 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
                 data = np.concatenate(block, axis=1)
                 block, held = [data[:, :held - past]], held - past
             emit()
+            layout = next((w.layout for w in writers if w.out.own_layout), None)
             for w in writers:
                 w.close()
             writers = []
@@ -255,13 +270,14 @@ def decode_to_wavs(source: Path, outputs: list[WavOut], what: str,
     finally:
         for w in writers:  # after a failure: close the files (the caller removes them)
             try:
-                w.file.close()
+                if w.file is not None:
+                    w.file.close()
             except OSError:
                 pass
         container.close()
     return Decoded(skipped, timeline.gaps, round(timeline.filled, 3), round(timeline.dropped, 3),
                    timeline.resets, share.result() if centre_writers else None,
-                   tuple(share.sections()) if centre_writers else ())
+                   tuple(share.sections()) if centre_writers else (), layout)
 
 
 class Timeline:

@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from videodub.surround import bs1770_weights
+
 # Integrated loudness is summed over 100 ms hops, four to a 400 ms gating block (BS.1770-4).
 HOP_S = 0.1
 ABSOLUTE_GATE = -70.0
@@ -42,12 +44,19 @@ class KWeighted:
 
         self.rate, self.channels, self.pts = rate, channels, 0
         self.layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+        # Packed from eight channels on: PyAV's ``from_ndarray`` asks a planar frame of eight
+        # channels for a ninth plane (the graph converts it for the filter).
+        self.format = "dblp" if channels < 8 else "dbl"
         self.graph = Graph()
-        chain = [self.graph.add_abuffer(format="dblp", sample_rate=rate, layout=self.layout)]
+        chain = [self.graph.add_abuffer(format=self.format, sample_rate=rate,
+                                        layout=self.layout)]
         for coefficients in k_weighting(rate):
             args = ":".join(f"{name}={value!r}" for name, value in
                             zip(("b0", "b1", "b2", "a0", "a1", "a2"), coefficients))
             chain.append(self.graph.add("biquad", f"{args}:precision=f64"))
+            chain[-2].link_to(chain[-1])
+        if self.format == "dbl":  # and packed out again, for the same reason
+            chain.append(self.graph.add("aformat", "sample_fmts=dbl"))
             chain[-2].link_to(chain[-1])
         chain.append(self.graph.add("abuffersink"))
         chain[-2].link_to(chain[-1])
@@ -59,33 +68,43 @@ class KWeighted:
 
         if len(audio) == 0:
             return np.zeros((0, self.channels))
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio.T, dtype=np.float64),
-                                           format="dblp", layout=self.layout)
+        data = (np.ascontiguousarray(audio.T, dtype=np.float64) if self.format == "dblp"
+                else np.ascontiguousarray(audio, dtype=np.float64).reshape(1, -1))
+        frame = av.AudioFrame.from_ndarray(data, format=self.format, layout=self.layout)
         frame.sample_rate, frame.pts = self.rate, self.pts
         self.pts += len(audio)
         self.graph.push(frame)
         # The biquads give a frame for a frame: pulled once, not until the graph says it is
         # empty. Every call into the graph gives up the GIL and waits to take it back, which
         # costs most when other threads of the job are busy in Python.
-        out = [self.graph.pull().to_ndarray().T]
+        out = [self._pull()]
         got = len(out[0])
         while got < len(audio):
-            out.append(self.graph.pull().to_ndarray().T)
+            out.append(self._pull())
             got += len(out[-1])
         return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def _pull(self) -> np.ndarray:
+        data = self.graph.pull().to_ndarray()
+        return data.T if self.format == "dblp" else data.reshape(-1, self.channels)
 
 
 class LoudnessMeter:
     """Integrated loudness (LUFS, BS.1770-4) of audio given in pieces. One channel is
     measured as dual mono (as two loudspeakers play it), so a mono dub at the target is as
-    loud as a stereo one (EBU Tech 3341's dual-mono case)."""
+    loud as a stereo one (EBU Tech 3341's dual-mono case). More than two channels are
+    weighted by their ``layout`` (FFmpeg's name: "5.1"), as BS.1770 does: the LFE not counted,
+    the surrounds at +1.5 dB."""
 
-    def __init__(self, rate: int, channels: int) -> None:
+    def __init__(self, rate: int, channels: int, layout: str | None = None) -> None:
         self.weighting = KWeighted(rate, channels)
         self.hop = int(round(rate * HOP_S))
         self.rest = np.zeros((0, channels))  # filtered samples of an unfinished hop
         self.energies: list[float] = []  # mean square per hop, summed over channels
         self.weight = 2.0 if channels == 1 else 1.0
+        # Per channel, when they are not all alike (a surround layout).
+        weights = bs1770_weights(layout or "", channels)
+        self.channel_weights = None if (weights == 1.0).all() else weights
 
     def add(self, audio: np.ndarray) -> None:
         if len(audio) == 0:
@@ -94,7 +113,11 @@ class LoudnessMeter:
         whole = len(weighted) // self.hop * self.hop
         if whole:
             hops = weighted[:whole].reshape(-1, self.hop, weighted.shape[1])
-            sums = np.einsum("hnc,hnc->h", hops, hops, dtype=np.float64)
+            if self.channel_weights is None:
+                sums = np.einsum("hnc,hnc->h", hops, hops, dtype=np.float64)
+            else:
+                sums = np.einsum("hnc,hnc,c->h", hops, hops, self.channel_weights,
+                                 dtype=np.float64)
             self.energies.extend((sums * (self.weight / self.hop)).tolist())
         self.rest = weighted[whole:]
 

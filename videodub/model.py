@@ -86,6 +86,10 @@ class MediaInfo:
     # ... and the stretches (start, end seconds) where its voice is in the other channels
     # too (a score or an upmix in the centre): taken out of the whole downmix there.
     centre_shared: list[tuple[float, float]] = field(default_factory=list)
+    # The original in its own channels (a WAV at the mix rate) and their FFmpeg layout ("5.1"),
+    # for a surround dub (``JobContext.surround``) of a voice in the centre alone.
+    surround_audio: Path | None = None
+    surround_layout: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,6 +131,7 @@ class JobContext:
         # What a step hands a later one: the mixer's dub-only track, the transcript's SRT ...
         self.artifacts: dict[str, Any] = {}
         self.speaking_rate: float | None = None  # the TTS voice's natural characters/s, measured
+        self.surround = False  # the mixer dubs surround in surround (``MixesSurround``)
         self._procs: set[subprocess.Popen] = set()
         self._lock = threading.Lock()
 
@@ -261,9 +266,22 @@ class DubEncoding:
     codec: str | None = None
     bit_rates: tuple[int, int] | None = None
     codec_options: tuple[tuple[str, str], ...] = ()
+    # Bit/s for each full-range channel of a surround dub (not the LFE); None: stereo only.
+    surround_bit_rate: int | None = None
 
-    def args_for(self, channels: int) -> tuple[str, ...]:
-        return self.mono_args or self.args if channels == 1 else self.args
+    def args_for(self, channels: int, lfe: int = 0) -> tuple[str, ...]:
+        if channels == 1:
+            return self.mono_args or self.args
+        if channels > 2 and self.surround_bit_rate and "-b:a" in self.args:
+            at = self.args.index("-b:a") + 1
+            return (*self.args[:at], str(self.bit_rate(channels, lfe)), *self.args[at + 1:])
+        return self.args
+
+    def bit_rate(self, channels: int, lfe: int = 0) -> int | None:
+        """Bit/s of a dub of ``channels`` (``lfe`` of them low-frequency effects)."""
+        if channels > 2:
+            return self.surround_bit_rate and self.surround_bit_rate * (channels - lfe)
+        return self.bit_rates and self.bit_rates[0 if channels == 1 else 1]
 
 
 @runtime_checkable
@@ -278,6 +296,14 @@ class StreamsEncoded(Protocol):
     """A mixer that encodes the track as it finishes it, while clips arrive (``run/tail.py``)."""
 
     def encode_as(self, encoding: DubEncoding) -> None: ...
+
+
+@runtime_checkable
+class MixesSurround(Protocol):
+    """A mixer that can dub a surround original in its own channels (``MediaInfo.surround_audio``);
+    asked before ingest, which extracts them only then."""
+
+    def keeps_surround(self) -> bool: ...
 
 
 @runtime_checkable

@@ -74,14 +74,14 @@ class ParallelEncoder:
 
     def __init__(self, out: Path, rate: int, channels: int, codec: str, bit_rate: int,
                  options: dict[str, str] | None = None, workers: int = 2,
-                 stretch_s: float | None = None) -> None:
+                 stretch_s: float | None = None, layout: str | None = None) -> None:
         import av
 
         if not splices(codec, dict(options or {})):
             raise ValueError(f"{codec} {options} streams cannot be encoded in stretches")
         self.rate, self.channels = rate, channels
         self.codec, self.bit_rate, self.options = codec, bit_rate, dict(options or {})
-        self.layout = "mono" if channels == 1 else "stereo"
+        self.layout = layout or ("mono" if channels == 1 else "stereo")
         coder = self.options.get("aac_coder", "fast")
         stretch_s = STRETCH_S[coder] if stretch_s is None else stretch_s
         self.stretch = max(1, round(stretch_s * rate / FRAME)) * FRAME
@@ -164,8 +164,7 @@ class ParallelEncoder:
         # Handed over a second at a time: PyAV cuts it into the codec's frames itself (the
         # same packets as frame by frame, with less Python per frame).
         for i in range(0, planar.shape[1], BLOCK):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(planar[:, i:i + BLOCK]),
-                                               format="fltp", layout=self.layout)
+            frame = planar_frame(av, planar[:, i:i + BLOCK], self.layout)
             frame.sample_rate, frame.pts = self.rate, first + i
             frame.time_base = ctx.time_base
             take(ctx.encode(frame))
@@ -214,6 +213,19 @@ class ParallelEncoder:
                 self.container.close()
             except Exception:  # noqa: BLE001 - the file is being thrown away
                 pass
+
+
+def planar_frame(av, data: np.ndarray, layout: str):
+    """An ``fltp`` frame of ``data`` (channels x samples). From eight channels on (7.1) its
+    planes are filled one by one: PyAV's ``from_ndarray`` asks such a frame for a ninth."""
+    if data.shape[0] < 8:
+        return av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format="fltp",
+                                          layout=layout)
+    frame = av.AudioFrame(format="fltp", layout=layout, samples=data.shape[1])
+    planes = frame.planes
+    for channel in range(data.shape[0]):
+        planes[channel].update(np.ascontiguousarray(data[channel]).tobytes())
+    return frame
 
 
 def feed(stream, encoder: ParallelEncoder, channels: int, errors: list[BaseException],

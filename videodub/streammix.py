@@ -38,6 +38,7 @@ from videodub.media import ffmpeg_exe, run_ffmpeg
 from videodub.model import JobContext
 from videodub.parallel_encode import EncoderSpec, ParallelEncoder, feed
 from videodub.speech_regions import LevelMeter, to_mono
+from videodub.surround import channel_names
 from videodub.wav import FFMPEG_WAV
 
 # Finished audio is handed to ffmpeg at most this much at a time (bounds the memory).
@@ -100,7 +101,7 @@ class StreamingMix:
                  removal: Any = None, measure: bool = False,
                  channels: int | None = None, stretches: EncoderSpec | None = None,
                  centre: Path | None = None,
-                 shared: list[tuple[float, float]] = ()) -> None:
+                 shared: list[tuple[float, float]] = (), layout: str | None = None) -> None:
         import soundfile
 
         self.options, self.out, self.ctx = options, out, ctx
@@ -109,6 +110,11 @@ class StreamingMix:
         # the background carries it in each channel), out of the centre alone.
         self.removal = removal
         self.centre = soundfile.SoundFile(str(centre)) if centre and removal else None
+        # A surround dub (``layout``: the background's own, "5.1"...): the lines go into its
+        # centre channel, and the voice is taken out of that channel alone.
+        self.layout = layout
+        names = channel_names(layout) if layout else []
+        self.own_centre = names.index("FC") if "FC" in names else None
         self.shared = list(shared)  # ... but out of the whole background in these stretches
         # ffmpeg output arguments of the encoding to write (the muxer's), or 16-bit WAV; or
         # the limiter's output encoded in stretches on several CPUs (``parallel_encode``).
@@ -126,7 +132,7 @@ class StreamingMix:
         self.bg_gain = 10 ** (options.background_db / 20)
         self.envelope = DuckEnvelope(self.rate, options.duck_db, options.attack_s,
                                      options.release_s)
-        self.meter = LoudnessMeter(self.rate, self.channels)
+        self.meter = LoudnessMeter(self.rate, self.channels, layout)
         # The frame levels of the dub alone and of the background as mixed (mono, before the
         # common gain), for the quality figures (``measure``), taken as the mix advances.
         self.levels = (LevelMeter(self.rate), LevelMeter(self.rate)) if measure else None
@@ -149,8 +155,10 @@ class StreamingMix:
         self.log = tempfile.TemporaryFile()
         output = ([*self.encode_args, str(self.tmp)] if self.stretches is None
                   else ["-f", "f32le", "-ac", str(self.channels), "pipe:1"])
+        channels = (["-ch_layout", self.layout] if self.layout
+                    else ["-ac", str(self.channels)])
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-v", "info", "-nostats",
-               "-f", "f32le", "-ar", str(self.rate), "-ac", str(self.channels), "-i", "pipe:0",
+               "-f", "f32le", "-ar", str(self.rate), *channels, "-i", "pipe:0",
                "-af", f"alimiter=limit={ceiling:.5f}:level=false:attack=5:release=50,{meter}",
                *output]
         self.proc = subprocess.Popen(
@@ -160,7 +168,8 @@ class StreamingMix:
         if self.stretches is not None:
             spec = self.stretches
             self.encoder = ParallelEncoder(self.tmp, self.rate, self.channels, spec.codec,
-                                           spec.bit_rate, spec.options, spec.workers)
+                                           spec.bit_rate, spec.options, spec.workers,
+                                           layout=self.layout)
             self.feed = feed(self.proc.stdout, self.encoder, self.channels, self.feed_errors,
                              on_error=self.proc.kill)
 
@@ -201,13 +210,19 @@ class StreamingMix:
             voice = None  # what is left of a surround original's centre, mono
             if self.removal is not None:
                 kept = self.removal.gains(self.done, n, self.rate)
-                if self.centre is None:
+                if self.centre is None and self.own_centre is None:
                     gains = gains * kept
                 else:
-                    centre = _read(self.centre, n)[:, 0]
                     alone = (gain_envelope(n, self.done, self.rate, self.shared)
                              if self.shared else None)
-                    bg, whole = take_out_centre(bg, centre, kept, alone)
+                    if self.own_centre is None:
+                        centre = _read(self.centre, n)[:, 0]
+                        bg, whole = take_out_centre(bg, centre, kept, alone)
+                    else:  # the centre is one of the background's channels
+                        c = self.own_centre
+                        centre = bg[:, c].copy()
+                        left, whole = take_out_centre(bg[:, c:c + 1], centre, kept, alone)
+                        bg[:, c] = left[:, 0]
                     if whole is not None:
                         gains = gains * whole
                     voice = kept * centre * gains * (1.0 if alone is None else alone)
@@ -218,7 +233,10 @@ class StreamingMix:
                 self.levels[0].add(speech)
                 self.levels[1].add(to_mono(mixed) if voice is None else voice if alone is None
                                    else voice + (1.0 - alone) * to_mono(mixed))
-            mixed += speech[:, None]
+            if self.own_centre is None:
+                mixed += speech[:, None]
+            else:
+                mixed[:, self.own_centre] += speech
             self.speech = self.speech[n:]
             self.done += n
             self.meter.add(mixed)

@@ -11,6 +11,7 @@ whether the voice is there alone; ``mix=duck`` subtracts it where the source spe
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
@@ -163,3 +164,40 @@ class CentreShare:
                 out.append((k * SHARE_FRAME_S, min(k + per, len(shares)) * SHARE_FRAME_S,
                             round(float(np.median(here)), 3)))
         return out
+
+
+def channel_names(layout: str) -> list[str]:
+    """FFmpeg's names of a layout's channels in order ("FL", "FR", "FC", "LFE"...); none for
+    a layout it cannot name."""
+    import av
+
+    try:
+        return [c.name for c in av.AudioLayout(layout).channels]
+    except (ValueError, av.error.FFmpegError):
+        return []
+
+
+def bs1770_weights(layout: str, channels: int) -> np.ndarray:
+    """Each channel's weight in BS.1770 loudness, as FFmpeg's ``ebur128`` gives them: 0 for
+    the LFE, 1.41 (+1.5 dB) for the surrounds (side and back), 1 for the front ones."""
+    names = channel_names(layout) if channels > 2 else []
+    if len(names) != channels:
+        return np.ones(channels)
+    return np.array([0.0 if n.startswith("LFE") else 1.41 if n[0] in "SB" else 1.0
+                     for n in names])
+
+
+def surround_dub(path: Path, layout: str | None, voice_centre: bool,
+                 name: str, ctx: JobContext) -> tuple[Path, str] | None:
+    """The original in its own channels for a surround dub (``path``, written in ``layout``),
+    when the voice is in its centre; else None, and the file is removed."""
+    if not path.exists():
+        return None
+    names = channel_names(layout or "")
+    if voice_centre and "FC" in names:
+        return path, layout
+    path.unlink()
+    if "FC" in names:
+        ctx.note(f"ingest: {name} is dubbed in its stereo downmix, not in {layout}: its voice "
+                 f"is not in its centre channel alone")
+    return None

@@ -42,6 +42,16 @@ def test_the_speech_track_is_dubbed_and_the_films_other_tracks_kept(run_cli, mul
     assert tone.error_lines == ["error: no speech found in multi.mkv"]
 
 
+def ffmpeg_loudness(path) -> float:
+    """The dub track's integrated loudness by FFmpeg's own meter (BS.1770, channel weights
+    and all)."""
+    from videodub.media import run_ffmpeg
+
+    log = run_ffmpeg(["-v", "info", "-nostats", "-i", str(path), "-map", "0:a:0", "-af",
+                      "ebur128=framelog=quiet", "-f", "null", "-"])
+    return float(re.findall(r"I:\s+(-?[\d.]+) LUFS", log)[-1])
+
+
 @pytest.mark.slow
 def test_a_surround_films_voice_is_taken_out_of_its_centre_and_its_music_stays(
         run_cli, short_talk, tmp_path):
@@ -76,9 +86,11 @@ def test_a_surround_films_voice_is_taken_out_of_its_centre_and_its_music_stays(
     assert left["centre_only"] and left["original_where_source_speaks_db"] < -60, left
 
     with av.open(str(run.video)) as container:
-        dub = np.concatenate([f.to_ndarray().mean(axis=0)
-                              for f in container.decode(container.streams.audio[0])])
-        dub_rate = container.streams.audio[0].rate
+        stream = container.streams.audio[0]
+        assert (stream.layout.name, stream.channels) == ("5.1", 6)
+        channels = np.concatenate([f.to_ndarray() for f in container.decode(stream)], axis=1)
+        dub_rate = stream.rate
+    dub = channels.mean(axis=0)
 
     def tone_db(a: float, b: float) -> float:  # its peak: the dub's voice spreads thin
         window = dub[int(a * dub_rate):int(b * dub_rate)] * np.hanning(int(b * dub_rate)
@@ -90,3 +102,21 @@ def test_a_surround_films_voice_is_taken_out_of_its_centre_and_its_music_stays(
     before = tone_db(0.1, short_talk.script[0].start - 0.3)
     for line in short_talk.script:
         assert abs(tone_db(line.start + 0.2, line.end - 0.2) - before) < 3.0
+
+    # The dub is in the centre alone; the front pair and the surrounds keep the tone, as it
+    # was, at its level; the LFE stays silent.
+    def power(channel: int, a: float, b: float) -> float:
+        x = channels[channel, int(a * dub_rate):int(b * dub_rate)]
+        return 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-20)
+
+    for line in short_talk.script:
+        a, b = line.start + 0.2, line.end - 0.2
+        assert power(2, a, b) > power(0, a, b) + 6  # the dub's voice over a -26 dBFS tone
+        for other in (0, 1, 4, 5):
+            assert abs(power(other, a, b) - power(other, 0.1, short_talk.script[0].start
+                                                  - 0.3)) < 1.0
+    assert power(3, 0.0, len(dub) / dub_rate) < -80
+    assert "mix: dubbed in 5.1, the original's own channels: the dub in the centre, the " \
+        "others as they are" in notes
+    loudness = ffmpeg_loudness(run.video)
+    assert abs(loudness - (-16.0)) <= 1.0, loudness

@@ -18,7 +18,7 @@ from videodub.extract import START_TOLERANCE_S, Decoded, Unsupported, WavOut, de
 from videodub.audio import GrowingWav
 from videodub.media import Ffmpeg, decode_check, probe
 from videodub.model import JobContext, MediaInfo, WorkerHint
-from videodub.surround import centre_voice, shared_stretches
+from videodub.surround import centre_voice, shared_stretches, surround_dub
 from videodub.tracks import check_track_choice, pick_audio_track
 from videodub.wav import FFMPEG_WAV
 
@@ -111,7 +111,10 @@ class LocalIngester:
         # Extracted WAVs (16 kHz mono + stereo at the mix rate, and a surround track's centre
         # in mono), the mixed track, the output (about the input's size) and a margin.
         rate = self.options.mix_sample_rate
-        centre = 2 * rate if (track.get("channels") or 0) >= 3 else 0
+        channels = track.get("channels") or 0
+        centre = 2 * rate if channels >= 3 else 0
+        if channels >= 3 and ctx.surround:  # and all of them, for a surround dub
+            centre += 2 * rate * channels * 2  # the WAV and the mixed track
         need = duration * (32000 + 2 * 2 * 2 * rate + centre) + path.stat().st_size
         need = int(need * 1.2) + 50 * 2**20
         free = shutil.disk_usage(ctx.run_dir).free
@@ -136,13 +139,15 @@ class LocalIngester:
         duration = float(info["duration"])
 
         def media(channels: int, centre_audio: Path | None = None, centre_shared=(),
-                  **extra) -> MediaInfo:
+                  surround: tuple[Path, str] | None = None, **extra) -> MediaInfo:
             return MediaInfo(
                 path=input_path, duration=duration, has_video=bool(video),
                 audio_streams=len(audio), audio_stream=n, audio_codec=track["codec"],
                 video_codec=video[0]["codec"] if video else None, speech_audio=speech,
                 full_audio=full, sample_rate=rate, channels=channels,
                 centre_audio=centre_audio, centre_shared=list(centre_shared),
+                surround_audio=surround[0] if surround else None,
+                surround_layout=surround[1] if surround else None,
                 extra={"format": info["format"], **timeline, **extra})
 
         what = f"extracting audio from {input_path.name}"
@@ -151,9 +156,12 @@ class LocalIngester:
         # or two ffmpeg processes for a stream it cannot set up.
         outputs = [WavOut(speech, 16000, 1), WavOut(full, rate, 2)]
         centre = ctx.work_dir / "centre.wav"
+        own = ctx.work_dir / "surround.wav"
         if (track.get("channels") or 0) >= 3:  # a centre beside others, maybe: 3.0, 5.1, 7.1
             outputs.append(WavOut(centre, rate, 1, centre=True))
-        share: list = [None, ()]  # the centre's share of the others: whole, in sections
+            if ctx.surround:  # the mixer dubs it in its own channels, if the voice is there
+                outputs.append(WavOut(own, rate, track["channels"], own_layout=True))
+        share: list = [None, (), None]  # the centre's share of the others: whole, in sections
 
         def extract(early: bool, strict: bool = False) -> None:
             growing = GrowingWav(speech, 16000)
@@ -166,14 +174,15 @@ class LocalIngester:
                                              strict=strict, track=n)
                 except Unsupported:
                     share[0] = math.nan  # one ffmpeg per output: no centre read apart
-                    extract_with_ffmpeg(input_path, [o for o in outputs if not o.centre],
+                    extract_with_ffmpeg(input_path, [o for o in outputs
+                                                     if not o.centre and not o.own_layout],
                                         growing, ctx, what, n)
                     if strict:  # the audio the in-process decode did not check
                         decode_check(input_path, ctx, (f"0:a:{n}",))
                 else:
                     growing.finish(ok=True)
                     noted(decoded, input_path.name, ctx)
-                    share[:] = decoded.centre_share, decoded.centre_sections
+                    share[:] = decoded.centre_share, decoded.centre_sections, decoded.layout
             except BaseException:
                 growing.finish(ok=False)
                 raise
@@ -207,12 +216,14 @@ class LocalIngester:
             ctx.note("ingest: both channels of the original carry the same signal; the dub is "
                      "mixed and encoded in mono")
         voice_centre = centre_voice(share[0], track, input_path.name, ctx, list(share[1]))
+        surround = surround_dub(own, share[2], voice_centre, input_path.name, ctx)
         if not voice_centre:
             centre.unlink(missing_ok=True)
             return media(1 if mono else 2)
         # Sections of the source's audio, on the picture's timeline as the WAVs are.
         shared = shared_stretches(list(share[1]), timeline.get("audio_delay_s", 0.0))
-        return media(1 if mono else 2, centre_audio=centre, centre_shared=shared)
+        return media(1 if mono else 2, centre_audio=centre, centre_shared=shared,
+                     surround=surround)
 
 
 def noted(decoded: Decoded, name: str, ctx: JobContext) -> None:

@@ -12,7 +12,6 @@ one array either way.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -32,6 +31,7 @@ from videodub.parallel_encode import EncoderSpec, splices
 from videodub.placement import ClipPlacer, placed
 from videodub.separation import DEFAULT_MODEL_URL, fetch_model, separate_background
 from videodub.speech_regions import LevelMeter
+from videodub.surround import channel_names
 from videodub.voice_activity import source_regions_of_file, source_regions_until
 from videodub.wav import FFMPEG_WAV, wav_format
 
@@ -67,6 +67,9 @@ class DuckMixOptions:
     separator_sha256: str = ""
     # separate: allow fetching a model that is not cached yet.
     separator_download: bool = True
+    # A surround original (5.1, 7.1...) whose voice is in its centre channel is dubbed in its
+    # own channels, the dub in the centre (streaming, auto or remove); false: in stereo.
+    surround: bool = True
 
     def __post_init__(self) -> None:
         if self.original_voice not in ("auto", "remove", "duck", "separate"):
@@ -135,6 +138,14 @@ class DuckMixer:
         """Streaming, write the track encoded the muxer's way (it then copies it)."""
         self.encoding = encoding
 
+    def keeps_surround(self) -> bool:
+        """A surround original is dubbed in its own channels: streaming, with the voice
+        taken out of the centre, and a muxer that encodes surround (when it says how)."""
+        return (bool(getattr(self.options, "surround", False))
+                and getattr(self.options, "streaming", False)
+                and self.options.original_voice in ("auto", "remove")
+                and (self.encoding is None or bool(self.encoding.surround_bit_rate)))
+
     def worker_hint(self) -> WorkerHint:
         return WorkerHint(cpu_bound=True, memory_mb=200, max_concurrency=1,
                           reason="one speech track, written in order")
@@ -181,8 +192,14 @@ class DuckMixer:
             # asking ahead of them would run the model over windows it is about to give.
             removal = StreamingRemoval(partial(source_regions_until, media.speech_audio))
         ctx.artifacts.update(background_ducked=False, background_gain_db=0.0)
+        layout = None
+        if (media.surround_audio is not None and removal is not None
+                and self._centre(media) is not None and self.keeps_surround()):
+            background, layout = media.surround_audio, media.surround_layout
+            ctx.note(f"mix: dubbed in {layout}, the original's own channels: the dub in the "
+                     f"centre, the others as they are")
         out = mix_streaming(o, segments, media, ctx, self.encoding, background, removal,
-                            measure=True, centre=self._centre(media))
+                            measure=True, centre=self._centre(media), layout=layout)
         if removal is not None:
             ctx.note(f"mix: original voice removed in {len(removal.spans or ())} speech regions"
                      + (" of the centre channel" if self._centre(media) else ""))
@@ -291,38 +308,42 @@ class DuckMixer:
 
 
 def encoder_spec(encoding: DubEncoding | None, channels: int,
-                 workers: int) -> EncoderSpec | None:
+                 workers: int, lfe: int = 0) -> EncoderSpec | None:
     """Stretches of the track encoded on ``workers`` threads (0: the job's CPUs), when the
     muxer's encoding allows it and there is more than one; None: one ffmpeg encoder."""
-    if (encoding is None or not encoding.bit_rates
+    if (encoding is None or not encoding.bit_rate(channels, lfe)
             or not splices(encoding.codec, dict(encoding.codec_options))):
         return None
     workers = workers or Machine.detect().cpus
     if workers < 2:
         return None
-    return EncoderSpec(encoding.codec, encoding.bit_rates[0 if channels == 1 else 1],
+    return EncoderSpec(encoding.codec, encoding.bit_rate(channels, lfe),
                        dict(encoding.codec_options), workers)
 
 
 def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobContext,
                   encoding: DubEncoding | None = None, background: Path | None = None,
                   removal: StreamingRemoval | None = None, measure: bool = False,
-                  centre: Path | None = None) -> Path:
+                  centre: Path | None = None, layout: str | None = None) -> Path:
     """The track finished as clips arrive (and encoded, given the muxer's ``encoding``);
     checked by the limiter's own meter, and corrected in one more pass only if it missed.
     With ``measure``, the frame levels of the dub and of the background as laid under it go
     to ``ctx.artifacts`` (``speech_levels``, ``background_levels``) for the quality figures."""
     from videodub.streammix import StreamingMix, StreamOptions, correct
 
-    args = (*encoding.args_for(media.channels), "-f", "mp4") if encoding else None
+    # A surround dub (``layout``): the background's own channels, the centre's among them.
+    names = channel_names(layout) if layout else []
+    channels, lfe = (len(names), sum(n.startswith("LFE") for n in names)) if names else (
+        media.channels, 0)
+    args = (*encoding.args_for(channels, lfe), "-f", "mp4") if encoding else None
     out = ctx.work_dir / ("dub_mix" + (encoding.suffix if encoding else ".wav"))
     duck_db = 0.0 if o.duck_ratio <= 1.0 else o.duck_db  # a separated background: not ducked
     stream = StreamingMix(background or media.full_audio, out, StreamOptions(
         loudness=o.loudness, true_peak=o.true_peak, background_db=o.background_db,
         duck_db=duck_db, attack_s=o.duck_attack_ms / 1000, release_s=o.duck_release_ms / 1000,
-        measure_true_peak=o.effort == Effort.high), ctx, args, removal, measure, media.channels,
-        stretches=encoder_spec(encoding, media.channels, o.encode_workers), centre=centre,
-        shared=media.centre_shared)
+        measure_true_peak=o.effort == Effort.high), ctx, args, removal, measure, channels,
+        stretches=encoder_spec(encoding, channels, o.encode_workers, lfe),
+        centre=None if layout else centre, shared=media.centre_shared, layout=layout)
 
     def unvoiced(seg: Segment) -> None:
         if removal is not None and "kept_original" in seg.flags:
@@ -343,7 +364,8 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
     if stream.levels:
         ctx.artifacts.update(speech_levels=stream.levels[0].levels(),
                              background_levels=stream.levels[1].levels(),
-                             voice_in_centre=stream.centre is not None)
+                             voice_in_centre=stream.centre is not None
+                             or stream.own_centre is not None)
     note = (f"mix: streamed, gain {result['first_gain']:+.1f} dB then {result['last_gain']:+.1f}"
             f" dB, speech peak {20 * np.log10(max(peak, 1e-6)):.1f} dBFS before gain, "
             f"result {result['I']:.1f} LUFS")
@@ -361,18 +383,14 @@ def mix_streaming(o, segments: Iterable[Segment], media: MediaInfo, ctx: JobCont
 
 def measure_loudness(inputs: list[str], graph: str, ctx: JobContext) -> dict[str, float]:
     """Integrated loudness (LUFS) and true peak (dBTP) of a filter graph's ``[out]``."""
+    from videodub.streammix import parse_summary
+
     stderr = run_ffmpeg(["-v", "info", "-nostats", *inputs, "-filter_complex", graph,
                          "-map", "[out]", "-f", "null", "-"], ctx, what="measuring loudness")
-    summary = stderr[stderr.rfind("Summary:"):]
-    loud = re.search(r"I:\s+(-?[\d.]+|-inf) LUFS", summary)
-    peak = re.search(r"Peak:\s+(-?[\d.]+|-inf) dBFS", summary)
-    if not loud or not peak:
+    result = parse_summary(stderr)
+    if "peak" not in result:
         raise VideodubError("mixing: ffmpeg ebur128 printed no loudness summary")
-
-    def value(match: re.Match) -> float:
-        return -120.0 if match.group(1) == "-inf" else float(match.group(1))
-
-    return {"I": value(loud), "peak": value(peak)}
+    return result
 
 
 @hookimpl

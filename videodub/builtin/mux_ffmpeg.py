@@ -65,13 +65,18 @@ class FfmpegMuxOptions:
             raise ValueError(f"audio_bitrate must be auto or like 160k, got {self.audio_bitrate!r}")
 
 
-def dub_bitrate(options, channels: int = 2) -> str:
-    """The dub track's AAC bitrate: as configured, or by effort for ``auto`` (128k, 80k or 64k
-    per channel: a mono dub needs half a stereo one's bits for the same quality)."""
+def dub_bitrate(options, channels: int = 2, lfe: int = 0) -> str:
+    """The dub track's AAC bitrate: as configured (for a stereo dub; a surround one has that
+    per pair of full-range channels), or by effort for ``auto`` (128k, 80k or 64k per
+    full-range channel: a mono dub needs half a stereo one's bits for the same quality, and
+    the LFE, 120 Hz at most, next to none)."""
+    full = max(1, channels - lfe)
     if options.audio_bitrate != "auto":
-        return options.audio_bitrate
+        if channels <= 2:
+            return options.audio_bitrate
+        return f"{bits(options.audio_bitrate) * full // 2000}k"
     per_channel = {Effort.high: 128, Effort.medium: 80, Effort.low: 64}[options.effort]
-    return f"{per_channel * min(channels, 2)}k"
+    return f"{per_channel * (min(channels, 2) if channels <= 2 else full)}k"
 
 
 def bits(rate: str) -> int:
@@ -100,7 +105,8 @@ class FfmpegMuxer:
                            mono_args=tuple(self._dub_args(channels=1)), codec="aac",
                            bit_rates=(bits(dub_bitrate(self.options, 1)),
                                       bits(dub_bitrate(self.options, 2))),
-                           codec_options=(("aac_coder", self._coder()),))
+                           codec_options=(("aac_coder", self._coder()),),
+                           surround_bit_rate=bits(dub_bitrate(self.options, 3)) // 3)
 
     def _video_codec(self, media: MediaInfo, ctx: JobContext,
                      burn: Path | None = None) -> list[str]:
@@ -193,7 +199,9 @@ class FfmpegMuxer:
             import soundfile
 
             channels = soundfile.info(str(dubbed_audio)).channels
-            dub_codec = ["-c:a:0", "aac", "-b:a:0", dub_bitrate(self.options, channels)]
+            # A surround dub's WAV carries no layout: FFmpeg's usual one for its channels.
+            lfe = 1 if channels in (6, 7, 8) else 0
+            dub_codec = ["-c:a:0", "aac", "-b:a:0", dub_bitrate(self.options, channels, lfe)]
         # One coder for every AAC track written (the dub, and an original that cannot be copied).
         args += ["-map", "1:a:0", *dub_codec, "-aac_coder", coder,
                  "-metadata:s:a:0", f"language={lang3(ctx.target_lang)}",

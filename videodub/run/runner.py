@@ -44,7 +44,7 @@ from videodub.run.quality import summary_line as quality_line
 from videodub.run.report import JobRecord, build_report
 from videodub.run.stages import Pipeline
 from videodub.run.stats import ProcessMonitor, StageStats
-from videodub.run.tail import connect_tail
+from videodub.run.tail import connect_tail, keeps_surround
 from videodub.run.workers import plan_workers
 from videodub.subtitles import reading_figures
 
@@ -203,6 +203,7 @@ class Runner:
         lease = JobLease(cache.root).__enter__()
         ctx = self.ctx = JobContext(self.run_dir, job.target_lang, job.source_lang,
                                     cache_dir=cache.root, verbose=job.verbose)
+        ctx.surround = keeps_surround(stages)
         outputs = Outputs(self.run_dir, job.input, job.keep_work, job.subtitles, ctx)
         monitor = self.monitor = ProcessMonitor(list(self.stats.values()),
                                                 children=ctx.child_pids)

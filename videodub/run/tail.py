@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from videodub.model import EncodesDub, StreamsEncoded
+from videodub.model import EncodesDub, MixesSurround, StreamsEncoded
 
 log = logging.getLogger(__name__)
 
@@ -29,3 +29,10 @@ def connect_tail(stages: dict[str, Any]) -> bool:
     mixer.encode_as(encoding)
     log.info("tail: the mixer encodes the dub track as it mixes (%s)", " ".join(encoding.args))
     return True
+
+
+def keeps_surround(stages: dict[str, Any]) -> bool:
+    """Whether the mixer dubs a surround original in its own channels (ingest then extracts
+    them); asked after :func:`connect_tail`, so the muxer's encoding has its say."""
+    mixer = stages.get("mix")
+    return isinstance(mixer, MixesSurround) and mixer.keeps_surround()
