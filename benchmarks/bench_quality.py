@@ -31,7 +31,10 @@ With ``--music FILE --surround DB`` the first talk (dubbed into Spanish) and the
 and the music DB under it in the other channels. The row's ``extra`` says how much of the music
 the dub kept under the voice, against its level elsewhere in the dub (0 dB: kept whole).
 ``--surround-upmix S`` adds the talk once more with its voice in the front pair too from S
-seconds on (an upmixed scene), measured before and after S apart.
+seconds on (an upmixed scene), measured before and after S apart. The row also gives the
+dub track's layout (5.1 when the voice was in the centre alone) and its loudness by FFmpeg's
+meter; ``--surround-stereo`` dubs each of these talks once more in stereo
+(``mix.surround=false``), the way they were dubbed before, to compare in the same run.
 
 With ``--noise-snr 10,3`` the first talk is also dubbed and re-voiced with white noise under
 it at each of those SNRs (against the speech's own power): the recogniser's times and the
@@ -217,6 +220,22 @@ def with_surround(speech_file: Path, music: Path, below_db: float, folder: Path,
     return out, voice, bed.mean(axis=1)
 
 
+def dub_layout(video: Path) -> str:
+    """The dub track's channel layout and its loudness by FFmpeg's meter (BS.1770)."""
+    import re
+
+    import av
+
+    from videodub.media import run_ffmpeg
+
+    with av.open(str(video)) as container:
+        layout = container.streams.audio[0].layout.name
+    log = run_ffmpeg(["-v", "info", "-nostats", "-i", str(video), "-map", "0:a:0", "-af",
+                      "ebur128=framelog=quiet", "-f", "null", "-"])
+    loudness = float(re.findall(r"I:\s+(-?[\d.]+) LUFS", log)[-1])
+    return f"dub {layout} {loudness:.1f} LUFS"
+
+
 def surround_kept(dub: Path, original: Path, voice: np.ndarray, music: np.ndarray,
                   notes: list[str], split: float | None = None) -> str:
     """The original's music, and its voice, under the voice: how loud in the dub against the
@@ -237,9 +256,12 @@ def _kept(dub: Path, original: Path, voice: np.ndarray, music: np.ndarray,
     import re
 
     rate, frame = 48000, 4800
-    gains = [float(g) for note in notes if note.startswith("mix: streamed")
-             for g in re.findall(r"gain ([-+][0-9.]+) dB", note)]
-    mix_gain = 10 ** (float(np.mean(gains or [0.0])) / 20)
+    streamed = [note for note in notes if note.startswith("mix: streamed")]
+    gains = [float(g) for note in streamed for g in re.findall(r"gain ([-+][0-9.]+) dB", note)]
+    # ... and a correction pass's gain on top, when the first missed the target
+    fixed = [float(g) for note in streamed for g in re.findall(r"corrected by ([-+][0-9.]+) dB",
+                                                                note)]
+    mix_gain = 10 ** ((float(np.mean(gains or [0.0])) + sum(fixed)) / 20)
 
     def median_gain(path: Path) -> np.ndarray:
         d = decode(path, rate, "stereo")
@@ -421,6 +443,9 @@ def main() -> None:
     ap.add_argument("--surround", type=float, default=None, metavar="DB",
                     help="also the first talk and the JFK sample in 5.1, the voice in the "
                          "centre and --music DB under it in the others")
+    ap.add_argument("--surround-stereo", action="store_true",
+                    help="with --surround, each surround talk also dubbed in stereo "
+                         "(mix.surround=false), as before 5.1 dubs")
     ap.add_argument("--surround-upmix", type=float, default=None, metavar="S",
                     help="with --surround, the first talk in 5.1 once more, its voice in "
                          "the front pair too from S seconds on (an upmixed scene)")
@@ -479,6 +504,11 @@ def main() -> None:
                               ["target_lang=en", "translate=none"]))
         else:
             print(f"(the JFK sample is not at {JFK}: skipped)", file=sys.stderr)
+        if args.surround_stereo:
+            for name in list(surround):
+                entry = next(t for t in talks if t[0] == name)
+                surround[f"{name}-stereo"] = surround[name]
+                talks.append((f"{name}-stereo", *entry[1:4], [*entry[4], "mix.surround=false"]))
         duration = args.lines * 4.0
         print(f"generated talk: {args.lines} sentences, ~{duration:.0f} s; figures per run\n")
         for name, path, starts, nuclei, overrides in talks:
@@ -501,7 +531,8 @@ def main() -> None:
                 if name.startswith("jfk-en"):
                     extra = f"WER {wer(JFK_TEXT, back_transcribe(result.video)):.2f}"
                 if name in surround:
-                    extra = ", ".join(filter(None, [extra, surround_kept(
+                    extra = ", ".join(filter(None, [extra, dub_layout(result.video),
+                                                    surround_kept(
                         result.video, *surround[name], result.report.get("notes", []),
                         args.surround_upmix if "-upmix" in name else None)]))
                 rows.append(row(name, profile, result, wall, known, heard, extra, placed))

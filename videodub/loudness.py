@@ -97,18 +97,24 @@ class LoudnessMeter:
     the surrounds at +1.5 dB."""
 
     def __init__(self, rate: int, channels: int, layout: str | None = None) -> None:
+        weights = bs1770_weights(layout or "", channels)
+        # The channels that count (not the LFE), weighted when they are not all alike.
+        self.counted = None if weights.all() else np.flatnonzero(weights)
+        if self.counted is not None:
+            weights = weights[self.counted]
+        self.channel_weights = None if (weights == 1.0).all() else weights
+        channels = len(weights)
         self.weighting = KWeighted(rate, channels)
         self.hop = int(round(rate * HOP_S))
         self.rest = np.zeros((0, channels))  # filtered samples of an unfinished hop
         self.energies: list[float] = []  # mean square per hop, summed over channels
         self.weight = 2.0 if channels == 1 else 1.0
-        # Per channel, when they are not all alike (a surround layout).
-        weights = bs1770_weights(layout or "", channels)
-        self.channel_weights = None if (weights == 1.0).all() else weights
 
     def add(self, audio: np.ndarray) -> None:
         if len(audio) == 0:
             return
+        if self.counted is not None:
+            audio = audio[:, self.counted]
         weighted = np.concatenate([self.rest, self.weighting(audio)])
         whole = len(weighted) // self.hop * self.hop
         if whole:
@@ -116,8 +122,7 @@ class LoudnessMeter:
             if self.channel_weights is None:
                 sums = np.einsum("hnc,hnc->h", hops, hops, dtype=np.float64)
             else:
-                sums = np.einsum("hnc,hnc,c->h", hops, hops, self.channel_weights,
-                                 dtype=np.float64)
+                sums = np.einsum("hnc,hnc->hc", hops, hops) @ self.channel_weights
             self.energies.extend((sums * (self.weight / self.hop)).tolist())
         self.rest = weighted[whole:]
 
